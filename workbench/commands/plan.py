@@ -1,0 +1,51 @@
+"""`workbench plan CONFIG [--json]`."""
+from __future__ import annotations
+
+from workbench.commands._common import load_config, print_json
+from workbench.plan import Plan, make_plan
+from workbench.validate import errors, validate
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("config", help="config TOML")
+    parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+    parser.add_argument("--num-processes", type=int, default=1, help="GPUs the run will use (default 1)")
+
+
+def run(args) -> int:
+    cfg = load_config(args.config)
+    for finding in errors(validate(cfg)):
+        raise_finding(finding)
+    plan = make_plan(cfg, num_processes=args.num_processes)
+    if args.json:
+        print_json(plan.to_json())
+    else:
+        print(summary(plan))
+    return 0
+
+
+def raise_finding(finding) -> None:
+    from workbench.errors import UserError
+    raise UserError(f"{finding.field}: {finding.message}")
+
+
+def summary(plan: Plan) -> str:
+    lines = ["Subsets:"]
+    for s in plan.dataset.subsets:
+        kind = "reg  " if s.is_reg else "train"
+        lines.append(f"  {kind} {s.name:<30} repeats {s.repeats:>4}  images {len(s.images):>6}  "
+                     f"captioned {s.captioned:>6}  class '{s.class_tokens}'")
+    for folder, why in plan.dataset.skipped:
+        lines.append(f"  skipped {folder}: {why}")
+    lines += [f"Train images × repeats: {plan.num_train_images}",
+              f"Reg images × repeats:   {plan.num_reg_images} (balanced to {sum(i.repeats for i in plan.images if i.is_reg)})",
+              "", f"{'bucket':>12}  {'images×repeats':>14}  {'batches':>8}"]
+    for (w, h), count in plan.buckets.items():
+        lines.append(f"{w:>5} × {h:<5}  {count:>14}  {-(-count // plan.train_batch_size):>8}")
+    lines += ["", f"Batches per epoch: {plan.batches_per_epoch} (batch size {plan.train_batch_size}, "
+              "each bucket rounded up to whole batches)",
+              f"Steps per epoch:   {plan.steps_per_epoch} (÷ {plan.gradient_accumulation_steps} accumulation"
+              f", ÷ {plan.num_processes} processes, rounded up)",
+              f"Epochs:            {plan.epochs}",
+              f"Total steps:       {plan.total_steps}"]
+    return "\n".join(lines)

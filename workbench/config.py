@@ -1,0 +1,318 @@
+"""The one typed config of a LoRA run.
+
+Keys are named exactly as sd-scripts' arguments, so a kohya user recognises every key and an
+export to sd-scripts is a rename-free dump. Each field carries its help text (the app shows it),
+the group it sits in on the Parameters page, and, where it has one, its list of valid values.
+Validation lives in `validate()` (workbench/validate.py holds the rules); TOML in/out is here.
+"""
+from __future__ import annotations
+
+from workbench.errors import UserError
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CONFIG_VERSION = 1
+
+SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts",
+              "polynomial", "adafactor")
+OPTIMIZERS = ("AdamW", "AdamW8bit", "PagedAdamW8bit", "Lion", "Lion8bit", "SGDNesterov",
+              "SGDNesterov8bit", "Adafactor", "DAdaptation", "DAdaptAdam", "DAdaptAdaGrad",
+              "DAdaptAdan", "DAdaptLion", "DAdaptSGD", "Prodigy")
+NETWORK_MODULES = ("networks.lora", "lycoris.kohya")
+PRECISIONS = ("no", "fp16", "bf16")
+SAVE_PRECISIONS = ("float", "fp16", "bf16")
+SAMPLERS = ("ddim", "pndm", "lms", "euler", "euler_a", "heun", "dpm_2", "dpm_2_a", "dpmsolver",
+            "dpmsolver++", "dpmsingle", "k_lms", "k_euler", "k_euler_a", "k_dpm_2", "k_dpm_2_a")
+
+
+class ConfigError(UserError):
+    """A config that cannot be read: the message names the file or key and what to do."""
+
+
+def opt(default: Any, help: str, group: str, choices: tuple | None = None, **extra) -> Any:
+    """A config field: default, one-line help, the Parameters-page group, valid values."""
+    meta = {"help": help, "group": group, "choices": choices, **extra}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+SOURCE, FOLDERS, BASIC, NETWORK, ADVANCED, SAMPLES = (
+    "Source model", "Folders", "Basic", "Network", "Advanced", "Samples")
+
+
+@dataclass
+class TrainConfig:
+    # --- source model
+    pretrained_model_name_or_path: str = opt("", "Base model: a diffusers folder or a .safetensors/.ckpt checkpoint file.", SOURCE, path="model")
+    v2: bool = opt(False, "The base model is SD 2.x (OpenCLIP text encoder).", SOURCE)
+    v_parameterization: bool = opt(False, "Train with v-prediction (SD 2.x 768-v models).", SOURCE)
+    sdxl: bool = opt(False, "The base model is SDXL (two text encoders, size conditioning).", SOURCE)
+    # --- folders
+    train_data_dir: str = opt("", "Folder holding the <repeats>_<class tokens> image folders.", FOLDERS, path="dir")
+    reg_data_dir: str = opt("", "Folder holding the regularisation <repeats>_<class> folders (optional).", FOLDERS, path="dir")
+    output_dir: str = opt("", "Where the LoRA files are written.", FOLDERS, path="dir")
+    output_name: str = opt("last", "File name of the LoRA, without extension.", FOLDERS)
+    logging_dir: str = opt("", "TensorBoard log folder (empty: the run directory's tb/).", FOLDERS, path="dir")
+    save_model_as: str = opt("safetensors", "File format of the LoRA: safetensors (recommended) or ckpt.", FOLDERS, choices=("safetensors", "ckpt"))
+    training_comment: str = opt("", "Free text stored in the LoRA's metadata (ss_training_comment).", FOLDERS)
+    # --- basic
+    train_batch_size: int = opt(1, "Images per batch; a batch only ever holds images of one bucket.", BASIC, min=1)
+    max_train_epochs: int | None = opt(10, "Epochs to train; when set it decides the total steps (max_train_steps is then ignored).", BASIC, min=1)
+    max_train_steps: int = opt(0, "Total optimizer steps; used only when max_train_epochs is empty. 0 = decided by epochs.", BASIC, min=0)
+    save_every_n_epochs: int | None = opt(1, "Save an intermediate LoRA every N epochs (empty: only at the end).", BASIC, min=1)
+    caption_extension: str = opt(".txt", "Extension of the caption file beside each image (.txt, .caption ...).", BASIC)
+    mixed_precision: str = opt("fp16", "Precision of the forward/backward pass: no (fp32), fp16 or bf16.", BASIC, choices=PRECISIONS)
+    save_precision: str = opt("fp16", "Precision of the tensors in the saved LoRA.", BASIC, choices=SAVE_PRECISIONS)
+    num_cpu_threads_per_process: int = opt(2, "CPU threads for each training process.", BASIC, min=1)
+    seed: int | None = opt(None, "Random seed (empty: a random one, recorded in the LoRA's metadata).", BASIC, min=0)
+    cache_latents: bool = opt(True, "Encode every image with the VAE once and keep the latents in memory (about a third less work per step).", BASIC)
+    cache_latents_to_disk: bool = opt(False, "Also keep the latents on disk beside the images (.npz), reused across runs.", BASIC)
+    learning_rate: float = opt(1e-4, "Base learning rate; used where unet_lr or text_encoder_lr are empty.", BASIC, min=0.0)
+    unet_lr: float | None = opt(None, "Learning rate of the UNet's LoRA modules (empty: learning_rate).", BASIC, min=0.0)
+    text_encoder_lr: float | None = opt(None, "Learning rate of the text encoder's LoRA modules (empty: learning_rate; 0: UNet only).", BASIC, min=0.0)
+    lr_scheduler: str = opt("cosine", "Learning-rate schedule over the run.", BASIC, choices=SCHEDULERS)
+    lr_warmup_steps: float = opt(0.0, "Warmup: an integer is a number of steps; a value below 1 is a fraction of the total steps.", BASIC, min=0.0)
+    lr_scheduler_num_cycles: int = opt(1, "Number of restarts for cosine_with_restarts.", BASIC, min=1)
+    lr_scheduler_power: float = opt(1.0, "Power of the polynomial schedule (1 = linear decay).", BASIC, min=0.0)
+    optimizer_type: str = opt("AdamW8bit", "Optimizer. The 8-bit ones (bitsandbytes) need CUDA to be worth it.", BASIC, choices=OPTIMIZERS)
+    optimizer_args: list[str] = opt([], 'Extra optimizer arguments, each "key=value" (e.g. weight_decay=0.01, betas=(0.9,0.99)).', BASIC)
+    resolution: str = opt("512,512", 'Training resolution "W,H" (or one number for a square); buckets keep about its area.', BASIC)
+    stop_text_encoder_training: int = opt(0, "Percent of the total steps after which the text encoder stops learning (0: never).", BASIC, min=0, max=100)
+    enable_bucket: bool = opt(True, "Aspect-ratio bucketing: images are grouped by shape instead of cropped to a square.", BASIC)
+    min_bucket_reso: int = opt(256, "Smallest bucket side, in pixels.", BASIC, min=64)
+    max_bucket_reso: int = opt(2048, "Largest bucket side, in pixels.", BASIC, min=64)
+    bucket_reso_steps: int = opt(64, "Bucket sides are multiples of this (64 for SD1/SD2; 32 allowed for SDXL).", BASIC, min=8)
+    bucket_no_upscale: bool = opt(False, "Never upscale: small images keep their size, bucketed to its multiple of bucket_reso_steps.", BASIC)
+    # --- network
+    network_module: str = opt("networks.lora", "networks.lora (kohya LoRA/LoCon) or lycoris.kohya (LoCon, LoHa, LoKr ... via network_args algo=).", NETWORK, choices=NETWORK_MODULES)
+    network_dim: int = opt(8, "Rank of the LoRA (network_dim).", NETWORK, min=1)
+    network_alpha: float = opt(1.0, "Alpha: the update is scaled by alpha / rank. Usually ≤ rank.", NETWORK, min=0.0)
+    network_args: list[str] = opt([], 'Network arguments, each "key=value": conv_dim, conv_alpha, rank_dropout, module_dropout, algo, preset ...', NETWORK)
+    network_dropout: float = opt(0.0, "Dropout on the rank activations of each LoRA module (0 to 1).", NETWORK, min=0.0, max=1.0)
+    network_weights: str = opt("", "Continue training from this LoRA file (optional).", NETWORK, path="file")
+    dim_from_weights: bool = opt(False, "Take rank and alpha from network_weights.", NETWORK)
+    network_train_unet_only: bool = opt(False, "Train the UNet only; the text encoder is left as it is.", NETWORK)
+    scale_weight_norms: float = opt(0.0, "Max norm of each module's weight update (0: off); larger ones are scaled down after each step.", NETWORK, min=0.0)
+    # --- advanced
+    gradient_accumulation_steps: int = opt(1, "Batches whose gradients add up before one optimizer step.", ADVANCED, min=1)
+    gradient_checkpointing: bool = opt(False, "Recompute activations in the backward pass: less VRAM, about 20-30% slower.", ADVANCED)
+    max_grad_norm: float = opt(1.0, "Clip the gradient norm to this (0: no clipping).", ADVANCED, min=0.0)
+    clip_skip: int = opt(1, "Use the output of the Nth-from-last text-encoder layer (2 for many anime models).", ADVANCED, min=1, max=12)
+    noise_offset: float = opt(0.0, "Noise offset (about 0.05-0.1 helps very dark/bright images; 0: off).", ADVANCED, min=0.0)
+    min_snr_gamma: float = opt(0.0, "Min-SNR loss weighting gamma (5 is the paper's value; 0: off).", ADVANCED, min=0.0)
+    prior_loss_weight: float = opt(1.0, "Loss weight of regularisation images.", ADVANCED, min=0.0)
+    shuffle_caption: bool = opt(False, "Shuffle the comma-separated tags of each caption every step.", ADVANCED)
+    keep_tokens: int = opt(0, "With shuffle_caption: keep the first N tags in place (e.g. the trigger word).", ADVANCED, min=0)
+    flip_aug: bool = opt(False, "Randomly mirror images horizontally (not with cached latents).", ADVANCED)
+    save_state: bool = opt(False, "Also save the optimizer/scheduler state with each save, so the run can be resumed.", ADVANCED)
+    resume: str = opt("", "Resume from a saved state folder (continues steps, LR schedule and data order).", ADVANCED, path="dir")
+    # --- samples
+    sample_prompts: str = opt("", "Prompt file for sample images (one prompt per line, with --w --h --s --l --n --d).", SAMPLES, path="file")
+    sample_every_n_epochs: int | None = opt(None, "Render the sample prompts every N epochs (empty: never).", SAMPLES, min=1)
+    sample_sampler: str = opt("ddim", "Sampler for sample images.", SAMPLES, choices=SAMPLERS)
+
+    # ---- derived numbers (one place for each)
+    def resolution_wh(self) -> tuple[int, int]:
+        return parse_resolution(self.resolution)
+
+    def unet_lr_value(self) -> float:
+        return self.learning_rate if self.unet_lr is None else self.unet_lr
+
+    def text_encoder_lr_value(self) -> float:
+        return self.learning_rate if self.text_encoder_lr is None else self.text_encoder_lr
+
+    def trains_text_encoder(self) -> bool:
+        return not self.network_train_unet_only and self.text_encoder_lr_value() > 0
+
+    def network_args_dict(self) -> dict[str, str]:
+        return parse_key_values(self.network_args, "network_args")
+
+    def model_family(self) -> str:
+        """sd1, sd2 or sdxl, from the flags (checks.py compares it with the checkpoint)."""
+        return "sdxl" if self.sdxl else "sd2" if self.v2 else "sd1"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+
+FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+
+def field_help(name: str) -> str:
+    return FIELDS[name].metadata["help"]
+
+
+def fields_in_group(group: str) -> list[dataclasses.Field]:
+    return [f for f in FIELDS.values() if f.metadata["group"] == group]
+
+
+GROUPS = (SOURCE, FOLDERS, BASIC, NETWORK, ADVANCED, SAMPLES)
+
+
+def parse_resolution(text: str | int | list | tuple) -> tuple[int, int]:
+    """ "512" -> (512, 512); "768,512" -> (768, 512); [768, 512] -> (768, 512)."""
+    if isinstance(text, (list, tuple)):
+        parts = [str(p) for p in text]
+    else:
+        parts = [p.strip() for p in str(text).replace("x", ",").split(",") if p.strip()]
+    try:
+        sizes = [int(p) for p in parts]
+    except ValueError:
+        raise ConfigError(f'resolution: "{text}" is not "W,H" in pixels (e.g. "512,512")') from None
+    if len(sizes) == 1:
+        sizes = sizes * 2
+    if len(sizes) != 2 or min(sizes) <= 0:
+        raise ConfigError(f'resolution: "{text}" is not "W,H" in pixels (e.g. "512,512")')
+    return sizes[0], sizes[1]
+
+
+def parse_key_values(items: list[str], key: str) -> dict[str, str]:
+    """["conv_dim=4", "algo=locon"] -> {"conv_dim": "4", "algo": "locon"}."""
+    out = {}
+    for item in items:
+        name, sep, value = str(item).partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f'{key}: "{item}" is not "key=value"')
+        out[name.strip()] = value.strip()
+    return out
+
+
+# ---------------------------------------------------------------- reading values
+
+def _coerce(name: str, value: Any) -> Any:
+    """Turn a TOML/JSON value into the field's type, or raise a ConfigError naming the key."""
+    f = FIELDS[name]
+    kind = f.type if isinstance(f.type, str) else str(f.type)
+    optional = "None" in kind
+    if value is None or (optional and value == ""):
+        if optional:
+            return None
+        raise ConfigError(f"{name}: a value is required ({f.metadata['help']})")
+    try:
+        if kind.startswith("bool"):
+            return _to_bool(value)
+        if kind.startswith("int"):
+            return _to_int(value)
+        if kind.startswith("float"):
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if kind.startswith("list"):
+            if isinstance(value, str):
+                return value.split()
+            return [str(v) for v in value]
+        if name == "resolution" and isinstance(value, (list, tuple, int)):
+            w, h = parse_resolution(value)
+            return f"{w},{h}"
+        if isinstance(value, (dict, list)):
+            raise ValueError
+        return str(value)
+    except (ValueError, TypeError):
+        raise ConfigError(f"{name}: {value!r} is not a valid {kind.replace(' | None', '')} "
+                          f"({f.metadata['help']})") from None
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.strip().lower() in ("true", "1", "yes")
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise ValueError
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError
+        return int(value)
+    return int(str(value).strip())
+
+
+def _warmup(value: Any) -> float | int:
+    """lr_warmup_steps: an int is steps, a float below 1 a ratio of the total (as sd-scripts)."""
+    if isinstance(value, bool):
+        raise ConfigError("lr_warmup_steps: give a number of steps or a ratio below 1")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"lr_warmup_steps: {value!r} is not a number of steps or a ratio below 1") from None
+    if number < 0:
+        raise ConfigError("lr_warmup_steps: must be 0 or more")
+    if number < 1:
+        return number
+    if not number.is_integer():
+        raise ConfigError(f"lr_warmup_steps: {value!r} — give whole steps, or a ratio below 1")
+    return int(number)
+
+
+def flatten(data: dict[str, Any]) -> dict[str, Any]:
+    """Tables only group keys (as in sd-scripts' --config_file): lift their keys to the top."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value))
+        else:
+            flat[key] = value
+    return flat
+
+
+def from_dict(data: dict[str, Any]) -> tuple[TrainConfig, list[str]]:
+    """Build a config from flat or grouped keys. Returns it and the unknown keys (reported, not used)."""
+    flat = flatten(data)
+    flat.pop("config_version", None)
+    known, unknown = {}, []
+    for key, value in flat.items():
+        if key not in FIELDS:
+            unknown.append(key)
+        elif key == "lr_warmup_steps":
+            known[key] = _warmup(value)
+        else:
+            known[key] = _coerce(key, value)
+    return TrainConfig(**known), unknown
+
+
+def load_toml(path: str | Path) -> tuple[TrainConfig, list[str]]:
+    """Read a config TOML. Raises ConfigError with the file name and what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    try:
+        return from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def to_toml(cfg: TrainConfig, grouped: bool = False) -> str:
+    """TOML text of a config. None values are left out (TOML has no null); they mean 'empty'."""
+    import tomli_w
+    values = {k: v for k, v in cfg.to_dict().items() if v is not None}
+    if not grouped:
+        return tomli_w.dumps({"config_version": CONFIG_VERSION, **values})
+    tables: dict[str, dict] = {}
+    for key, value in values.items():
+        group = FIELDS[key].metadata["group"].lower().replace(" ", "_")
+        tables.setdefault(group, {})[key] = value
+    return tomli_w.dumps({"config_version": CONFIG_VERSION, **tables})
+
+
+def save_toml(cfg: TrainConfig, path: str | Path) -> Path:
+    from workbench.fileio import write_text_atomic
+    path = Path(path)
+    write_text_atomic(path, to_toml(cfg))
+    return path

@@ -1,0 +1,139 @@
+"""The one plan: buckets, repeats, reg balancing and step counts, as sd-scripts computes them.
+
+The trainer, the CLI and the app all call `make_plan`; the number the app shows is the number the
+trainer runs. A "step" is an optimizer step everywhere.
+"""
+from __future__ import annotations
+
+from workbench.errors import UserError
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from workbench.buckets import Bucketer, BucketSpec
+from workbench.dataset import Dataset, ImageInfo, Subset, scan_config
+
+
+class PlanError(UserError):
+    """A plan that cannot be made: the message names the field or folder."""
+
+
+@dataclass
+class PlannedImage:
+    info: ImageInfo
+    subset: Subset
+    bucket: tuple[int, int]
+    resized: tuple[int, int]
+    repeats: int                    # effective, after reg balancing (0: unused reg image)
+
+    @property
+    def is_reg(self) -> bool:
+        return self.subset.is_reg
+
+
+@dataclass
+class Plan:
+    dataset: Dataset
+    images: list[PlannedImage]      # every image, unused reg images too (repeats 0)
+    buckets: dict[tuple[int, int], int]   # bucket -> image count with repeats, sorted
+    num_train_images: int           # Σ train images × repeats
+    num_reg_images: int             # Σ reg images × folder repeats, before balancing
+    train_batch_size: int
+    gradient_accumulation_steps: int
+    num_processes: int
+    batches_per_epoch: int
+    steps_per_epoch: int
+    epochs: int
+    total_steps: int
+
+    @property
+    def used_images(self) -> list[PlannedImage]:
+        return [im for im in self.images if im.repeats > 0]
+
+    def to_json(self) -> dict:
+        """The `workbench plan --json` object; scripts depend on its exact keys."""
+        return {
+            "num_train_images": self.num_train_images,
+            "num_reg_images": self.num_reg_images,
+            "subsets": [{"dir": str(s.dir), "repeats": s.repeats, "class_tokens": s.class_tokens,
+                         "is_reg": s.is_reg, "images": len(s.images)} for s in self.dataset.subsets],
+            "images": [{"path": str(im.info.path), "size": list(im.info.size), "bucket": list(im.bucket),
+                        "resized": list(im.resized), "repeats": im.repeats, "is_reg": im.is_reg,
+                        "caption": im.info.caption} for im in self.used_images],
+            "buckets": [{"resolution": list(reso), "count": count} for reso, count in self.buckets.items()],
+            "batches_per_epoch": self.batches_per_epoch,
+            "steps_per_epoch": self.steps_per_epoch,
+            "epochs": self.epochs,
+            "total_steps": self.total_steps,
+        }
+
+
+def balance_reg_repeats(reg_images: list[tuple[int, int]], target: int) -> list[int]:
+    """sd-scripts' reg balancing. `reg_images` is [(index, folder repeats)] in order; returns
+    the effective repeats. Take images with their repeats until the running total reaches
+    `target`; if still short, add 1 repeat per image round-robin until it does."""
+    repeats = [0] * len(reg_images)
+    if not reg_images or target <= 0:
+        return repeats
+    total = 0
+    for i, (_, folder_repeats) in enumerate(reg_images):
+        repeats[i] = folder_repeats
+        total += folder_repeats
+        if total >= target:
+            return repeats
+    while total < target:
+        for i in range(len(reg_images)):
+            repeats[i] += 1
+            total += 1
+            if total >= target:
+                break
+    return repeats
+
+
+def count_steps(buckets: dict, batch_size: int, grad_accum: int, num_processes: int,
+                max_train_epochs: int | None, max_train_steps: int) -> tuple[int, int, int, int]:
+    """(batches_per_epoch, steps_per_epoch, epochs, total_steps). Each bucket rounds up to whole
+    batches; accumulation and processes divide the batches into optimizer steps."""
+    batches = sum(math.ceil(count / batch_size) for count in buckets.values())
+    steps_per_epoch = math.ceil(batches / num_processes / grad_accum)
+    if batches == 0:
+        return 0, 0, 0, 0
+    if max_train_epochs:
+        return batches, steps_per_epoch, max_train_epochs, max_train_epochs * steps_per_epoch
+    if max_train_steps <= 0:
+        raise PlanError("max_train_epochs / max_train_steps: set one of them (epochs is the usual choice)")
+    return batches, steps_per_epoch, math.ceil(max_train_steps / steps_per_epoch), max_train_steps
+
+
+def plan_dataset(dataset: Dataset, cfg, num_processes: int = 1) -> Plan:
+    bucketer = Bucketer(BucketSpec.from_config(cfg))
+    images: list[PlannedImage] = []
+    for subset in dataset.subsets:
+        for info in subset.images:
+            a = bucketer.assign(*info.size)
+            images.append(PlannedImage(info, subset, a.bucket, a.resized, subset.repeats))
+    num_train = sum(im.repeats for im in images if not im.is_reg)
+    reg = [(i, im.repeats) for i, im in enumerate(images) if im.is_reg]
+    num_reg = sum(r for _, r in reg)
+    for (i, _), repeats in zip(reg, balance_reg_repeats(reg, num_train)):
+        images[i].repeats = repeats
+    counts = Counter()
+    for im in images:
+        counts[im.bucket] += im.repeats
+    buckets = {reso: counts[reso] for reso in sorted(counts) if counts[reso] > 0}
+    batches, per_epoch, epochs, total = count_steps(
+        buckets, cfg.train_batch_size, cfg.gradient_accumulation_steps, num_processes,
+        cfg.max_train_epochs, cfg.max_train_steps)
+    return Plan(dataset, images, buckets, num_train, num_reg, cfg.train_batch_size,
+                cfg.gradient_accumulation_steps, num_processes, batches, per_epoch, epochs, total)
+
+
+def make_plan(cfg, num_processes: int = 1, dataset: Dataset | None = None) -> Plan:
+    """Scan the config's folders (unless a scanned dataset is given) and plan the run."""
+    dataset = dataset if dataset is not None else scan_config(cfg)
+    if not any(s.images for s in dataset.train):
+        where = Path(cfg.train_data_dir)
+        raise PlanError(f"train_data_dir {where}: no training images in any <repeats>_<name> folder")
+    return plan_dataset(dataset, cfg, num_processes)

@@ -1,0 +1,106 @@
+"""LR schedules: the multiplier of each optimizer step, the same functions the trainer runs.
+
+These are the formulas of transformers' `get_scheduler` (tests compare them against it); they
+are written in plain Python so the app and the CLI draw a 10,000-step curve without importing
+torch. The trainer wraps `lr_lambda` in a torch LambdaLR, so the curve shown is the curve run.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+POLYNOMIAL_LR_END = 1e-7   # transformers' default lr_end for the polynomial schedule
+
+
+def warmup_steps_for(lr_warmup_steps: float | int, total_steps: int) -> int:
+    """An int is a number of steps; a float below 1 is a ratio of the total (sd-scripts' rule)."""
+    if isinstance(lr_warmup_steps, float) and lr_warmup_steps < 1:
+        return int(lr_warmup_steps * total_steps)
+    return int(lr_warmup_steps)
+
+
+def lr_lambda(name: str, warmup: int, total: int, num_cycles: int = 1, power: float = 1.0,
+              lr_init: float = 1.0) -> Callable[[int], float]:
+    """The multiplier of the base LR at optimizer step `s` (0-based). `lr_init` only matters for
+    polynomial, whose floor lr_end is absolute."""
+    def warm(s: int) -> float | None:
+        return s / max(1, warmup) if s < warmup else None
+
+    def constant(s):
+        return 1.0
+
+    def constant_with_warmup(s):
+        w = warm(s)
+        return 1.0 if w is None else w
+
+    def linear(s):
+        w = warm(s)
+        return w if w is not None else max(0.0, (total - s) / max(1, total - warmup))
+
+    def cosine(s):
+        w = warm(s)
+        if w is not None:
+            return w
+        progress = (s - warmup) / max(1, total - warmup)
+        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * 0.5 * 2.0 * progress)))
+
+    def cosine_with_restarts(s):
+        w = warm(s)
+        if w is not None:
+            return w
+        progress = (s - warmup) / max(1, total - warmup)
+        if progress >= 1.0:
+            return 0.0
+        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * ((num_cycles * progress) % 1.0))))
+
+    def polynomial(s):
+        w = warm(s)
+        if w is not None:
+            return w
+        lr_end = POLYNOMIAL_LR_END
+        if s > total:
+            return lr_end / lr_init
+        decay = (lr_init - lr_end) * (1 - (s - warmup) / max(1, total - warmup)) ** power + lr_end
+        return decay / lr_init
+
+    table = {"constant": constant, "constant_with_warmup": constant_with_warmup, "linear": linear,
+             "cosine": cosine, "cosine_with_restarts": cosine_with_restarts, "polynomial": polynomial,
+             # Adafactor's own schedule is relative-step inside the optimizer; the preview shows the
+             # initial LR the optimizer is given.
+             "adafactor": constant}
+    if name not in table:
+        raise ValueError(f"lr_scheduler: unknown {name!r}; valid: {', '.join(table)}")
+    return table[name]
+
+
+@dataclass
+class Schedule:
+    total_steps: int
+    warmup_steps: int
+    unet: list[float]
+    text_encoder: list[float]
+    warmup_ignored: bool          # a warmup was asked for but the scheduler has none
+
+    def to_json(self) -> dict:
+        return {"total_steps": self.total_steps, "warmup_steps": self.warmup_steps,
+                "unet": self.unet, "text_encoder": self.text_encoder}
+
+
+def has_warmup(name: str) -> bool:
+    return name not in ("constant", "adafactor")
+
+
+def curve(name: str, base_lr: float, warmup: int, total: int, num_cycles: int, power: float) -> list[float]:
+    f = lr_lambda(name, warmup, total, num_cycles, power, lr_init=base_lr or 1.0)
+    return [base_lr * f(s) for s in range(total)]
+
+
+def make_schedule(cfg, total_steps: int) -> Schedule:
+    """The LR of every optimizer step 0 … total−1 for the UNet and the text encoder."""
+    warmup = warmup_steps_for(cfg.lr_warmup_steps, total_steps)
+    args = (cfg.lr_scheduler, warmup, total_steps, cfg.lr_scheduler_num_cycles, cfg.lr_scheduler_power)
+    unet = curve(args[0], cfg.unet_lr_value(), *args[1:])
+    te = curve(args[0], cfg.text_encoder_lr_value(), *args[1:]) if cfg.trains_text_encoder() else [0.0] * total_steps
+    return Schedule(total_steps, warmup, unet, te,
+                    warmup_ignored=warmup > 0 and not has_warmup(cfg.lr_scheduler))

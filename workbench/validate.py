@@ -1,0 +1,156 @@
+"""Config validation: each rule one small function returning findings that name the field.
+
+Errors stop a run; warnings are shown next to their field in the app and by `workbench check`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from workbench.config import (FIELDS, NETWORK_MODULES, OPTIMIZERS, SCHEDULERS, ConfigError,
+                              TrainConfig, parse_key_values, parse_resolution)
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: str        # "error" | "warning" | "note"
+    field: str        # config key, or "" when it is about files
+    message: str
+    files: tuple[str, ...] = ()
+
+    def line(self) -> str:
+        where = f"{self.field}: " if self.field else ""
+        return f"{self.level}: {where}{self.message}"
+
+    def to_json(self) -> dict:
+        return {"level": self.level, "field": self.field, "message": self.message, "files": list(self.files)}
+
+
+def _choices(cfg: TrainConfig) -> list[Finding]:
+    out = []
+    for name in ("lr_scheduler", "optimizer_type", "network_module", "mixed_precision", "save_precision",
+                 "save_model_as", "sample_sampler"):
+        valid = FIELDS[name].metadata["choices"]
+        value = getattr(cfg, name)
+        if value not in valid:
+            hint = next((v for v in valid if v.lower() == str(value).lower()), None)
+            extra = f" (did you mean {hint}?)" if hint else ""
+            out.append(Finding("error", name, f"unknown {value!r}{extra}; valid: {', '.join(valid)}"))
+    return out
+
+
+def _ranges(cfg: TrainConfig) -> list[Finding]:
+    out = []
+    for name, f in FIELDS.items():
+        value = getattr(cfg, name)
+        if value is None or isinstance(value, (str, list, bool)):
+            continue
+        low, high = f.metadata.get("min"), f.metadata.get("max")
+        if low is not None and value < low:
+            out.append(Finding("error", name, f"{value} is below the minimum {low}"))
+        if high is not None and value > high:
+            out.append(Finding("error", name, f"{value} is above the maximum {high}"))
+    return out
+
+
+def _resolution_and_buckets(cfg: TrainConfig) -> list[Finding]:
+    try:
+        w, h = parse_resolution(cfg.resolution)
+    except ConfigError as exc:
+        return [Finding("error", "resolution", str(exc).split(": ", 1)[1])]
+    out = []
+    step = 32 if cfg.sdxl else 64
+    if cfg.bucket_reso_steps % step:
+        family = "SDXL" if cfg.sdxl else "SD1/SD2"
+        out.append(Finding("error", "bucket_reso_steps", f"{cfg.bucket_reso_steps} is not a multiple of {step}, "
+                           f"which {family} needs (latents are 1/8 of the image and the UNet halves them)"))
+    if cfg.enable_bucket and not cfg.bucket_no_upscale:
+        if cfg.max_bucket_reso < max(w, h):
+            out.append(Finding("error", "max_bucket_reso", f"{cfg.max_bucket_reso} is smaller than the resolution's "
+                               f"side {max(w, h)}; raise it to at least {max(w, h)}"))
+        if cfg.min_bucket_reso > min(w, h):
+            out.append(Finding("error", "min_bucket_reso", f"{cfg.min_bucket_reso} is larger than the resolution's "
+                               f"side {min(w, h)}; lower it"))
+    if w % 8 or h % 8:
+        out.append(Finding("error", "resolution", f"{w},{h}: both sides must be multiples of 8"))
+    return out
+
+
+def _steps(cfg: TrainConfig) -> list[Finding]:
+    if not cfg.max_train_epochs and cfg.max_train_steps <= 0:
+        return [Finding("error", "max_train_epochs", "set max_train_epochs (or max_train_steps); "
+                        "sd-scripts would silently run its default of 1,600 steps")]
+    return []
+
+
+def _warmup(cfg: TrainConfig) -> list[Finding]:
+    if cfg.lr_warmup_steps and cfg.lr_scheduler in ("constant", "adafactor"):
+        return [Finding("note", "lr_warmup_steps", f"{cfg.lr_scheduler} has no warmup: lr_warmup_steps "
+                        f"{cfg.lr_warmup_steps} is ignored (use constant_with_warmup to warm up)")]
+    return []
+
+
+def _network(cfg: TrainConfig) -> list[Finding]:
+    out = []
+    if cfg.network_alpha > cfg.network_dim:
+        out.append(Finding("warning", "network_alpha", f"alpha {cfg.network_alpha:g} is above rank {cfg.network_dim}: "
+                           f"updates are scaled up by {cfg.network_alpha / cfg.network_dim:g}×, which usually "
+                           "needs a lower learning rate"))
+    for key in ("network_args", "optimizer_args"):
+        try:
+            parse_key_values(getattr(cfg, key), key)
+        except ConfigError as exc:
+            out.append(Finding("error", key, str(exc).split(": ", 1)[1]))
+    if cfg.network_module == "lycoris.kohya" and "algo" not in _safe_args(cfg):
+        out.append(Finding("note", "network_args", "lycoris.kohya without algo= trains LoCon (algo=locon)"))
+    if cfg.dim_from_weights and not cfg.network_weights:
+        out.append(Finding("error", "dim_from_weights", "needs network_weights (the LoRA to take rank and alpha from)"))
+    return out
+
+
+def _safe_args(cfg: TrainConfig) -> dict:
+    try:
+        return cfg.network_args_dict()
+    except ConfigError:
+        return {}
+
+
+def _text_encoder(cfg: TrainConfig) -> list[Finding]:
+    if cfg.stop_text_encoder_training and not cfg.trains_text_encoder():
+        return [Finding("note", "stop_text_encoder_training", "the text encoder is not trained in this run; ignored")]
+    return []
+
+
+def _samples(cfg: TrainConfig) -> list[Finding]:
+    if cfg.sample_every_n_epochs and not cfg.sample_prompts:
+        return [Finding("warning", "sample_prompts", "sample_every_n_epochs is set but there is no prompt file")]
+    return []
+
+
+def _required_paths(cfg: TrainConfig) -> list[Finding]:
+    out = []
+    for name in ("pretrained_model_name_or_path", "train_data_dir", "output_dir"):
+        if not getattr(cfg, name):
+            out.append(Finding("error", name, f"not set: {FIELDS[name].metadata['help']}"))
+    return out
+
+
+def _flip_with_cache(cfg: TrainConfig) -> list[Finding]:
+    if cfg.flip_aug and cfg.cache_latents:
+        return [Finding("warning", "flip_aug", "has no effect with cache_latents (latents are encoded once, unflipped)")]
+    return []
+
+
+RULES = (_choices, _ranges, _resolution_and_buckets, _steps, _warmup, _network, _text_encoder, _samples,
+         _flip_with_cache)
+
+
+def validate(cfg: TrainConfig, require_paths: bool = False) -> list[Finding]:
+    """All findings for a config. `require_paths`: also demand model, data and output paths."""
+    findings = [f for rule in RULES for f in rule(cfg)]
+    if require_paths:
+        findings = _required_paths(cfg) + findings
+    return findings
+
+
+def errors(findings: list[Finding]) -> list[Finding]:
+    return [f for f in findings if f.level == "error"]
