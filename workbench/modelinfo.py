@@ -1,0 +1,95 @@
+"""What a base model is (sd1, sd2 or sdxl, v-prediction or not), read without loading it:
+tensor names from a single file's header, or the JSON configs of a diffusers folder.
+
+Used by preflight (a contradiction with the v2/sdxl flags is refused before a run) and by the
+trainer (the same rule, so both say the same)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from workbench.errors import UserError
+from workbench.safetensors_header import read_header, tensor_entries
+
+FAMILY_NAMES = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL"}
+
+
+class ModelError(UserError):
+    pass
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    path: Path
+    family: str                   # "sd1" | "sd2" | "sdxl"
+    v_prediction: bool | None     # None: the file doesn't say
+    layout: str                   # "diffusers" | "single_file"
+
+    @property
+    def family_name(self) -> str:
+        return FAMILY_NAMES[self.family]
+
+
+def family_from_tensor_names(names) -> str | None:
+    """SDXL has a second (OpenCLIP bigG) embedder; SD2 an OpenCLIP text model; SD1 CLIP-L."""
+    has = lambda prefix: any(n.startswith(prefix) for n in names)  # noqa: E731
+    if has("conditioner.embedders.1.") or has("text_encoder_2.") or has("add_embedding.linear_1"):
+        return "sdxl"
+    if has("cond_stage_model.model.transformer.") or has("cond_stage_model.model.token_embedding"):
+        return "sd2"
+    if has("cond_stage_model.transformer.") or has("model.diffusion_model.") or has("first_stage_model."):
+        return "sd1"
+    return None
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def family_of_diffusers_folder(folder: Path) -> tuple[str, bool | None]:
+    index = _read_json(folder / "model_index.json")
+    if not index and not (folder / "unet" / "config.json").is_file():
+        raise ModelError(f"{folder}: not a diffusers model folder (no model_index.json or unet/config.json)")
+    scheduler = _read_json(folder / "scheduler" / "scheduler_config.json")
+    v_pred = {"v_prediction": True, "epsilon": False}.get(scheduler.get("prediction_type"))
+    if "XL" in str(index.get("_class_name", "")) or (folder / "text_encoder_2").is_dir():
+        return "sdxl", v_pred
+    te = _read_json(folder / "text_encoder" / "config.json")
+    unet = _read_json(folder / "unet" / "config.json")
+    # SD2's OpenCLIP ViT-H uses gelu and 1024-wide cross-attention; SD1's CLIP-L uses quick_gelu, 768
+    if te.get("hidden_act") == "gelu" or unet.get("cross_attention_dim") == 1024:
+        return "sd2", v_pred
+    return "sd1", v_pred
+
+
+def model_info(path: str | Path) -> ModelInfo:
+    """Family of a diffusers folder or a .safetensors checkpoint; ModelError when it can't tell."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise ModelError(f"{path}: model not found; give a diffusers folder or a .safetensors checkpoint")
+    if path.is_dir():
+        family, v_pred = family_of_diffusers_folder(path)
+        return ModelInfo(path, family, v_pred, "diffusers")
+    if path.suffix.lower() in (".ckpt", ".pt", ".pth", ".bin"):
+        # the family of a pickle checkpoint is read at load time (torch.load with weights_only=True)
+        raise ModelError(f"{path}: a .ckpt checkpoint; its family is only known once loaded — "
+                         "prefer a .safetensors file")
+    _, header = read_header(path)
+    family = family_from_tensor_names(tensor_entries(header))
+    if family is None:
+        raise ModelError(f"{path}: not a Stable Diffusion checkpoint (no UNet / text-encoder tensors found)")
+    return ModelInfo(path, family, None, "single_file")
+
+
+def contradiction(info: ModelInfo, cfg) -> str | None:
+    """A sentence when the v2/sdxl flags disagree with the checkpoint, else None."""
+    flagged = cfg.model_family()
+    if flagged == info.family:
+        return None
+    flag = {"sd1": "v2 = false and sdxl = false", "sd2": "v2 = true", "sdxl": "sdxl = true"}[info.family]
+    return (f"{info.path} is an {info.family_name} model but the config says {FAMILY_NAMES[flagged]}; "
+            f"set {flag}")

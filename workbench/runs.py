@@ -1,0 +1,263 @@
+"""Run directories: the contract between the app and the trainer.
+
+    <run>/config.toml    frozen copy of the config the run uses
+    <run>/metrics.jsonl  events, one JSON object per line, appended and flushed by the trainer
+    <run>/status.json    pid, state, step, total_steps, times, outputs, error (replaced atomically)
+    <run>/trainer.log    the process's output
+    <run>/samples/       sample images
+
+Everything the app shows about a run is rebuilt from these files, so reloads, closed browsers and
+restarted apps see the same runs. The trainer runs in its own session (it outlives the app);
+stopping is SIGTERM to the pid in status.json, checked against the pid's start time.
+"""
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from workbench import workspace
+from workbench.config import TrainConfig, save_toml
+from workbench.errors import UserError
+from workbench.fileio import write_json_atomic
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+ACTIVE_STATES = ("starting", "running")
+_children: set[int] = set()   # pids this process launched, reaped without blocking
+
+
+class RunError(UserError):
+    pass
+
+
+# ---------------------------------------------------------------- processes
+
+def proc_start_time(pid: int) -> int | None:
+    """The pid's start time in clock ticks since boot (Linux /proc), to tell a reused pid apart."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def pid_alive(pid: int | None, start_time: int | None = None) -> bool:
+    if not pid:
+        return False
+    reap_children()
+    try:
+        os.kill(pid, 0)
+    except OSError as exc:
+        if exc.errno != errno.EPERM:
+            return False
+    if Path(f"/proc/{pid}/stat").exists():
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        if state == "Z":
+            return False
+        if start_time is not None and proc_start_time(pid) != start_time:
+            return False
+    return True
+
+
+def reap_children() -> None:
+    """waitpid(WNOHANG) on the trainers this process started, so none is left a zombie."""
+    for pid in list(_children):
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            _children.discard(pid)
+
+
+def trainer_command(run_dir: Path) -> list[str]:
+    return [sys.executable, "-m", "trainer", str(run_dir)]
+
+
+def trainer_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+# ---------------------------------------------------------------- run dirs
+
+def new_run_dir(cfg: TrainConfig, root: Path | None = None) -> Path:
+    root = Path(root or workspace.runs_dir())
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in cfg.output_name or "run")
+    path = root / f"{stamp}-{name}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = root / f"{stamp}-{name}-{n}"
+    return path
+
+
+def create_run(cfg: TrainConfig, run_dir: str | Path | None = None) -> Path:
+    """Make the run dir and freeze the config into it. An existing run dir is never reused."""
+    run_dir = Path(run_dir) if run_dir else new_run_dir(cfg)
+    if (run_dir / "config.toml").exists() or (run_dir / "status.json").exists():
+        raise RunError(f"{run_dir}: already holds a run; choose a new --run-dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_toml(cfg, run_dir / "config.toml")
+    return run_dir
+
+
+def read_status(run_dir: Path) -> dict:
+    try:
+        return json.loads((Path(run_dir) / "status.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def write_status(run_dir: Path, **values) -> dict:
+    status = {**read_status(run_dir), **values, "updated_at": time.time()}
+    write_json_atomic(Path(run_dir) / "status.json", status)
+    return status
+
+
+# ---------------------------------------------------------------- launch / stop
+
+def _lock_path(cfg: TrainConfig) -> Path:
+    target = str(Path(cfg.output_dir or ".").expanduser().absolute() / cfg.output_name)
+    return workspace.home() / "locks" / (hashlib.sha1(target.encode()).hexdigest()[:16] + ".json")
+
+
+def active_run_for_output(cfg: TrainConfig) -> Path | None:
+    """The run dir of a live trainer writing the same output_dir/output_name, if any."""
+    lock = _lock_path(cfg)
+    try:
+        held = json.loads(lock.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if pid_alive(held.get("pid"), held.get("pid_start")):
+        return Path(held["run_dir"])
+    return None
+
+
+def launch(run_dir: str | Path, foreground: bool = False) -> subprocess.Popen:
+    """Start `python -m trainer RUN_DIR` in a new session, output to trainer.log, stdin from
+    /dev/null. Refuses when a live run already writes the same output."""
+    import fcntl
+    from workbench.config import load_toml
+    run_dir = Path(run_dir).absolute()
+    cfg, _ = load_toml(run_dir / "config.toml")
+    lock = _lock_path(cfg)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock.with_suffix(".guard"), "w") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)          # check-and-take is atomic across processes
+        busy = active_run_for_output(cfg)
+        if busy is not None and busy != run_dir:
+            raise RunError(f"output {cfg.output_name} in {cfg.output_dir} is already being trained by "
+                           f"run {busy.name}; stop it first or change output_name")
+        log = open(run_dir / "trainer.log", "ab")
+        proc = subprocess.Popen(trainer_command(run_dir), cwd=PROJECT_ROOT, env=trainer_env(),
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        log.close()
+        start = proc_start_time(proc.pid)
+        write_json_atomic(lock, {"pid": proc.pid, "pid_start": start, "run_dir": str(run_dir)})
+    if not foreground:
+        _children.add(proc.pid)
+    if not (run_dir / "status.json").exists():
+        write_status(run_dir, pid=proc.pid, pid_start=start, state="starting", started_at=time.time())
+    return proc
+
+
+def stop(run_dir: str | Path) -> bool:
+    """SIGTERM the run's trainer: it finishes the current step, saves, writes its end event."""
+    status = read_status(Path(run_dir))
+    pid = status.get("pid")
+    if status.get("state") not in ACTIVE_STATES or not pid_alive(pid, status.get("pid_start")):
+        return False
+    os.kill(pid, signal.SIGTERM)
+    return True
+
+
+# ---------------------------------------------------------------- reading runs
+
+@dataclass
+class RunInfo:
+    dir: Path
+    status: dict
+    state: str      # status.json's state, or "crashed" when it says running but the pid is gone
+
+    @property
+    def name(self) -> str:
+        return self.dir.name
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+
+def run_info(run_dir: str | Path) -> RunInfo:
+    run_dir = Path(run_dir)
+    status = read_status(run_dir)
+    state = status.get("state", "unknown")
+    if state in ACTIVE_STATES and not pid_alive(status.get("pid"), status.get("pid_start")):
+        state = "crashed"
+    return RunInfo(run_dir, status, state)
+
+
+def list_runs(root: Path | None = None) -> list[RunInfo]:
+    """Every run under the workspace's runs/, newest first."""
+    root = Path(root or workspace.runs_dir())
+    if not root.is_dir():
+        return []
+    dirs = [d for d in root.iterdir() if (d / "config.toml").is_file()]
+    return [run_info(d) for d in sorted(dirs, key=lambda d: d.name, reverse=True)]
+
+
+@dataclass
+class MetricsTail:
+    """Reads metrics.jsonl incrementally: each call returns only the events written since the last
+    one (constant work per refresh, whatever the run's length). A partly written last line waits."""
+    path: Path
+    offset: int = 0
+    events: list[dict] = field(default_factory=list)
+
+    def read_new(self) -> list[dict]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            return []
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            return []
+        self.offset += end + 1
+        new = []
+        for line in chunk[:end].splitlines():
+            try:
+                new.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        self.events.extend(new)
+        return new
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    tail = MetricsTail(Path(run_dir) / "metrics.jsonl")
+    tail.read_new()
+    return tail.events
+
+
+def log_tail(run_dir: str | Path, max_bytes: int = 8192) -> str:
+    path = Path(run_dir) / "trainer.log"
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, path.stat().st_size - max_bytes))
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
