@@ -1,0 +1,48 @@
+"""What every page does first: page config, the workspace (the demo on first start), the current
+config from disk. A browser refresh is a new session, so nothing here lives only in session_state."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import streamlit as st
+
+from workbench import workspace
+from workbench.config import TrainConfig
+from workbench.errors import UserError
+
+
+def ensure_workspace() -> None:
+    """First start: build the demo (tiny random-weight models, dataset, configs) in a subprocess —
+    it needs torch, which the app process never imports — and make demo.toml the current config."""
+    if workspace.current_config_path().is_file():
+        return
+    demo = workspace.demo_dir()
+    with st.spinner("First start: building the demo workspace (tiny models with random weights)…"):
+        done = subprocess.run([sys.executable, "-m", "workbench", "demo", str(demo)],
+                              capture_output=True, text=True)
+    if done.returncode != 0:
+        st.error(f"Could not build the demo: {done.stderr.strip().splitlines()[-1] if done.stderr else done.returncode}")
+        st.stop()
+    from workbench.config import load_toml
+    cfg, _ = load_toml(demo / "demo.toml")
+    workspace.save_current(cfg)
+
+
+def setup_page(title: str) -> TrainConfig:
+    """Call first in every page: returns the current config (from disk)."""
+    st.set_page_config(page_title=f"{title} · LoRA Workbench", layout="wide")
+    ensure_workspace()
+    try:
+        cfg = workspace.load_current()
+    except UserError as exc:
+        st.error(str(exc))
+        st.stop()
+    if cfg is not None and str(workspace.demo_dir()) in cfg.pretrained_model_name_or_path:
+        st.sidebar.info("Demo workspace: the demo models have random weights — training runs for real, "
+                        "but the LoRA it makes draws noise. Point Parameters at your own model and folders.")
+    return cfg or TrainConfig()
+
+
+def save_config(cfg: TrainConfig) -> None:
+    workspace.save_current(cfg)
