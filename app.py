@@ -1,6 +1,35 @@
-"""LoRA Workbench — Streamlit entry file (placeholder until the pages land)."""
+"""LoRA Workbench — the entry page: what the workbench is, where its workspace lives, the four
+jobs with links. The pages live in pages/ (Streamlit's own discovery, no st.navigation)."""
 import streamlit as st
 
-st.set_page_config(page_title="LoRA Workbench", layout="wide")
+from ui.common import setup_page
+from workbench import runs, workspace
+
+cfg = setup_page("Home")
 st.title("LoRA Workbench")
-st.write("Dataset → Parameters → Training → Inspect: the pages are on their way.")
+st.markdown(
+    "Train Stable Diffusion LoRAs (SD 1.x, SD 2.x, SDXL) the way kohya-ss/sd-scripts does, and see "
+    "every number before you spend GPU hours on it: buckets, step counts, the learning-rate curve, "
+    "and the metadata of the LoRA that comes out.")
+
+JOBS = (
+    ("pages/1_Dataset.py", "Dataset", "🖼️", "look at your images, edit captions, see the buckets and preflight findings"),
+    ("pages/2_Parameters.py", "Parameters", "⚙️", "every option with its help, total steps with the breakdown, the LR curve"),
+    ("pages/3_Training.py", "Training", "📈", "start a run, watch loss and LR live, stop it, open past runs"),
+    ("pages/4_Inspect.py", "Inspect", "🔎", "look inside a LoRA: metadata, structure, hash check, compare two"),
+)
+for page, label, icon, what in JOBS:
+    left, right = st.columns([1, 3])
+    left.page_link(page, label=label, icon=icon)
+    right.markdown(what)
+
+st.subheader("Workspace")
+st.markdown(f"`{workspace.home()}` (set `WORKBENCH_HOME` to move it): the current config "
+            f"(`current.toml`), the runs, the thumbnail cache.")
+st.markdown(f"Current config: model `{cfg.pretrained_model_name_or_path or '(not set)'}`, "
+            f"data `{cfg.train_data_dir or '(not set)'}`, output `{cfg.output_name}` · "
+            f"{len(runs.list_runs())} run(s) so far.")
+if str(workspace.demo_dir()) in cfg.pretrained_model_name_or_path:
+    st.info("You are on the **demo**: tiny models with random weights and a generated dataset, so the whole "
+            "path — dataset → parameters → training → inspect — runs on a CPU in a few minutes. Training is "
+            "real, but the LoRA it makes draws noise. For real work, set your model and folders in Parameters.")

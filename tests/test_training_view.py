@@ -13,7 +13,7 @@ from workbench import runs, workspace
 from workbench.config import TrainConfig
 from workbench.errors import UserError
 from workbench.training_view import (Ema, RunMetrics, diagnose, ema, format_duration, history_rows,
-                                     last_error_line, output_files, progress, run_error, sample_images,
+                                     last_error_line, lora_files, output_files, progress, run_error, sample_images,
                                      seconds_per_step, start_blockers, start_run)
 
 
@@ -118,6 +118,14 @@ def test_outputs_and_samples(tmp_path):
     assert output_files(status, m) == ["/o/x.safetensors", "/o/x-000001.safetensors"]
     assert sample_images(tmp_path, m) == [(tmp_path / "samples" / "a.png", "step 3: a cat"),
                                           (tmp_path / "samples" / "stray.png", "stray.png")]
+
+
+def test_lora_files_lists_existing_saved_safetensors_once(tmp_path):
+    kept, gone = tmp_path / "a.safetensors", tmp_path / "gone.safetensors"
+    kept.write_bytes(b"x")
+    new = runs.RunInfo(tmp_path / "r2", {"outputs": [str(kept), str(gone), str(tmp_path / "a.ckpt")]}, "finished")
+    old = runs.RunInfo(tmp_path / "r1", {"outputs": [str(kept)]}, "finished")
+    assert lora_files([new, old]) == [str(kept)]
 
 
 def test_history_rows(tmp_path):

@@ -362,3 +362,10 @@ def start_run(cfg) -> Path:
             pass
         raise
     return run_dir
+
+
+def lora_files(infos) -> list[str]:
+    """The .safetensors files the runs (workbench.runs.RunInfo, newest first) saved and that
+    still exist, each once: what the Inspect page offers to open."""
+    paths = [p for info in infos for p in output_files(info.status) if p.endswith(".safetensors")]
+    return [p for p in dict.fromkeys(paths) if Path(p).is_file()]

@@ -1,0 +1,196 @@
+"""AppTest of the Training page: no runs; a finished run written by hand in the run-dir contract
+format (config.toml, metrics.jsonl, status.json, trainer.log); a crashed run (dead pid); a failed
+run with its diagnosis; start → refused second start → stop with a real process."""
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from workbench import runs, workspace
+from workbench.config import TrainConfig, save_toml
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+TOTAL = 12
+
+
+def make_dataset(root: Path) -> Path:
+    from PIL import Image
+    folder = root / "data" / "2_cat"
+    folder.mkdir(parents=True)
+    for i, size in enumerate([(64, 64), (96, 64), (64, 96)]):
+        Image.new("RGB", size, (40 * i, 90, 160)).save(folder / f"img{i}.png")
+        (folder / f"img{i}.txt").write_text(f"cat, photo {i}", encoding="utf-8")
+    return root / "data"
+
+
+@pytest.fixture
+def cfg(tmp_path) -> TrainConfig:
+    model = tmp_path / "model"
+    model.mkdir()
+    config = TrainConfig(pretrained_model_name_or_path=str(model), train_data_dir=str(make_dataset(tmp_path)),
+                         output_dir=str(tmp_path / "out"), output_name="catlora", resolution="64,64",
+                         min_bucket_reso=64, max_bucket_reso=128, max_train_epochs=2, optimizer_type="AdamW")
+    workspace.save_current(config)
+    return config
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def write_run(cfg: TrainConfig, name: str, state: str, steps: int, pid: int, error: str = "",
+              log: str = "", outputs=()) -> Path:
+    """A run dir exactly as the trainer leaves it (the contract in workbench/runs.py)."""
+    run_dir = workspace.runs_dir() / name
+    run_dir.mkdir(parents=True)
+    save_toml(cfg, run_dir / "config.toml")
+    now = time.time()
+    events = [{"event": "start", "total_steps": TOTAL, "epochs": 2, "batches_per_epoch": 6, "time": now - 60}]
+    events += [{"event": "step", "step": s, "epoch": 1 + (s - 1) // 6, "loss": 0.2 + 0.01 * (s % 3),
+                "loss_avg": 0.21, "lr_unet": 1e-4, "lr_te": 5e-5, "s_per_step": 0.5, "time": now - 60 + s}
+               for s in range(1, steps + 1)]
+    events += [{"event": "save", "path": p, "epoch": 2, "step": steps} for p in outputs]
+    if state in ("finished", "failed", "stopped"):
+        events.append({"event": "end", "status": state, **({"error": error} if error else {})})
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    status = {"pid": pid, "pid_start": None, "state": state, "step": steps, "total_steps": TOTAL,
+              "started_at": now - 60, "updated_at": now - 60 + steps, "outputs": list(outputs),
+              "error": error or None}
+    (run_dir / "status.json").write_text(json.dumps(status))
+    (run_dir / "trainer.log").write_text(log or "step 1\nstep 2\n")
+    return run_dir
+
+
+def run_page(**query) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=30)
+    for key, value in query.items():
+        at.query_params[key] = value
+    at.switch_page("pages/3_Training.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def texts(at: AppTest) -> str:
+    parts = [e.value for e in (*at.markdown, *at.subheader, *at.caption, *at.info, *at.error, *at.warning, *at.code)]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_renders_with_no_runs(cfg):
+    at = run_page()
+    assert at.button(key="start").label == "Start training"
+    assert "No runs yet" in texts(at)
+    assert not at.get("progress")
+
+
+def test_finished_run_shows_progress_charts_outputs_and_history(cfg, tmp_path):
+    lora = tmp_path / "out" / "catlora.safetensors"
+    lora.parent.mkdir()
+    lora.write_bytes(b"x" * 2048)
+    write_run(cfg, "20260101-000000-catlora", "finished", TOTAL, dead_pid(), outputs=[str(lora)])
+    at = run_page()
+    bar = at.get("progress")[0]
+    assert bar.proto.value == 100 and f"step {TOTAL}/{TOTAL}" in bar.proto.text
+    assert "0.50 s/step" in bar.proto.text and "ETA" not in bar.proto.text   # not running: no ETA
+    charts = at.get("vega_lite_chart")
+    assert len(charts) == 2
+    page_text = texts(at)
+    assert "Run 20260101-000000-catlora — finished" in page_text
+    assert str(lora) in page_text
+    history = at.dataframe[0].value
+    assert list(history["state"]) == ["finished"]
+    assert history["steps"][0] == f"{TOTAL}/{TOTAL}" and history["outputs"][0] == "catlora.safetensors"
+
+
+def test_dead_pid_of_a_running_run_shows_crashed(cfg):
+    write_run(cfg, "20260101-000000-catlora", "running", 5, dead_pid(), log="step 5\nSegmentation fault\n")
+    at = run_page()
+    assert "Run 20260101-000000-catlora — crashed" in texts(at)
+    assert any("is gone" in e.value for e in at.error)
+    assert at.dataframe[0].value["state"][0] == "crashed"
+    assert "stop-20260101-000000-catlora" not in [b.key for b in at.button]   # nothing left to stop
+
+
+def test_failed_run_shows_error_and_diagnosis(cfg):
+    error = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 MiB (GPU 0; 7.79 GiB total capacity)"
+    write_run(cfg, "20260101-000000-catlora", "failed", 3, dead_pid(), error=error,
+              log=f"Traceback (most recent call last):\n  File \"x.py\", line 1\n{error}\n")
+    at = run_page()
+    assert any(error in e.value for e in at.error)
+    assert any("ran out of memory" in w.value for w in at.warning)
+
+
+def test_query_param_opens_a_past_run(cfg):
+    write_run(cfg, "20260101-000000-catlora", "finished", TOTAL, dead_pid())
+    write_run(cfg, "20260102-000000-catlora", "failed", 2, dead_pid(), error="boom")
+    newest_first = run_page()
+    assert "Run 20260102-000000-catlora — failed" in texts(newest_first)
+    at = run_page(run="20260101-000000-catlora")
+    assert "Run 20260101-000000-catlora — finished" in texts(at)
+    at.selectbox[0].select("20260102-000000-catlora").run()
+    assert at.query_params["run"] == ["20260102-000000-catlora"] or at.query_params["run"] == "20260102-000000-catlora"
+    assert "Run 20260102-000000-catlora — failed" in texts(at)
+
+
+def test_invalid_config_is_not_started(cfg):
+    workspace.save_current(cfg.replace(train_data_dir=""))
+    at = run_page()
+    at.button(key="start").click().run()
+    assert any("Not started" in e.value and "train_data_dir" in e.value for e in at.error)
+    assert runs.list_runs() == []
+
+
+@pytest.mark.slow
+def test_start_refuses_a_second_run_on_the_same_output_and_stop_ends_it(cfg, monkeypatch):
+    # a real long-lived process stands in for the trainer, so the lock and the pid checks are real
+    monkeypatch.setattr(runs, "trainer_command",
+                        lambda run_dir: [sys.executable, "-c", "import time; time.sleep(60)"])
+    at = run_page()
+    at.button(key="start").click().run()
+    assert not at.exception, at.exception
+    (first,) = runs.list_runs()
+    assert first.active and at.query_params["run"] in (first.name, [first.name])
+    at.button(key="start").click().run()
+    refused = [e.value for e in at.error if "Not started" in e.value]
+    assert refused and "already being trained" in refused[0] and first.name in refused[0]
+    assert [r.name for r in runs.list_runs()] == [first.name]
+    at.button(key=f"stop-{first.name}").click().run()
+    pid = first.status["pid"]
+    deadline = time.monotonic() + 20
+    while runs.pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not runs.pid_alive(pid)
+
+
+@pytest.mark.slow
+def test_tensorboard_button_starts_one_server_in_its_own_session_and_reuses_it(cfg):
+    from workbench import tensorboard
+    at = run_page()
+    at.button[-1].click().run()           # "Start TensorBoard", the page's last button
+    assert not at.exception, at.exception
+    board = tensorboard.running()
+    try:
+        assert board is not None and board.logdir == str(workspace.runs_dir().absolute())
+        assert os.getsid(board.pid) == board.pid != os.getsid(0)       # its own session: outlives the app
+        assert tensorboard.wait_ready(board)
+        with urllib.request.urlopen(board.url, timeout=10) as response:
+            assert response.status == 200
+        links = at.get("link_button")
+        assert links and links[0].proto.url == board.url
+        again = run_page()                 # a new session (a refresh) reuses the live server
+        assert tensorboard.ensure_running() == board
+        assert again.get("link_button")[0].proto.url == board.url
+    finally:
+        if board is not None:
+            tensorboard.stop(board)
+    assert tensorboard.running() is None

@@ -1,0 +1,42 @@
+"""The Training page's run history (rebuilt from the run dirs on every render), the choice of the
+run shown (kept in the URL, so a refresh keeps it), and the TensorBoard button."""
+from __future__ import annotations
+
+import streamlit as st
+
+from workbench import tensorboard
+from workbench.runs import RunInfo
+from workbench.training_view import history_rows
+
+
+def selected_run(infos: list[RunInfo]) -> RunInfo | None:
+    """The run named by ?run=, else the newest active run, else the newest run."""
+    by_name = {info.name: info for info in infos}
+    wanted = st.query_params.get("run")
+    if wanted in by_name:
+        return by_name[wanted]
+    return next((i for i in infos if i.active), infos[0] if infos else None)
+
+
+def history_panel(infos: list[RunInfo], selected: RunInfo | None) -> None:
+    st.subheader("Run history")
+    if not infos:
+        st.caption("No runs yet in this workspace.")
+        return
+    st.dataframe(history_rows(infos), hide_index=True, key="history")
+    names = [info.name for info in infos]
+    current = names.index(selected.name) if selected else 0
+    chosen = st.selectbox("Open a run", names, index=current)
+    if chosen != names[current]:
+        st.query_params["run"] = chosen
+        st.rerun()
+
+
+def tensorboard_panel() -> None:
+    board = tensorboard.running()
+    if board is None and st.button("Start TensorBoard", help="TensorBoard on every run of this workspace "
+                                   "(127.0.0.1, its own process; it keeps running after the app stops)"):
+        board = tensorboard.ensure_running()
+        st.caption("TensorBoard is starting; the link answers in a few seconds.")
+    if board is not None:
+        st.link_button(f"Open TensorBoard (port {board.port})", board.url)
