@@ -1,0 +1,62 @@
+"""Dataset: choose the folders, see the subsets, look at and caption the images, edit captions in
+bulk (with undo), see tag frequency, buckets and the preflight findings. Everything computed here
+comes from workbench/; the scan is cached per version of the folders."""
+import streamlit as st
+
+from ui.common import setup_page
+from ui.dataset_bulk import bulk_panel
+from ui.dataset_charts import bucket_panel, tag_chart
+from ui.dataset_data import load_dataset, load_plan
+from ui.dataset_findings import findings_panel
+from ui.dataset_folders import folder_field
+from ui.dataset_grid import image_filter, image_grid
+from ui.dataset_subsets import subsets_panel
+from ui.dataset_table import caption_table
+from ui.params_state import show_flash
+from workbench.dataset_tables import filter_images
+from workbench.errors import UserError
+
+cfg = setup_page("Dataset")
+st.title("Dataset")
+show_flash()
+
+train, reg = st.columns(2)
+with train:
+    folder_field(cfg, "train_data_dir", "Training folder (holds <repeats>_<class tokens> folders)")
+with reg:
+    folder_field(cfg, "reg_data_dir", "Regularisation folder (optional)")
+
+try:
+    dataset = load_dataset(cfg)
+except UserError as exc:
+    st.error(str(exc))
+    st.stop()
+
+st.subheader("Subsets")
+subsets_panel(dataset)
+
+try:
+    plan = load_plan(cfg, dataset)
+except UserError as exc:
+    st.error(str(exc))
+    st.stop()
+
+st.subheader("Images")
+filtered = filter_images(plan, image_filter(plan))
+images, table, bulk, tags, buckets, preflight = st.tabs(
+    ["Images", "Captions table", "Bulk edit", "Tags", "Buckets", "Preflight"])
+try:
+    with images:
+        image_grid(filtered, cfg.caption_extension)
+    with table:
+        caption_table(filtered, cfg.caption_extension)
+    with bulk:
+        bulk_panel(plan.images, filtered, cfg.caption_extension)
+    with tags:
+        tag_chart(dataset)
+    with buckets:
+        bucket_panel(plan)
+    with preflight:
+        findings_panel(cfg)
+except UserError as exc:
+    st.error(str(exc))

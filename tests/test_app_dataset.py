@@ -1,0 +1,229 @@
+"""The Dataset page under streamlit's AppTest, on a small dataset of real images in a temp
+workspace: it renders, and each interaction changes the files on disk it should (and only those)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import make_image
+from workbench import workspace
+from workbench.config import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = str(ROOT / "pages" / "1_Dataset.py")
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    """5 captioned squares in 3_sks dog, 2 uncaptioned wide images in 1_cat; current.toml points at it."""
+    train = tmp_path / "train"
+    for i in range(5):
+        make_image(train / "3_sks dog" / f"dog{i}.png", (512, 512))
+        (train / "3_sks dog" / f"dog{i}.txt").write_text(f"sks dog, grass, pose{i}", encoding="utf-8")
+    for i in range(2):
+        make_image(train / "1_cat" / f"cat{i}.jpg", (768, 512))
+    workspace.save_current(TrainConfig(train_data_dir=str(train), output_dir=str(tmp_path / "out")))
+    return train
+
+
+def run_page() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def caption_box(at, name):
+    return next(w for w in at.text_input if w.label == name)
+
+
+def text_of(elements) -> str:
+    return " | ".join(e.value for e in elements)
+
+
+def messages(at) -> str:
+    return " | ".join(e.value for kind in (at.error, at.warning, at.success, at.info) for e in kind)
+
+
+def test_renders_subsets_grid_and_thumbnails(dataset):
+    at = run_page()
+    subsets = at.dataframe[0].value
+    assert list(subsets.folder) == ["1_cat", "3_sks dog"]
+    assert list(subsets.captioned) == [0, 5] and list(subsets.images) == [2, 5]
+    assert len(at.image) == 7
+    assert all(url for im in at.image for url in im.value)
+    assert caption_box(at, "dog3.png").value == "sks dog, grass, pose3"
+    assert caption_box(at, "cat0.jpg").value == ""
+    assert len(list(workspace.thumbs_dir().rglob("*.jpg"))) == 7
+    assert at.tabs and [t.label for t in at.tabs][:3] == ["Images", "Captions table", "Bulk edit"]
+
+
+def test_editing_a_caption_writes_the_file(dataset):
+    at = run_page()
+    caption_box(at, "dog1.png").set_value("sks dog, snow, running").run()
+    assert (dataset / "3_sks dog" / "dog1.txt").read_text(encoding="utf-8") == "sks dog, snow, running"
+    caption_box(at, "cat1.jpg").set_value("a cat, 猫").run()
+    assert (dataset / "1_cat" / "cat1.txt").read_text(encoding="utf-8") == "a cat, 猫"
+    assert "Saved cat1.txt" in messages(at)
+    assert caption_box(at, "cat1.jpg").value == "a cat, 猫"          # the rescan shows the new file
+
+
+def test_caption_changed_on_disk_is_a_conflict_not_an_overwrite(dataset):
+    at = run_page()
+    (dataset / "3_sks dog" / "dog2.txt").write_text("edited in another tool")
+    caption_box(at, "dog2.png").set_value("mine").run()
+    assert (dataset / "3_sks dog" / "dog2.txt").read_text() == "edited in another tool"
+    assert "dog2.txt: changed on disk since this page read it" in messages(at)
+
+
+def grid_labels(at):
+    return {w.label for w in at.text_input if w.label.endswith((".png", ".jpg"))}
+
+
+def test_filters_narrow_the_grid(dataset):
+    at = run_page()
+    at.checkbox(key="uncaptioned").check().run()
+    assert grid_labels(at) == {"cat0.jpg", "cat1.jpg"}
+    at.checkbox(key="uncaptioned").uncheck()
+    at.text_input(key="q").set_value("pose4").run()
+    assert grid_labels(at) == {"dog4.png"}
+    at.text_input(key="q").set_value("")
+    at.selectbox(key="bucket").set_value("640×384").run()
+    assert grid_labels(at) == {"cat0.jpg", "cat1.jpg"}
+
+
+def test_filters_are_read_from_the_url_so_a_refresh_keeps_them(dataset):
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.query_params["tag"] = "POSE2"
+    at.run()
+    assert grid_labels(at) == {"dog2.png"}
+
+
+def test_bulk_prepend_previews_applies_and_undo_restores_after_a_refresh(dataset):
+    originals = {p: p.read_bytes() for p in (dataset / "3_sks dog").glob("*.txt")}
+    at = run_page()
+    at.radio(key="bulk_scope").set_value("all images")
+    at.text_input(key="bulk_text").set_value("trigger").run()        # default operation: prepend
+    preview = next(d.value for d in at.dataframe if "after" in d.value.columns)
+    assert len(preview) == 5 and preview.after[0].startswith("trigger, sks dog")
+    assert all(p.read_bytes() == text for p, text in originals.items())  # preview wrote nothing
+    at.button(key="bulk_apply").click().run()
+    assert all(p.read_text().startswith("trigger, sks dog, grass") for p in originals)
+    assert not (dataset / "1_cat" / "cat0.txt").exists()
+
+    refreshed = run_page()                                               # a new session: the journal is on disk
+    refreshed.button(key="bulk_undo").click().run()
+    assert all(p.read_bytes() == text for p, text in originals.items())
+    assert "5 captions restored" in messages(refreshed)
+
+
+def test_changing_repeats_renames_only_after_confirmation(dataset):
+    at = run_page()
+    at.selectbox(key="repeats_subset").set_value("3_sks dog").run()
+    at.number_input(key="repeats_new_3_sks dog").set_value(7).run()
+    at.button(key="repeats_ask").click().run()
+    assert (dataset / "3_sks dog").is_dir()                              # not yet
+    assert "Rename `3_sks dog` to `7_sks dog`?" in messages(at)
+    at.button(key="repeats_confirm").click().run()
+    assert not at.exception
+    assert (dataset / "7_sks dog" / "dog0.png").is_file() and not (dataset / "3_sks dog").exists()
+    assert "7_sks dog" in list(at.dataframe[0].value.folder)
+
+
+def test_rename_refused_when_target_exists(dataset):
+    (dataset / "2_cat").mkdir()
+    at = run_page()
+    at.selectbox(key="repeats_subset").set_value("1_cat").run()
+    at.number_input(key="repeats_new_1_cat").set_value(2).run()
+    at.button(key="repeats_ask").click().run()
+    at.button(key="repeats_confirm").click().run()
+    assert "2_cat: already exists" in messages(at)
+    assert (dataset / "1_cat" / "cat0.jpg").is_file()
+
+
+def test_typed_folder_is_checked_before_it_is_saved(dataset, tmp_path):
+    at = run_page()
+    at.text_input(key="folder_reg_data_dir").set_value(str(tmp_path / "missing")).run()
+    assert "reg_data_dir:" in messages(at) and "does not exist" in messages(at)
+    assert workspace.load_current().reg_data_dir == ""
+    make_image(tmp_path / "reg" / "1_dog" / "r.png", (512, 512))
+    at.text_input(key="folder_reg_data_dir").set_value(str(tmp_path / "reg")).run()
+    assert workspace.load_current().reg_data_dir == str(tmp_path / "reg")
+    assert "1_dog" in list(at.dataframe[0].value.folder)
+
+
+def test_folder_browser_picks_a_folder(dataset, tmp_path):
+    other = tmp_path / "elsewhere"
+    make_image(other / "2_x" / "a.png", (512, 512))
+    workspace.save_current(workspace.load_current().replace(train_data_dir=str(other / "2_x")))
+    at = AppTest.from_file(PAGE, default_timeout=60).run()       # a folder with no subsets: the page says so
+    at.button(key="browse_train_data_dir_up").click().run()
+    at.button(key="browse_train_data_dir_use").click().run()
+    assert workspace.load_current().train_data_dir == str(other)
+    assert list(at.dataframe[0].value.folder) == ["2_x"]
+
+
+def test_caption_table_on_change_writes_edited_rows_and_clears_the_editor(dataset):
+    """The data_editor's on_change, run inside a real script run (AppTest cannot type into the
+    grid; the browser test does)."""
+    def script():
+        from pathlib import Path
+        import streamlit as st
+        from ui.dataset_table import save_edited_rows
+        folder = Path(st.session_state["folder"])
+        rows = [(folder / "dog0.txt", "sks dog, grass, pose0"), (folder / "dog1.txt", "stale text")]
+        st.session_state["captions_p1_x"] = {"edited_rows": {"0": {"caption": "edited"}, "1": {"caption": "x"}},
+                                             "added_rows": [], "deleted_rows": []}
+        save_edited_rows("captions_p1_x", rows)
+        st.write("state kept" if "captions_p1_x" in st.session_state else "state cleared")
+
+    at = AppTest.from_function(script, default_timeout=30)
+    at.session_state["folder"] = str(dataset / "3_sks dog")
+    at.run()
+    assert not at.exception
+    assert (dataset / "3_sks dog" / "dog0.txt").read_text() == "edited"
+    assert (dataset / "3_sks dog" / "dog1.txt").read_text() == "sks dog, grass, pose1"   # conflict: untouched
+    assert [m.value for m in at.markdown] == ["state cleared"]
+
+
+def test_caption_table_shows_the_filtered_page(dataset):
+    at = run_page()
+    [editor] = at.data_editor
+    table = editor.value
+    assert list(table.image) == ["cat0.jpg", "cat1.jpg", "dog0.png", "dog1.png", "dog2.png", "dog3.png", "dog4.png"]
+    assert list(table["has file"]) == [False, False] + [True] * 5
+    assert editor.key.startswith("captions_p1_")
+
+
+def test_tag_chart_and_bucket_table(dataset):
+    at = run_page()
+    charts = at.get("vega_lite_chart")
+    assert len(charts) == 2
+    buckets = next(d.value for d in at.dataframe if "crop" in d.value.columns)
+    wide = buckets[buckets.image == "cat0.jpg"].iloc[0]
+    assert (wide["size"], wide["repeats"]) == ("768×512", 1)
+    assert len(buckets) == 7
+
+
+def test_preflight_runs_on_request_and_names_the_files(dataset):
+    import time
+    import random
+    from PIL import Image
+    noisy = dataset / "3_sks dog" / "dog0.png"          # header intact, pixels cut off: only a full decode sees it
+    Image.frombytes("RGB", (512, 512), random.Random(0).randbytes(512 * 512 * 3)).save(noisy)
+    noisy.write_bytes(noisy.read_bytes()[: noisy.stat().st_size // 2])
+    at = run_page()
+    assert "dog0.png: not a readable image" in text_of(at.warning)      # its grid cell says so
+    assert not any(b.key == "preflight_again" for b in at.button)       # preflight waits to be asked
+    at.button(key="preflight_run").click().run()
+    for _ in range(100):                          # the check runs in a thread; poll until it has drawn
+        if any(b.key == "preflight_again" for b in at.button):
+            break
+        time.sleep(0.1)
+        at.run()
+    assert any(b.key == "preflight_again" for b in at.button)
+    finding = next(e.value for e in at.error if "dog0.png" in e.value or "truncated" in e.value.lower()
+                   or "decode" in e.value.lower())
+    assert finding.startswith("error")
+    assert "dog0.png" in " ".join(c.value for c in at.code) + finding

@@ -1,0 +1,32 @@
+"""Tag frequency and bucket charts (Altair) and the bucket assignment table."""
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from workbench.dataset_tables import bucket_assignment_rows, bucket_histogram_rows, top_tags
+
+
+def tag_chart(dataset, limit: int = 30) -> None:
+    rows = top_tags(dataset, limit)
+    if not rows:
+        st.info("No tags: the training images have no captions or class tokens.")
+        return
+    st.caption(f"The {len(rows)} most frequent tags of the training captions, counted as sd-scripts' "
+               "ss_tag_frequency counts them (once per image, lower-cased).")
+    chart = alt.Chart(pd.DataFrame(rows)).mark_bar().encode(
+        x=alt.X("images:Q", title="images"), y=alt.Y("tag:N", sort="-x", title=None),
+        tooltip=["tag", "images"])
+    st.altair_chart(chart, width="stretch")
+
+
+def bucket_panel(plan) -> None:
+    histogram = pd.DataFrame(bucket_histogram_rows(plan))
+    chart = alt.Chart(histogram).mark_bar().encode(
+        x=alt.X("bucket:N", sort=None, title="bucket (width×height)"),
+        y=alt.Y("with repeats:Q", title="images × repeats"), tooltip=["bucket", "images", "with repeats"])
+    st.altair_chart(chart, width="stretch")
+    st.caption("Each row: the image's size, the bucket it trains in, the size it is scaled to, and the pixels "
+               "cropped away (split evenly between both sides).")
+    st.dataframe(pd.DataFrame(bucket_assignment_rows(plan)), hide_index=True)

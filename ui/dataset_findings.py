@@ -1,0 +1,67 @@
+"""Preflight findings (workbench.checks) with the files each one names.
+
+Preflight decodes every image in full, so it runs when asked, in a background thread
+(workbench.checks.BackgroundCheck) with a progress bar, never on every rerun. The check object is
+a server-side resource keyed on the config and the dataset's version, so a refresh while it runs
+finds it still running, and asking again after it finished shows the findings at once."""
+from __future__ import annotations
+
+import streamlit as st
+
+from workbench.checks import BackgroundCheck
+from workbench.folders import fingerprint
+
+LEVELS = {"error": st.error, "warning": st.warning, "note": st.info}
+REQUESTED = "dataset_preflight_requested"
+MAX_FILES_SHOWN = 200
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _background_check(cfg, version: tuple) -> BackgroundCheck:
+    return BackgroundCheck(cfg)
+
+
+def _request() -> None:
+    st.session_state[REQUESTED] = True
+
+
+def _again() -> None:
+    _background_check.clear()
+
+
+def findings_panel(cfg) -> None:
+    if not st.session_state.get(REQUESTED):
+        st.caption("Preflight decodes every image in full and checks captions, duplicates, the model and "
+                   "the output before a run.")
+        st.button("Run preflight checks", key="preflight_run", on_click=_request)
+        return
+    roots = [r for r in (cfg.train_data_dir, cfg.reg_data_dir) if r]
+    check = _background_check(cfg, fingerprint(roots))
+    if not check.finished:
+        st.fragment(_progress, run_every=1.0)(check)
+        return
+    show_findings(check)
+    st.button("Check again", key="preflight_again", on_click=_again)
+
+
+def _progress(check: BackgroundCheck) -> None:
+    """The live part: a progress bar until the check ends, then the whole page draws the result."""
+    if check.finished:
+        st.rerun()
+    done, total = check.progress.done, check.progress.total
+    st.progress(done / total if total else 0.0, text=f"Preflight: {done} of {total or '?'} images decoded")
+
+
+def show_findings(check: BackgroundCheck) -> None:
+    if check.error:
+        st.error(check.error)
+        return
+    if not check.findings:
+        st.success("Preflight found nothing to fix.")
+    for finding in check.findings:
+        LEVELS.get(finding.level, st.info)(finding.line())
+        if finding.files:
+            with st.expander(f"{len(finding.files)} file(s)"):
+                st.code("\n".join(finding.files[:MAX_FILES_SHOWN]), language=None)
+                if len(finding.files) > MAX_FILES_SHOWN:
+                    st.caption(f"… and {len(finding.files) - MAX_FILES_SHOWN} more")

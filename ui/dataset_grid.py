@@ -1,0 +1,81 @@
+"""The image grid: filters and page in the URL (a refresh keeps them), cached thumbnails, and a
+caption box under each image that writes its file when edited — unless the file changed on disk
+since the page showed it, in which case the conflict is shown and nothing is written."""
+from __future__ import annotations
+
+import hashlib
+import math
+
+import streamlit as st
+
+from ui.dataset_data import forget_scan
+from ui.params_state import run_action
+from workbench.captions import write_caption
+from workbench.dataset_tables import ImageFilter, caption_of, filter_images, size_label
+from workbench.thumbnails import thumbnails
+
+PAGE_SIZE = 24          # images per grid page
+COLUMNS = 6
+ANY = "any"
+
+
+def image_filter(plan) -> ImageFilter:
+    """The filter widgets; their values live in the URL's query string."""
+    uncaptioned, bucket, tag, text = st.columns([1, 1, 1, 2])
+    buckets = [ANY] + [size_label(b) for b in plan.buckets]
+    return ImageFilter(
+        uncaptioned=uncaptioned.checkbox("Uncaptioned only", key="uncaptioned", bind="query-params"),
+        bucket=_any_is_empty(bucket.selectbox("Bucket", buckets, key="bucket", bind="query-params")),
+        tag=tag.text_input("Has tag", key="tag", bind="query-params"),
+        text=text.text_input("Caption or file name contains", key="q", bind="query-params"))
+
+
+def _any_is_empty(value: str | None) -> str:
+    return "" if value in (None, ANY) else value
+
+
+def page_of(items: list, key: str, page_size: int) -> tuple[int, list]:
+    """(page number, the items on it) with a pagination widget bound to the URL."""
+    pages = max(1, math.ceil(len(items) / page_size))
+    page = st.pagination(pages, key=key, bind="query-params") if pages > 1 else 1
+    return page, items[(page - 1) * page_size: page * page_size]
+
+
+def caption_key(path, shown: str | None) -> str:
+    """A widget key that changes when the caption on disk changes, so the box shows the new text."""
+    return "cap_" + hashlib.md5(f"{path}\0{shown}".encode()).hexdigest()
+
+
+def _save(caption_file, expected: str | None, key: str) -> None:
+    if run_action(lambda: write_caption(caption_file, st.session_state[key], expected),
+                  f"Saved {caption_file.name}"):
+        forget_scan()
+
+
+def image_grid(images: list, caption_extension: str) -> None:
+    st.caption(f"{len(images)} images match")
+    _, shown = page_of(images, "grid_page", PAGE_SIZE)
+    thumbs = thumbnails([im.info.path for im in shown])
+    for start in range(0, len(shown), COLUMNS):
+        for column, im, thumb in zip(st.columns(COLUMNS), shown[start:], thumbs[start:start + COLUMNS]):
+            with column:
+                _cell(im, thumb, caption_extension)
+
+
+def _cell(im, thumb, caption_extension: str) -> None:
+    if isinstance(thumb, Exception):
+        st.warning(str(thumb))
+    else:
+        st.image(str(thumb))
+    caption_file, shown = caption_of(im.info, caption_extension)
+    key = caption_key(caption_file, shown)
+    st.text_input(im.info.path.name, value=shown or "", key=key, on_change=_save, args=(caption_file, shown, key),
+                  placeholder=f"no caption: trains on “{im.subset.class_tokens}”",
+                  help=f"{size_label(im.info.size)} → bucket {size_label(im.bucket)}, {im.repeats} repeats")
+
+
+def grid_panel(plan, caption_extension: str) -> list:
+    """Filters and the grid; returns the filtered images (the caption table and bulk edits use them)."""
+    images = filter_images(plan, image_filter(plan))
+    image_grid(images, caption_extension)
+    return images

@@ -1,0 +1,113 @@
+"""How a run's total steps come about, line by line, for the Parameters page.
+
+Every number is read from workbench.plan's Plan (or computed by its own count_steps), so the
+breakdown can never disagree with the plan the trainer runs: images × repeats per subset, reg
+balancing, per-bucket rounding to whole batches, processes and gradient accumulation, epochs,
+then the warmup and stop-text-encoder steps those totals imply.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from workbench.plan import Plan, count_steps
+from workbench.schedules import has_warmup, warmup_steps_for
+
+
+@dataclass(frozen=True)
+class SubsetSteps:
+    folder: str
+    is_reg: bool
+    images: int
+    repeats: int             # the folder's repeats
+    used: int                # Σ effective repeats of its images (reg: after balancing)
+
+    @property
+    def with_repeats(self) -> int:
+        return self.images * self.repeats
+
+
+@dataclass(frozen=True)
+class BucketSteps:
+    bucket: tuple[int, int]
+    count: int               # images with repeats
+    batches: int             # count rounded up to whole batches
+
+
+@dataclass(frozen=True)
+class StepBreakdown:
+    subsets: list[SubsetSteps]
+    buckets: list[BucketSteps]
+    num_train_images: int
+    num_reg_images: int      # before balancing
+    reg_used: int            # after balancing
+    batch_size: int
+    batches_per_epoch: int
+    num_processes: int
+    grad_accum: int
+    steps_per_epoch: int
+    epochs: int
+    epochs_given: bool       # True: max_train_epochs decides; False: max_train_steps does
+    total_steps: int
+    warmup_steps: int        # 0 when the scheduler has no warmup
+    stop_te_step: int | None
+
+    def lines(self) -> list[str]:
+        """The breakdown as short sentences, in the order the numbers are derived."""
+        out = [_subset_line(s, self.num_train_images) for s in self.subsets]
+        for b in self.buckets:
+            out.append(f"Bucket {b.bucket[0]}×{b.bucket[1]}: {b.count} images → ⌈{b.count} / "
+                       f"{self.batch_size}⌉ = {b.batches} batches")
+        out.append(f"Batches per epoch: {self.batches_per_epoch} (each bucket rounds up to whole batches; "
+                   "a batch never mixes buckets)")
+        out.append(f"Steps per epoch: ⌈{self.batches_per_epoch} / {self.num_processes} process(es) / "
+                   f"{self.grad_accum} accumulation⌉ = {self.steps_per_epoch}")
+        out.append(self._total_line())
+        if self.warmup_steps:
+            out.append(f"Warmup: the first {self.warmup_steps} steps")
+        if self.stop_te_step is not None:
+            out.append(f"Text encoder stops learning after step {self.stop_te_step}")
+        return out
+
+    def _total_line(self) -> str:
+        if self.epochs_given:
+            return f"Total: {self.epochs} epochs × {self.steps_per_epoch} = {self.total_steps} steps"
+        return (f"Total: max_train_steps = {self.total_steps} steps "
+                f"(⌈{self.total_steps} / {self.steps_per_epoch}⌉ = {self.epochs} epochs)")
+
+
+def _subset_line(s: SubsetSteps, num_train_images: int) -> str:
+    counted = f"{s.folder}: {s.images} images × {s.repeats} repeats = {s.with_repeats}"
+    if not s.is_reg:
+        return counted
+    return (f"Reg {counted}; balanced to the {num_train_images} training images: {s.used} used "
+            "(reg images are repeated or left out until they match)")
+
+
+def stop_text_encoder_step(cfg, total_steps: int) -> int | None:
+    """The optimizer step after which the text encoder stops learning: stop_text_encoder_training
+    is a percent of the total, rounded up as the kohya_ss GUI does. None when it never stops."""
+    if not cfg.stop_text_encoder_training or not cfg.trains_text_encoder():
+        return None
+    return math.ceil(total_steps * cfg.stop_text_encoder_training / 100)
+
+
+def warmup_of(cfg, total_steps: int) -> int:
+    """Warmup steps that actually happen (constant and adafactor ignore lr_warmup_steps)."""
+    if not has_warmup(cfg.lr_scheduler):
+        return 0
+    return min(total_steps, warmup_steps_for(cfg.lr_warmup_steps, total_steps))
+
+
+def breakdown(plan: Plan, cfg) -> StepBreakdown:
+    subsets = [SubsetSteps(s.name, s.is_reg, len(s.images), s.repeats,
+                           sum(im.repeats for im in plan.images if im.subset is s))
+               for s in plan.dataset.subsets]
+    buckets = [BucketSteps(reso, count, count_steps({reso: count}, plan.train_batch_size, 1, 1, 1, 0)[0])
+               for reso, count in plan.buckets.items()]
+    return StepBreakdown(
+        subsets, buckets, plan.num_train_images, plan.num_reg_images,
+        sum(s.used for s in subsets if s.is_reg), plan.train_batch_size, plan.batches_per_epoch,
+        plan.num_processes, plan.gradient_accumulation_steps, plan.steps_per_epoch, plan.epochs,
+        bool(cfg.max_train_epochs), plan.total_steps, warmup_of(cfg, plan.total_steps),
+        stop_text_encoder_step(cfg, plan.total_steps))
