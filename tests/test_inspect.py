@@ -345,6 +345,13 @@ def test_compare_needs_exactly_two_files(kohya, args):
     assert run.returncode == 1 and "give one FILE, or two FILEs with --compare" in run.stderr
 
 
+def test_top_limits_the_tags_shown(kohya):
+    out = cli(kohya, "--top", "2").stdout
+    assert "  … 2 more (--top N shows more, --json all)" in out and "dog" not in out.split("Tag frequency")[1]
+    run = cli(kohya, "--top", "0")
+    assert run.returncode == 1 and "--top 0: give the number of tags" in run.stderr
+
+
 def test_header_path_reads_little_and_imports_no_torch(tmp_path):
     """describe() on a 64 MiB file reads its header and alpha only (bytes counted by the kernel in
     /proc/self/io), and neither it nor the hash imports torch, diffusers, transformers or streamlit."""

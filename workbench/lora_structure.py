@@ -111,7 +111,7 @@ def module_algo(tensors: dict) -> str | None:
     algos = {ROLE_ALGO[role] for role in tensors} - {None}
     if not algos:
         return None
-    algo = sorted(algos)[0] if len(algos) > 1 else algos.pop()
+    algo = "+".join(sorted(algos))      # one name; tensors of two algorithms on one module are shown as both
     down = tensors.get("lora_down.weight") or tensors.get("lora_A.weight")
     if algo == "lora" and down and len(down["shape"]) == 4 and down["shape"][2:] != [1, 1]:
         return "locon"      # a conv layer with a k×k (3×3) kernel, which plain LoRA leaves alone

@@ -24,6 +24,8 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     if args.compare != (len(args.files) == 2) or len(args.files) > 2:
         raise UserError("give one FILE, or two FILEs with --compare")
+    if args.top < 1:
+        raise UserError(f"--top {args.top}: give the number of tags to show, 1 or more")
     if args.compare:
         comparison = compare(describe(args.files[0]), describe(args.files[1]))
         if args.json:
