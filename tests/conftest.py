@@ -1,8 +1,11 @@
-"""Shared fixtures: real image files of given sizes, a temporary workspace, the reference vectors."""
+"""Shared fixtures: real image files of given sizes, captions, configs on disk, tiny safetensors
+checkpoints, a temporary workspace, the reference vectors."""
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,8 +18,39 @@ def make_image(path: Path, size: tuple[int, int], color=(200, 120, 40)) -> Path:
     """A real PNG (or JPEG/WEBP/BMP by suffix) of the given (width, height)."""
     from PIL import Image
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", tuple(size), color).save(path)
+    # by suffix in any letter case (PIL itself only knows lower-case suffixes)
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".bmp": "BMP"}.get(path.suffix.lower())
+    Image.new("RGB", tuple(size), color).save(path, format=fmt)
     return path
+
+
+def write_caption(image: Path, text: str, extension: str = ".txt") -> Path:
+    path = image.with_suffix(extension)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def write_config(path: Path, **values) -> Path:
+    """A config TOML with these keys (tomli_w: the same writer the workbench uses)."""
+    import tomli_w
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(tomli_w.dumps(values), encoding="utf-8")
+    return path
+
+
+def write_checkpoint(path: Path, tensors: dict[str, tuple[int, ...]]) -> Path:
+    """A real .safetensors file with zero tensors of the given names and shapes (numpy, no torch)."""
+    import numpy as np
+    from safetensors.numpy import save_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({name: np.zeros(shape, dtype=np.float16) for name, shape in tensors.items()}, str(path))
+    return path
+
+
+def run_cli(*args, cwd=None) -> subprocess.CompletedProcess:
+    """`python -m workbench ARGS` in a fresh process: exit code, stdout, stderr."""
+    return subprocess.run([sys.executable, "-m", "workbench", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
 
 
 def load_reference(name: str) -> list:

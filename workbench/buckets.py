@@ -5,8 +5,15 @@ scaled to cover its bucket and centre-cropped.
 """
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
+
+from workbench.errors import UserError
+
+
+class BucketError(UserError):
+    """An image size no bucket can hold; the plan adds the file name."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +62,8 @@ def make_bucket_resolutions(resolution: tuple[int, int], min_size: int, max_size
 
 
 class Bucketer:
-    """Assigns image sizes to buckets. Build once per plan: the bucket list is precomputed."""
+    """Assigns image sizes to buckets. Build once per plan: the bucket list and its aspect
+    ratios are precomputed, and each distinct image size is assigned once (datasets repeat sizes)."""
 
     def __init__(self, spec: BucketSpec):
         self.spec = spec
@@ -66,18 +74,30 @@ class Bucketer:
         else:
             self.resos = make_bucket_resolutions(spec.resolution, spec.min_reso, spec.max_reso, spec.steps)
         self.reso_set = set(self.resos)
-        self.aspects = [w / h for w, h in self.resos]
+        self._by_aspect = _first_bucket_per_aspect(self.resos)
+        self._aspects = [aspect for aspect, _, _ in self._by_aspect]
+        self._memo: dict[tuple[int, int], Assignment] = {}
 
     def assign(self, width: int, height: int) -> Assignment:
+        key = (width, height)
+        found = self._memo.get(key)
+        if found is None:
+            found = self._memo[key] = self._assign(width, height)
+        return found
+
+    def _assign(self, width: int, height: int) -> Assignment:
         if self.spec.enable_bucket and self.spec.no_upscale:
             return self._assign_no_upscale(width, height)
         reso = (width, height) if (width, height) in self.reso_set else self._nearest_aspect(width / height)
         return Assignment(reso, cover_size(width, height, reso))
 
     def _nearest_aspect(self, aspect: float) -> tuple[int, int]:
-        # smallest |bucket aspect − image aspect|; ties go to the first bucket in sorted order
-        errors = [abs(a - aspect) for a in self.aspects]
-        return self.resos[errors.index(min(errors))]
+        """The bucket with the smallest |bucket aspect − aspect|; ties go to the first bucket in
+        sorted order (numpy's argmin in sd-scripts). Only the two aspects around `aspect` can win."""
+        i = bisect.bisect_left(self._aspects, aspect)
+        candidates = [self._by_aspect[j] for j in (i - 1, i) if 0 <= j < len(self._by_aspect)]
+        _, _, reso = min(candidates, key=lambda c: (abs(c[0] - aspect), c[1]))
+        return reso
 
     def _round_to_steps(self, x: float) -> int:
         x = int(x + 0.5)
@@ -86,21 +106,34 @@ class Bucketer:
     def _assign_no_upscale(self, width: int, height: int) -> Assignment:
         area, steps = self.spec.area, self.spec.steps
         aspect = width / height
+        resized = (width, height)
         if width * height > area:
             rw = math.sqrt(area * aspect)
             rh = area / rw
-            bw = self._round_to_steps(rw)
+            bw, bh = self._round_to_steps(rw), self._round_to_steps(rh)
+            if bh == 0 or self._round_to_steps(bw / aspect) == 0:
+                raise BucketError(f"{width}×{height} is too narrow for bucket_no_upscale: a side rounds "
+                                  f"to 0 at {steps} px steps (sd-scripts divides by zero here); crop it")
             r1 = bw / self._round_to_steps(bw / aspect)
-            bh = self._round_to_steps(rh)
             r2 = self._round_to_steps(bh * aspect) / bh
             if abs(r1 - aspect) < abs(r2 - aspect):
                 resized = (bw, int(bw / aspect + 0.5))
             else:
                 resized = (int(bh * aspect + 0.5), bh)
-        else:
-            resized = (width, height)
         bucket = (resized[0] - resized[0] % steps, resized[1] - resized[1] % steps)
+        if min(bucket) == 0:
+            raise BucketError(f"{width}×{height} has a side below bucket_reso_steps ({steps} px), so its "
+                              "bucket would be empty; remove the image or turn bucket_no_upscale off")
         return Assignment(bucket, resized)
+
+
+def _first_bucket_per_aspect(resos: list[tuple[int, int]]) -> list[tuple[float, int, tuple[int, int]]]:
+    """[(aspect, index in sorted order, bucket)] sorted by aspect, one per distinct aspect: the
+    first bucket in sorted order, which is the one a tie goes to."""
+    first: dict[float, tuple[int, tuple[int, int]]] = {}
+    for index, (w, h) in enumerate(resos):
+        first.setdefault(w / h, (index, (w, h)))
+    return sorted((aspect, index, reso) for aspect, (index, reso) in first.items())
 
 
 def cover_size(width: int, height: int, bucket: tuple[int, int]) -> tuple[int, int]:

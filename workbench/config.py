@@ -62,10 +62,10 @@ class TrainConfig:
     training_comment: str = opt("", "Free text stored in the LoRA's metadata (ss_training_comment).", FOLDERS)
     # --- basic
     train_batch_size: int = opt(1, "Images per batch; a batch only ever holds images of one bucket.", BASIC, min=1)
-    max_train_epochs: int | None = opt(10, "Epochs to train; when set it decides the total steps (max_train_steps is then ignored).", BASIC, min=1)
-    max_train_steps: int = opt(0, "Total optimizer steps; used only when max_train_epochs is empty. 0 = decided by epochs.", BASIC, min=0)
+    max_train_epochs: int | None = opt(1, "Epochs to train (kohya_ss's Epoch); when set it decides the total steps and max_train_steps is ignored.", BASIC, min=1)
+    max_train_steps: int = opt(0, "Total optimizer steps, used only when max_train_epochs is empty (0 here, not sd-scripts' hidden 1,600).", BASIC, min=0)
     save_every_n_epochs: int | None = opt(1, "Save an intermediate LoRA every N epochs (empty: only at the end).", BASIC, min=1)
-    caption_extension: str = opt(".txt", "Extension of the caption file beside each image (.txt, .caption ...).", BASIC)
+    caption_extension: str = opt(".txt", "Extension of the caption files beside the images; files with another extension are ignored (sd-scripts' own default is .caption).", BASIC)
     mixed_precision: str = opt("fp16", "Precision of the forward/backward pass: no (fp32), fp16 or bf16.", BASIC, choices=PRECISIONS)
     save_precision: str = opt("fp16", "Precision of the tensors in the saved LoRA.", BASIC, choices=SAVE_PRECISIONS)
     num_cpu_threads_per_process: int = opt(2, "CPU threads for each training process.", BASIC, min=1)
@@ -74,9 +74,9 @@ class TrainConfig:
     cache_latents_to_disk: bool = opt(False, "Also keep the latents on disk beside the images (.npz), reused across runs.", BASIC)
     learning_rate: float = opt(1e-4, "Base learning rate; used where unet_lr or text_encoder_lr are empty.", BASIC, min=0.0)
     unet_lr: float | None = opt(None, "Learning rate of the UNet's LoRA modules (empty: learning_rate).", BASIC, min=0.0)
-    text_encoder_lr: float | None = opt(None, "Learning rate of the text encoder's LoRA modules (empty: learning_rate; 0: UNet only).", BASIC, min=0.0)
+    text_encoder_lr: float | None = opt(None, "Learning rate of the text encoder's LoRA modules (empty: learning_rate; 0: UNet only — kohya_ss's default 0 silently trains the UNet only).", BASIC, min=0.0)
     lr_scheduler: str = opt("cosine", "Learning-rate schedule over the run.", BASIC, choices=SCHEDULERS)
-    lr_warmup_steps: float = opt(0.0, "Warmup: an integer is a number of steps; a value below 1 is a fraction of the total steps.", BASIC, min=0.0)
+    lr_warmup_steps: float = opt(0.1, "Warmup: an integer is a number of steps; a value below 1 is a fraction of the total steps (0.1 = kohya_ss's 10%).", BASIC, min=0.0)
     lr_scheduler_num_cycles: int = opt(1, "Number of restarts for cosine_with_restarts.", BASIC, min=1)
     lr_scheduler_power: float = opt(1.0, "Power of the polynomial schedule (1 = linear decay).", BASIC, min=0.0)
     optimizer_type: str = opt("AdamW8bit", "Optimizer. The 8-bit ones (bitsandbytes) need CUDA to be worth it.", BASIC, choices=OPTIMIZERS)
@@ -87,7 +87,7 @@ class TrainConfig:
     min_bucket_reso: int = opt(256, "Smallest bucket side, in pixels.", BASIC, min=64)
     max_bucket_reso: int = opt(2048, "Largest bucket side, in pixels.", BASIC, min=64)
     bucket_reso_steps: int = opt(64, "Bucket sides are multiples of this (64 for SD1/SD2; 32 allowed for SDXL).", BASIC, min=8)
-    bucket_no_upscale: bool = opt(False, "Never upscale: small images keep their size, bucketed to its multiple of bucket_reso_steps.", BASIC)
+    bucket_no_upscale: bool = opt(False, "Never upscale: small images keep their size, bucketed to its multiple of bucket_reso_steps; min/max_bucket_reso are then ignored (off here, on in kohya_ss).", BASIC)
     # --- network
     network_module: str = opt("networks.lora", "networks.lora (kohya LoRA/LoCon) or lycoris.kohya (LoCon, LoHa, LoKr ... via network_args algo=).", NETWORK, choices=NETWORK_MODULES)
     network_dim: int = opt(8, "Rank of the LoRA (network_dim).", NETWORK, min=1)
@@ -114,7 +114,7 @@ class TrainConfig:
     # --- samples
     sample_prompts: str = opt("", "Prompt file for sample images (one prompt per line, with --w --h --s --l --n --d).", SAMPLES, path="file")
     sample_every_n_epochs: int | None = opt(None, "Render the sample prompts every N epochs (empty: never).", SAMPLES, min=1)
-    sample_sampler: str = opt("ddim", "Sampler for sample images.", SAMPLES, choices=SAMPLERS)
+    sample_sampler: str = opt("euler_a", "Sampler for sample images.", SAMPLES, choices=SAMPLERS)
 
     # ---- derived numbers (one place for each)
     def resolution_wh(self) -> tuple[int, int]:
@@ -187,40 +187,32 @@ def parse_key_values(items: list[str], key: str) -> dict[str, str]:
 
 # ---------------------------------------------------------------- reading values
 
+KIND_WORDS = {"bool": "true or false", "int": "a whole number", "float": "a number", "str": "a text",
+              "list": 'a list of "key=value" texts'}
+
+
+def _kind(name: str) -> tuple[str, bool]:
+    """("int" | "float" | "bool" | "str" | "list", optional) of a field."""
+    text = str(FIELDS[name].type)
+    return text.split("[")[0].split(" ")[0], "None" in text
+
+
 def _coerce(name: str, value: Any) -> Any:
     """Turn a TOML/JSON value into the field's type, or raise a ConfigError naming the key."""
-    f = FIELDS[name]
-    kind = f.type if isinstance(f.type, str) else str(f.type)
-    optional = "None" in kind
+    kind, optional = _kind(name)
     if value is None or (optional and value == ""):
         if optional:
             return None
-        raise ConfigError(f"{name}: a value is required ({f.metadata['help']})")
+        raise ConfigError(f"{name}: a value is required ({field_help(name)})")
     try:
-        if kind.startswith("bool"):
-            return _to_bool(value)
-        if kind.startswith("int"):
-            return _to_int(value)
-        if kind.startswith("float"):
-            if isinstance(value, bool):
-                raise ValueError
-            return float(value)
-        if kind.startswith("list"):
-            if isinstance(value, str):
-                return value.split()
-            return [str(v) for v in value]
-        if name == "resolution" and isinstance(value, (list, tuple, int)):
-            w, h = parse_resolution(value)
-            return f"{w},{h}"
-        if isinstance(value, (dict, list)):
-            raise ValueError
-        return str(value)
+        return CONVERTERS[kind](name, value)
+    except ConfigError:
+        raise
     except (ValueError, TypeError):
-        raise ConfigError(f"{name}: {value!r} is not a valid {kind.replace(' | None', '')} "
-                          f"({f.metadata['help']})") from None
+        raise ConfigError(f"{name}: {value!r} is not {KIND_WORDS[kind]} ({field_help(name)})") from None
 
 
-def _to_bool(value: Any) -> bool:
+def _to_bool(name: str, value: Any) -> bool:
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
@@ -230,7 +222,7 @@ def _to_bool(value: Any) -> bool:
     raise ValueError
 
 
-def _to_int(value: Any) -> int:
+def _to_int(name: str, value: Any) -> int:
     if isinstance(value, bool):
         raise ValueError
     if isinstance(value, float):
@@ -238,6 +230,35 @@ def _to_int(value: Any) -> int:
             raise ValueError
         return int(value)
     return int(str(value).strip())
+
+
+def _to_float(name: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError
+    return float(value)
+
+
+def _to_str(name: str, value: Any) -> str:
+    if name == "resolution" and not isinstance(value, (bool, float, dict)):
+        w, h = parse_resolution(value)          # "512", 512, [768, 512], "768x512" -> "W,H"
+        return f"{w},{h}"
+    if isinstance(value, (dict, list, bool)):
+        raise ValueError
+    return str(value)
+
+
+def _to_list(name: str, value: Any) -> list[str]:
+    """A list of "key=value" texts; also one space-separated text, or a table {key = value}."""
+    if isinstance(value, str):
+        return value.split()
+    if isinstance(value, dict):
+        return [f"{k}={v}" for k, v in value.items()]
+    if not isinstance(value, (list, tuple)) or any(isinstance(v, (dict, list)) for v in value):
+        raise ValueError
+    return [str(v) for v in value]
+
+
+CONVERTERS = {"bool": _to_bool, "int": _to_int, "float": _to_float, "str": _to_str, "list": _to_list}
 
 
 def _warmup(value: Any) -> float | int:
@@ -258,20 +279,38 @@ def _warmup(value: Any) -> float | int:
 
 
 def flatten(data: dict[str, Any]) -> dict[str, Any]:
-    """Tables only group keys (as in sd-scripts' --config_file): lift their keys to the top."""
+    """Tables only group keys (as in sd-scripts' --config_file): lift their keys to the top.
+    A table named after a list field (e.g. [network_args]) is that field's key=value pairs.
+    A key given twice, in two tables, is an error rather than a silent last-one-wins."""
     flat: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value))
-        else:
-            flat[key] = value
+    origin: dict[str, str] = {}
+    for name, value, table in _walk(data, ""):
+        if name in flat:
+            raise ConfigError(f"{name}: given twice (in [{origin[name]}] and [{table}]); keep one")
+        flat[name], origin[name] = value, table
     return flat
+
+
+def _walk(data: dict[str, Any], table: str):
+    """(key, value, table it sits in) for every non-table value, tables entered recursively."""
+    for key, value in data.items():
+        if isinstance(value, dict) and not _is_list_field(key):
+            yield from _walk(value, f"{table}.{key}" if table else key)
+        else:
+            yield key, value, table or "top level"
+
+
+def _is_list_field(key: str) -> bool:
+    return key in FIELDS and _kind(key)[0] == "list"
 
 
 def from_dict(data: dict[str, Any]) -> tuple[TrainConfig, list[str]]:
     """Build a config from flat or grouped keys. Returns it and the unknown keys (reported, not used)."""
     flat = flatten(data)
-    flat.pop("config_version", None)
+    version = flat.pop("config_version", CONFIG_VERSION)
+    if not isinstance(version, int) or version > CONFIG_VERSION:
+        raise ConfigError(f"config_version: {version!r} was written by a newer workbench (this one reads "
+                          f"version {CONFIG_VERSION}); update the workbench")
     known, unknown = {}, []
     for key, value in flat.items():
         if key not in FIELDS:
@@ -286,12 +325,16 @@ def from_dict(data: dict[str, Any]) -> tuple[TrainConfig, list[str]]:
 def load_toml(path: str | Path) -> tuple[TrainConfig, list[str]]:
     """Read a config TOML. Raises ConfigError with the file name and what is wrong."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder; give the config .toml file")
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from None
     try:
         return from_dict(data)
     except ConfigError as exc:
@@ -299,9 +342,10 @@ def load_toml(path: str | Path) -> tuple[TrainConfig, list[str]]:
 
 
 def to_toml(cfg: TrainConfig, grouped: bool = False) -> str:
-    """TOML text of a config. None values are left out (TOML has no null); they mean 'empty'."""
+    """TOML text of a config. TOML has no null: an empty optional value is written as "" (which
+    reads back as empty), so a config round-trips exactly."""
     import tomli_w
-    values = {k: v for k, v in cfg.to_dict().items() if v is not None}
+    values = {k: ("" if v is None else v) for k, v in cfg.to_dict().items()}
     if not grouped:
         return tomli_w.dumps({"config_version": CONFIG_VERSION, **values})
     tables: dict[str, dict] = {}
@@ -311,8 +355,8 @@ def to_toml(cfg: TrainConfig, grouped: bool = False) -> str:
     return tomli_w.dumps({"config_version": CONFIG_VERSION, **tables})
 
 
-def save_toml(cfg: TrainConfig, path: str | Path) -> Path:
+def save_toml(cfg: TrainConfig, path: str | Path, grouped: bool = False) -> Path:
     from workbench.fileio import write_text_atomic
     path = Path(path)
-    write_text_atomic(path, to_toml(cfg))
+    write_text_atomic(path, to_toml(cfg, grouped))
     return path

@@ -1,8 +1,11 @@
 """Scan kohya-style dataset folders: `<repeats>_<class tokens>` subfolders of images and captions.
 
-Only file headers are read (PIL opens lazily), so 10,000 images scan in about the time of a bare
-listing. Folders that don't follow the naming rule are kept in `Dataset.skipped` with the reason,
-never dropped silently.
+sd-scripts' rules (library/config_util.py and DreamBoothDataset): a subfolder's name is split on
+"_", the first token must be an int ≥ 1 (the repeats), the rest joined with "_" are the class
+tokens; images are listed directly inside it (not recursive), sorted by path; the caption is the
+first line of the file with caption_extension beside the image, else the class tokens.
+Only file headers are read (PIL opens lazily). Folders that don't follow the naming rule are kept
+in `Dataset.skipped` with the reason, never dropped silently.
 """
 from __future__ import annotations
 
@@ -58,8 +61,18 @@ class Dataset:
         return [s for s in self.subsets if s.is_reg]
 
 
+@dataclass(frozen=True)
+class SubsetFolder:
+    """A `<repeats>_<class tokens>` folder before its images are read."""
+    dir: Path
+    repeats: int
+    class_tokens: str
+    is_reg: bool
+
+
 def parse_subset_name(name: str) -> tuple[int, str] | None:
-    """"10_sks dog" -> (10, "sks dog"); "10_a_b" -> (10, "a_b"); names without a leading int ≥ 1 -> None."""
+    """"10_sks dog" -> (10, "sks dog"); "10_a_b" -> (10, "a_b"); "10" -> (10, "");
+    names without a leading int ≥ 1 -> None."""
     head, _, rest = name.partition("_")
     try:
         repeats = int(head)
@@ -70,12 +83,26 @@ def parse_subset_name(name: str) -> tuple[int, str] | None:
     return repeats, rest
 
 
+def why_not_subset(name: str) -> str:
+    head = name.partition("_")[0]
+    if head.strip().lstrip("+-").isdigit():
+        return f"repeats {head} is below 1, so sd-scripts ignores it; rename it to 1_{name.partition('_')[2]} or more"
+    return "not named <repeats>_<class tokens> (e.g. 10_sks dog), so it is not used; rename it"
+
+
+def is_image_name(name: str) -> bool:
+    # glob("*.png") in sd-scripts never matches hidden files (e.g. macOS "._x.png" forks)
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
 def list_images(folder: Path) -> list[Path]:
     """Images directly inside `folder` (not recursive), any letter case, sorted by path."""
-    with os.scandir(folder) as entries:
-        paths = [Path(e.path) for e in entries
-                 if e.is_file() and os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS]
-    return sorted(paths, key=str)
+    try:
+        with os.scandir(folder) as entries:
+            paths = [e.path for e in entries if is_image_name(e.name) and e.is_file()]
+    except OSError as exc:
+        raise DatasetError(f"{folder}: cannot list the folder ({exc.strerror})") from None
+    return [Path(p) for p in sorted(paths)]
 
 
 def image_size(path: Path) -> tuple[int, int]:
@@ -86,7 +113,7 @@ def image_size(path: Path) -> tuple[int, int]:
             return im.size
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise DatasetError(f"{path}: not a readable image ({exc.__class__.__name__}); "
-                           "fix or remove the file") from None
+                           "fix or remove the file (workbench check lists every bad file)") from None
 
 
 def read_caption(path: Path) -> str | None:
@@ -98,48 +125,58 @@ def read_caption(path: Path) -> str | None:
         return None
     except UnicodeDecodeError:
         raise DatasetError(f"{path}: caption is not UTF-8 text; re-save it as UTF-8") from None
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read the caption ({exc.strerror})") from None
 
 
 def caption_path(image: Path, caption_extension: str) -> Path:
-    return image.with_name(image.stem + caption_extension)
+    """sd-scripts: splitext(image)[0] + caption_extension."""
+    return Path(os.path.splitext(image)[0] + caption_extension)
 
 
-def scan_subset(folder: Path, repeats: int, class_tokens: str, is_reg: bool,
-                caption_extension: str) -> Subset:
-    subset = Subset(folder, repeats, class_tokens, is_reg)
-    for path in list_images(folder):
+def scan_subset(folder: SubsetFolder, caption_extension: str) -> Subset:
+    subset = Subset(folder.dir, folder.repeats, folder.class_tokens, folder.is_reg)
+    for path in list_images(folder.dir):
         text = read_caption(caption_path(path, caption_extension))
-        subset.images.append(ImageInfo(path, image_size(path), text if text is not None else class_tokens,
-                                       text is not None))
+        caption = text if text is not None else folder.class_tokens
+        subset.images.append(ImageInfo(path, image_size(path), caption, text is not None))
     return subset
 
 
-def scan_root(root: str | Path, is_reg: bool, caption_extension: str, what: str) -> Dataset:
+def find_subset_folders(root: str | Path, is_reg: bool, what: str) -> tuple[list[SubsetFolder], list[tuple[Path, str]]]:
+    """The subset folders of a train or reg root in folder-name order, and the folders skipped."""
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise DatasetError(f"{what} {root}: folder not found")
-    subsets, skipped = [], []
-    for entry in sorted(os.scandir(root), key=lambda e: e.name):
-        if not entry.is_dir():
-            continue
+        raise DatasetError(f"{what} {root}: folder not found; choose the folder that holds your "
+                           "<repeats>_<name> folders")
+    folders, skipped = [], []
+    with os.scandir(root) as entries:
+        dirs = sorted((e for e in entries if e.is_dir()), key=lambda e: e.name)
+    for entry in dirs:
         parsed = parse_subset_name(entry.name)
         if parsed is None:
-            skipped.append((Path(entry.path), "not named <repeats>_<class tokens> (e.g. 10_sks dog); it is not used"))
-            continue
-        subsets.append(scan_subset(Path(entry.path).absolute(), *parsed, is_reg, caption_extension))
-    return Dataset(subsets, skipped)
+            skipped.append((Path(entry.path), why_not_subset(entry.name)))
+        else:
+            folders.append(SubsetFolder(Path(entry.path).absolute(), *parsed, is_reg))
+    return folders, skipped
+
+
+def subset_folders(train_data_dir, reg_data_dir=None) -> tuple[list[SubsetFolder], list[tuple[Path, str]]]:
+    """Train subset folders, then reg ones, with every skipped folder."""
+    if not str(train_data_dir or ""):
+        raise DatasetError("train_data_dir: not set; choose the folder that holds your <repeats>_<name> folders")
+    folders, skipped = find_subset_folders(train_data_dir, False, "train_data_dir")
+    if reg_data_dir:
+        reg, reg_skipped = find_subset_folders(reg_data_dir, True, "reg_data_dir")
+        folders, skipped = folders + reg, skipped + reg_skipped
+    return folders, skipped
 
 
 def scan(train_data_dir: str | Path, reg_data_dir: str | Path | None = None,
          caption_extension: str = ".txt") -> Dataset:
-    """Train subsets (folder-name order), then reg subsets."""
-    if not str(train_data_dir or ""):
-        raise DatasetError("train_data_dir: not set; choose the folder that holds your <repeats>_<name> folders")
-    data = scan_root(train_data_dir, False, caption_extension, "train_data_dir")
-    if reg_data_dir:
-        reg = scan_root(reg_data_dir, True, caption_extension, "reg_data_dir")
-        data = Dataset(data.subsets + reg.subsets, data.skipped + reg.skipped)
-    return data
+    """Train subsets (folder-name order), then reg subsets, with image sizes and captions."""
+    folders, skipped = subset_folders(train_data_dir, reg_data_dir)
+    return Dataset([scan_subset(f, caption_extension) for f in folders], skipped)
 
 
 def scan_config(cfg) -> Dataset:

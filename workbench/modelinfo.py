@@ -43,6 +43,21 @@ def family_from_tensor_names(names) -> str | None:
     return None
 
 
+# width of the UNet's cross-attention keys: the text encoder each family was trained with
+CROSS_ATTENTION_FAMILY = {768: "sd1", 1024: "sd2", 2048: "sdxl"}
+
+
+def family_from_header(entries: dict[str, dict]) -> str | None:
+    """Tensor names first; a UNet-only LDM checkpoint (no text encoder inside) is told apart by
+    the width of its cross-attention keys, which names alone can't (SD1 and SD2 share them)."""
+    family = family_from_tensor_names(entries)
+    if family == "sd1" and not any(n.startswith("cond_stage_model.") for n in entries):
+        width = next((e.get("shape", [0, 0])[-1] for n, e in entries.items()
+                      if n.startswith("model.diffusion_model.") and n.endswith("attn2.to_k.weight")), None)
+        family = CROSS_ATTENTION_FAMILY.get(width, family)
+    return family
+
+
 def _read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
@@ -56,10 +71,11 @@ def family_of_diffusers_folder(folder: Path) -> tuple[str, bool | None]:
         raise ModelError(f"{folder}: not a diffusers model folder (no model_index.json or unet/config.json)")
     scheduler = _read_json(folder / "scheduler" / "scheduler_config.json")
     v_pred = {"v_prediction": True, "epsilon": False}.get(scheduler.get("prediction_type"))
-    if "XL" in str(index.get("_class_name", "")) or (folder / "text_encoder_2").is_dir():
+    unet = _read_json(folder / "unet" / "config.json")
+    if "XL" in str(index.get("_class_name", "")) or (folder / "text_encoder_2").is_dir() \
+            or unet.get("addition_embed_type") == "text_time":
         return "sdxl", v_pred
     te = _read_json(folder / "text_encoder" / "config.json")
-    unet = _read_json(folder / "unet" / "config.json")
     # SD2's OpenCLIP ViT-H uses gelu and 1024-wide cross-attention; SD1's CLIP-L uses quick_gelu, 768
     if te.get("hidden_act") == "gelu" or unet.get("cross_attention_dim") == 1024:
         return "sd2", v_pred
@@ -79,7 +95,7 @@ def model_info(path: str | Path) -> ModelInfo:
         raise ModelError(f"{path}: a .ckpt checkpoint; its family is only known once loaded — "
                          "prefer a .safetensors file")
     _, header = read_header(path)
-    family = family_from_tensor_names(tensor_entries(header))
+    family = family_from_header(tensor_entries(header))
     if family is None:
         raise ModelError(f"{path}: not a Stable Diffusion checkpoint (no UNet / text-encoder tensors found)")
     return ModelInfo(path, family, None, "single_file")

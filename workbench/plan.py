@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from workbench.buckets import Bucketer, BucketSpec
+from workbench.buckets import BucketError, Bucketer, BucketSpec
 from workbench.dataset import Dataset, ImageInfo, Subset, scan_config
 
 
@@ -107,12 +107,19 @@ def count_steps(buckets: dict, batch_size: int, grad_accum: int, num_processes: 
     return batches, steps_per_epoch, math.ceil(max_train_steps / steps_per_epoch), max_train_steps
 
 
+def assign_image(bucketer: Bucketer, info: ImageInfo):
+    try:
+        return bucketer.assign(*info.size)
+    except BucketError as exc:
+        raise PlanError(f"{info.path}: {exc}") from None
+
+
 def plan_dataset(dataset: Dataset, cfg, num_processes: int = 1) -> Plan:
     bucketer = Bucketer(BucketSpec.from_config(cfg))
     images: list[PlannedImage] = []
     for subset in dataset.subsets:
         for info in subset.images:
-            a = bucketer.assign(*info.size)
+            a = assign_image(bucketer, info)
             images.append(PlannedImage(info, subset, a.bucket, a.resized, subset.repeats))
     num_train = sum(im.repeats for im in images if not im.is_reg)
     reg = [(i, im.repeats) for i, im in enumerate(images) if im.is_reg]

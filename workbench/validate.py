@@ -4,10 +4,10 @@ Errors stop a run; warnings are shown next to their field in the app and by `wor
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-from workbench.config import (FIELDS, NETWORK_MODULES, OPTIMIZERS, SCHEDULERS, ConfigError,
-                              TrainConfig, parse_key_values, parse_resolution)
+from workbench.config import FIELDS, ConfigError, TrainConfig, parse_key_values, parse_resolution
 
 
 @dataclass(frozen=True)
@@ -58,25 +58,42 @@ def _resolution_and_buckets(cfg: TrainConfig) -> list[Finding]:
     except ConfigError as exc:
         return [Finding("error", "resolution", str(exc).split(": ", 1)[1])]
     out = []
+    if w % 8 or h % 8:
+        out.append(Finding("error", "resolution", f"{w},{h}: both sides must be multiples of 8 "
+                           "(latents are 1/8 of the image)"))
+    if cfg.enable_bucket:
+        out += _bucket_sizes(cfg, w, h)
+    return out
+
+
+def _bucket_sizes(cfg: TrainConfig, w: int, h: int) -> list[Finding]:
+    """sd-scripts asserts these whenever buckets are on, bucket_no_upscale or not."""
+    out = []
     step = 32 if cfg.sdxl else 64
     if cfg.bucket_reso_steps % step:
         family = "SDXL" if cfg.sdxl else "SD1/SD2"
         out.append(Finding("error", "bucket_reso_steps", f"{cfg.bucket_reso_steps} is not a multiple of {step}, "
-                           f"which {family} needs (latents are 1/8 of the image and the UNet halves them)"))
-    if cfg.enable_bucket and not cfg.bucket_no_upscale:
-        if cfg.max_bucket_reso < max(w, h):
-            out.append(Finding("error", "max_bucket_reso", f"{cfg.max_bucket_reso} is smaller than the resolution's "
-                               f"side {max(w, h)}; raise it to at least {max(w, h)}"))
-        if cfg.min_bucket_reso > min(w, h):
-            out.append(Finding("error", "min_bucket_reso", f"{cfg.min_bucket_reso} is larger than the resolution's "
-                               f"side {min(w, h)}; lower it"))
-    if w % 8 or h % 8:
-        out.append(Finding("error", "resolution", f"{w},{h}: both sides must be multiples of 8"))
+                           f"which {family} needs; use {step}"))
+    if math.isqrt(w * h) < cfg.bucket_reso_steps:
+        out.append(Finding("error", "resolution", f"{w},{h} is smaller than one bucket step "
+                           f"({cfg.bucket_reso_steps} px): its square bucket would be empty"))
+    if cfg.max_bucket_reso < max(w, h):
+        out.append(Finding("error", "max_bucket_reso", f"{cfg.max_bucket_reso} is smaller than the resolution's "
+                           f"side {max(w, h)}; raise it to at least {max(w, h)}"))
+    if cfg.min_bucket_reso > min(w, h):
+        out.append(Finding("error", "min_bucket_reso", f"{cfg.min_bucket_reso} is larger than the resolution's "
+                           f"side {min(w, h)}; lower it to {min(w, h)} or less"))
+    if cfg.min_bucket_reso > cfg.max_bucket_reso:
+        out.append(Finding("error", "min_bucket_reso", f"{cfg.min_bucket_reso} is larger than max_bucket_reso "
+                           f"{cfg.max_bucket_reso}"))
+    if cfg.bucket_no_upscale:
+        out.append(Finding("note", "bucket_no_upscale", "min_bucket_reso and max_bucket_reso are ignored: "
+                           "each image's bucket comes from its own size"))
     return out
 
 
 def _steps(cfg: TrainConfig) -> list[Finding]:
-    if not cfg.max_train_epochs and cfg.max_train_steps <= 0:
+    if cfg.max_train_epochs is None and cfg.max_train_steps <= 0:
         return [Finding("error", "max_train_epochs", "set max_train_epochs (or max_train_steps); "
                         "sd-scripts would silently run its default of 1,600 steps")]
     return []
@@ -84,14 +101,32 @@ def _steps(cfg: TrainConfig) -> list[Finding]:
 
 def _warmup(cfg: TrainConfig) -> list[Finding]:
     if cfg.lr_warmup_steps and cfg.lr_scheduler in ("constant", "adafactor"):
-        return [Finding("note", "lr_warmup_steps", f"{cfg.lr_scheduler} has no warmup: lr_warmup_steps "
-                        f"{cfg.lr_warmup_steps} is ignored (use constant_with_warmup to warm up)")]
+        return [Finding("note", "lr_warmup_steps", f"{cfg.lr_scheduler} has no warmup, so lr_warmup_steps "
+                        f"{cfg.lr_warmup_steps:g} is ignored (sd-scripts would refuse it; use "
+                        "constant_with_warmup to warm up)")]
     return []
+
+
+def _scheduler_needs_optimizer(cfg: TrainConfig) -> list[Finding]:
+    if cfg.lr_scheduler == "adafactor" and cfg.optimizer_type != "Adafactor":
+        return [Finding("error", "lr_scheduler", f"adafactor only works with optimizer_type Adafactor, not "
+                        f"{cfg.optimizer_type}; pick another scheduler or the Adafactor optimizer")]
+    return []
+
+
+def _model_flags(cfg: TrainConfig) -> list[Finding]:
+    out = []
+    if cfg.sdxl and cfg.v2:
+        out.append(Finding("error", "v2", "sdxl and v2 are both set; a model is SD 2.x or SDXL — clear one"))
+    if cfg.v_parameterization and not cfg.v2:
+        out.append(Finding("warning", "v_parameterization", "v-prediction is for SD 2.x 768-v models; "
+                           "with an SD1 or SDXL base the training target is unexpected"))
+    return out
 
 
 def _network(cfg: TrainConfig) -> list[Finding]:
     out = []
-    if cfg.network_alpha > cfg.network_dim:
+    if cfg.network_alpha > cfg.network_dim > 0:       # rank 0 is a range error of its own
         out.append(Finding("warning", "network_alpha", f"alpha {cfg.network_alpha:g} is above rank {cfg.network_dim}: "
                            f"updates are scaled up by {cfg.network_alpha / cfg.network_dim:g}×, which usually "
                            "needs a lower learning rate"))
@@ -140,8 +175,14 @@ def _flip_with_cache(cfg: TrainConfig) -> list[Finding]:
     return []
 
 
-RULES = (_choices, _ranges, _resolution_and_buckets, _steps, _warmup, _network, _text_encoder, _samples,
-         _flip_with_cache)
+def _latent_cache(cfg: TrainConfig) -> list[Finding]:
+    if cfg.cache_latents_to_disk and not cfg.cache_latents:
+        return [Finding("note", "cache_latents", "cache_latents_to_disk turns cache_latents on, as in sd-scripts")]
+    return []
+
+
+RULES = (_choices, _ranges, _resolution_and_buckets, _steps, _warmup, _scheduler_needs_optimizer, _model_flags,
+         _network, _text_encoder, _samples, _flip_with_cache, _latent_cache)
 
 
 def validate(cfg: TrainConfig, require_paths: bool = False) -> list[Finding]:

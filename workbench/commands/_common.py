@@ -5,14 +5,24 @@ import json
 import sys
 
 from workbench.config import TrainConfig, load_toml
+from workbench.errors import UserError
 
 
 def load_config(path: str, warn_unknown: bool = True) -> TrainConfig:
     """Read a config TOML; unknown keys are reported on stderr (not used, not dropped silently)."""
     cfg, unknown = load_toml(path)
     if unknown and warn_unknown:
-        print(f"{path}: unknown keys not used: {', '.join(unknown)}", file=sys.stderr)
+        print(f"{path}: unknown keys, not used: {', '.join(unknown)}", file=sys.stderr)
     return cfg
+
+
+def refuse_config_errors(cfg: TrainConfig) -> None:
+    """Raise the first validation error as one line (and say how many more there are)."""
+    from workbench.validate import errors, validate
+    found = errors(validate(cfg))
+    if found:
+        more = f" (and {len(found) - 1} more: run workbench check)" if len(found) > 1 else ""
+        raise UserError(f"{found[0].field}: {found[0].message}{more}")
 
 
 def print_json(obj) -> None:

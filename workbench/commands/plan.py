@@ -1,32 +1,32 @@
 """`workbench plan CONFIG [--json]`."""
 from __future__ import annotations
 
-from workbench.commands._common import load_config, print_json
+from workbench.commands._common import load_config, print_json, refuse_config_errors
 from workbench.plan import Plan, make_plan
-from workbench.validate import errors, validate
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("config", help="config TOML")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
-    parser.add_argument("--num-processes", type=int, default=1, help="GPUs the run will use (default 1)")
+    parser.add_argument("--num-processes", type=positive_int, default=1, help="GPUs the run will use (default 1)")
+
+
+def positive_int(text: str) -> int:
+    import argparse
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return int(text)
 
 
 def run(args) -> int:
     cfg = load_config(args.config)
-    for finding in errors(validate(cfg)):
-        raise_finding(finding)
+    refuse_config_errors(cfg)
     plan = make_plan(cfg, num_processes=args.num_processes)
     if args.json:
         print_json(plan.to_json())
     else:
         print(summary(plan))
     return 0
-
-
-def raise_finding(finding) -> None:
-    from workbench.errors import UserError
-    raise UserError(f"{finding.field}: {finding.message}")
 
 
 def summary(plan: Plan) -> str:

@@ -1,0 +1,98 @@
+"""Each validation rule: the finding it gives (level, field, words) and the config it leaves alone."""
+from __future__ import annotations
+
+import pytest
+
+from workbench.config import OPTIMIZERS, SCHEDULERS, TrainConfig
+from workbench.validate import errors, validate
+
+CLEAN = TrainConfig(optimizer_type="AdamW")
+
+
+def found(cfg, field=None, level=None):
+    return [f for f in validate(cfg) if (field is None or f.field == field) and (level is None or f.level == level)]
+
+
+def test_the_defaults_are_clean():
+    assert validate(CLEAN) == []
+    assert errors(validate(TrainConfig())) == []
+
+
+def test_alpha_above_rank_is_a_warning():
+    [f] = found(CLEAN.replace(network_dim=8, network_alpha=16), "network_alpha")
+    assert f.level == "warning" and "16 is above rank 8" in f.message and "2×" in f.message
+    assert found(CLEAN.replace(network_dim=8, network_alpha=8), "network_alpha") == []
+
+
+@pytest.mark.parametrize("sdxl,steps,ok", [(False, 64, True), (False, 128, True), (False, 32, False),
+                                           (False, 96, False), (True, 32, True), (True, 96, True), (True, 48, False)])
+def test_bucket_steps_multiple_of_64_for_sd1_sd2_and_32_for_sdxl(sdxl, steps, ok):
+    cfg = CLEAN.replace(sdxl=sdxl, bucket_reso_steps=steps, resolution="1024,1024" if sdxl else "512,512")
+    got = found(cfg, "bucket_reso_steps", "error")
+    assert (got == []) == ok
+    if not ok:
+        assert f"multiple of {32 if sdxl else 64}" in got[0].message
+    assert found(cfg.replace(enable_bucket=False), "bucket_reso_steps") == []   # no buckets: not used
+
+
+@pytest.mark.parametrize("no_upscale", [False, True])
+def test_max_bucket_reso_covers_each_side_of_the_resolution(no_upscale):
+    cfg = CLEAN.replace(resolution="768,512", max_bucket_reso=704, bucket_no_upscale=no_upscale)
+    [f] = found(cfg, "max_bucket_reso")
+    assert f.level == "error" and "at least 768" in f.message
+    assert found(cfg.replace(max_bucket_reso=768), "max_bucket_reso") == []
+    [f] = found(cfg.replace(max_bucket_reso=1024, min_bucket_reso=576), "min_bucket_reso")
+    assert "lower it to 512" in f.message
+
+
+@pytest.mark.parametrize("name", ["train_batch_size", "gradient_accumulation_steps", "network_dim",
+                                  "max_train_epochs", "num_cpu_threads_per_process", "lr_scheduler_num_cycles"])
+def test_counts_must_be_positive(name):
+    [f] = found(CLEAN.replace(**{name: 0}), name)
+    assert f.level == "error" and "below the minimum 1" in f.message
+
+
+def test_warmup_on_constant_is_ignored_with_a_visible_note():
+    [f] = found(CLEAN.replace(lr_scheduler="constant", lr_warmup_steps=0.1), "lr_warmup_steps")
+    assert f.level == "note" and "ignored" in f.message and "constant_with_warmup" in f.message
+    assert found(CLEAN.replace(lr_scheduler="constant", lr_warmup_steps=0), "lr_warmup_steps") == []
+    assert found(CLEAN.replace(lr_scheduler="cosine", lr_warmup_steps=0.1), "lr_warmup_steps") == []
+
+
+@pytest.mark.parametrize("name,value,valid", [("lr_scheduler", "cosine_annealing", SCHEDULERS),
+                                              ("optimizer_type", "AdamW32", OPTIMIZERS)])
+def test_unknown_scheduler_or_optimizer_lists_the_valid_ones(name, value, valid):
+    [f] = found(CLEAN.replace(**{name: value}), name)
+    assert f.level == "error" and f"unknown {value!r}" in f.message
+    assert all(v in f.message for v in valid)
+
+
+def test_a_wrong_letter_case_gets_a_did_you_mean():
+    [f] = found(CLEAN.replace(optimizer_type="adamw8bit"), "optimizer_type")
+    assert "did you mean AdamW8bit?" in f.message
+
+
+def test_adafactor_scheduler_needs_the_adafactor_optimizer():
+    [f] = found(CLEAN.replace(lr_scheduler="adafactor", optimizer_type="AdamW"), "lr_scheduler")
+    assert f.level == "error" and "Adafactor" in f.message
+    assert found(CLEAN.replace(lr_scheduler="adafactor", optimizer_type="Adafactor"), "lr_scheduler") == []
+
+
+def test_no_epochs_and_no_steps_names_the_hidden_default():
+    [f] = found(CLEAN.replace(max_train_epochs=None, max_train_steps=0), "max_train_epochs")
+    assert f.level == "error" and "1,600" in f.message
+    assert found(CLEAN.replace(max_train_epochs=None, max_train_steps=500), "max_train_epochs") == []
+
+
+def test_model_flags_and_network_rules():
+    assert found(CLEAN.replace(sdxl=True, v2=True, resolution="1024,1024"), "v2", "error")
+    assert found(CLEAN.replace(v_parameterization=True), "v_parameterization", "warning")
+    assert found(CLEAN.replace(dim_from_weights=True), "dim_from_weights", "error")
+    assert "algo=locon" in found(CLEAN.replace(network_module="lycoris.kohya"), "network_args")[0].message
+    assert found(CLEAN.replace(network_args=["conv_dim"]), "network_args", "error")
+    assert found(CLEAN.replace(resolution="500,512"), "resolution", "error")
+
+
+def test_required_paths_only_when_asked():
+    assert [f.field for f in validate(CLEAN, require_paths=True)] == [
+        "pretrained_model_name_or_path", "train_data_dir", "output_dir"]
