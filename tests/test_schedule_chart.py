@@ -24,7 +24,8 @@ def test_cosine_restarts_warmup_and_saves():
 
 
 def test_restart_marker_is_where_the_curve_jumps():
-    cfg = TrainConfig(lr_scheduler="cosine_with_restarts", lr_scheduler_num_cycles=4, learning_rate=1e-3, lr_warmup_steps=0)
+    cfg = TrainConfig(lr_scheduler="cosine_with_restarts", lr_scheduler_num_cycles=4, learning_rate=1e-3,
+                      lr_warmup_steps=0)
     curves, marker_frame = chart_frames(cfg, 200, 20, 10)
     unet = curves[curves.curve == "UNet"].set_index("step").lr
     for step in marker_frame[marker_frame.kind == "restart"].step:
@@ -58,8 +59,8 @@ def test_constant_has_no_warmup_marker():
 
 
 def test_long_runs_are_thinned_but_keep_markers_sharp():
-    cfg = TrainConfig(lr_scheduler="cosine_with_restarts", lr_scheduler_num_cycles=2, max_train_epochs=4, lr_warmup_steps=0,
-                      save_every_n_epochs=1)
+    cfg = TrainConfig(lr_scheduler="cosine_with_restarts", lr_scheduler_num_cycles=2, max_train_epochs=4,
+                      lr_warmup_steps=0, save_every_n_epochs=1)
     curves, marker_frame = chart_frames(cfg, 20_000, 5_000, 4)
     unet = curves[curves.curve == "UNet"]
     assert len(unet) < 2_000

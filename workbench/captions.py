@@ -168,7 +168,8 @@ class BulkOp:
         if self.kind not in BULK_KINDS:
             raise UserError(f"bulk operation: unknown {self.kind!r}; valid: {', '.join(BULK_KINDS)}")
         if self.kind != "dedupe" and not self.text.strip():
-            raise UserError(f"{BULK_KINDS[self.kind][0]}: enter the {'text to find' if self.kind == 'replace' else 'tag'}")
+            wanted = "text to find" if self.kind == "replace" else "tag"
+            raise UserError(f"{BULK_KINDS[self.kind][0]}: enter the {wanted}")
         if "\n" in self.text or "\n" in self.replacement:
             raise UserError(f"{BULK_KINDS[self.kind][0]}: must be one line")
 

@@ -1,0 +1,148 @@
+"""One widget per config field, built from the field's metadata (type, help, choices, path kind):
+the Parameters page draws every option of TrainConfig through `field_widget`, none by hand
+except lr_warmup_steps, which is edited as "% of steps" or as steps.
+
+A widget shows the value on disk; an edit is saved to current.toml at once (from its on_change
+callback, so the rest of the page already sees it), after the same coercion a TOML load does. A
+value that cannot be coerced is not saved; its error stays next to the field.
+"""
+from __future__ import annotations
+
+from dataclasses import Field
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from ui.common import save_config
+from ui.dataset_folders import folder_browser
+from ui.params_state import current_config, sync_widget
+from workbench.config import FIELDS, from_dict
+from workbench.errors import UserError
+from workbench.schedules import warmup_steps_for
+
+ERRORS = "params_errors"     # field -> message of a value that could not be saved
+PERCENT, STEPS = "% of steps", "steps"     # the two units lr_warmup_steps is edited in
+FINDING_LEVELS = {"error": st.error, "warning": st.warning, "note": st.info}
+
+
+def field_kind(f: Field) -> str:
+    """bool, choice, int, float, list or text, from the annotation and metadata."""
+    kind = str(f.type)
+    if kind.startswith("bool"):
+        return "bool"
+    if f.metadata.get("choices"):
+        return "choice"
+    for name in ("int", "float", "list"):
+        if kind.startswith(name):
+            return name
+    return "text"
+
+
+def optional(f: Field) -> bool:
+    return "None" in str(f.type)
+
+
+def to_widget(f: Field, value: Any) -> Any:
+    """A config value as its widget holds it: floats and lists as text (a float widget's step and
+    display don't fit both 1e-4 and 0.5), the rest as they are."""
+    kind = field_kind(f)
+    if kind == "float":
+        return "" if value is None else repr(value)
+    if kind == "list":
+        return " ".join(value)
+    return value
+
+
+def commit(name: str, raw: Any) -> None:
+    """Save field `name` = `raw` (a widget value) to the config on disk, coerced like a TOML
+    value; on a coercion error keep the message for the field and save nothing."""
+    errors = st.session_state.setdefault(ERRORS, {})
+    cfg = current_config()
+    try:
+        new, _ = from_dict({**cfg.to_dict(), name: raw})
+    except UserError as exc:
+        errors[name] = str(exc)
+        return
+    errors.pop(name, None)
+    save_config(new)
+
+
+def _on_change(name: str, key: str) -> None:
+    commit(name, st.session_state[key])
+
+
+def field_widget(f: Field, cfg) -> None:
+    key = f"param_{f.name}"
+    sync_widget(key, to_widget(f, getattr(cfg, f.name)))
+    common = dict(key=key, help=f.metadata["help"], on_change=_on_change, args=(f.name, key))
+    kind = field_kind(f)
+    if kind == "bool":
+        st.checkbox(f.name, **common)
+    elif kind == "choice":
+        choices = list(f.metadata["choices"])
+        value = st.session_state[key]
+        st.selectbox(f.name, choices if value in choices else choices + [value], **common)
+    elif kind == "int":
+        st.number_input(f.name, step=1, placeholder="empty" if optional(f) else None, **common)
+    else:
+        st.text_input(f.name, placeholder="empty" if optional(f) else "", **common)
+    _path_note(f, getattr(cfg, f.name))
+
+
+def _path_note(f: Field, value: str) -> None:
+    kind = f.metadata.get("path")
+    if not kind or not value:
+        return
+    if not Path(value).expanduser().exists():
+        st.caption(f":orange[not found: `{value}`]")
+    if kind == "dir":
+        folder_browser(f.name, value if Path(value).expanduser().is_dir() else "")
+
+
+def field_error(name: str) -> str | None:
+    return st.session_state.get(ERRORS, {}).get(name)
+
+
+def lr_warmup_widget(cfg, total_steps: int | None) -> None:
+    """lr_warmup_steps as "% of steps" (saved as a ratio below 1, as sd-scripts reads it) or as
+    steps. The unit follows the value on disk; switching it converts the value with the plan's
+    total (0 when there is no plan yet)."""
+    value = cfg.lr_warmup_steps
+    as_ratio = isinstance(value, float) and 0 < value < 1
+    mode_key = "param_lr_warmup_mode"
+    if value and (mode_key not in st.session_state or (st.session_state[mode_key] == PERCENT) != as_ratio):
+        st.session_state[mode_key] = PERCENT if as_ratio else STEPS
+    mode = st.radio("lr_warmup_steps as", [PERCENT, STEPS], key=mode_key, horizontal=True,
+                    on_change=_warmup_unit_changed, args=(mode_key, total_steps))
+    key = f"param_lr_warmup_{'pct' if mode == PERCENT else 'steps'}"
+    sync_widget(key, round(value * 100, 4) if as_ratio else 0.0 if mode == PERCENT else int(value))
+    help = FIELDS["lr_warmup_steps"].metadata["help"]
+    if mode == PERCENT:
+        st.number_input("lr_warmup_steps (% of total steps)", min_value=0.0, max_value=99.0, step=1.0, key=key,
+                        help=help, on_change=_warmup_changed, args=(key, True))
+    else:
+        st.number_input("lr_warmup_steps (steps)", min_value=0, step=1, key=key, help=help,
+                        on_change=_warmup_changed, args=(key, False))
+
+
+def _warmup_changed(key: str, percent: bool) -> None:
+    raw = st.session_state[key]
+    commit("lr_warmup_steps", float(raw) / 100 if percent else int(raw))
+
+
+def _warmup_unit_changed(mode_key: str, total_steps: int | None) -> None:
+    value = current_config().lr_warmup_steps
+    if st.session_state[mode_key] == STEPS and isinstance(value, float) and 0 < value < 1:
+        commit("lr_warmup_steps", warmup_steps_for(value, total_steps) if total_steps else 0)
+    elif st.session_state[mode_key] == PERCENT and isinstance(value, int) and value > 0:
+        commit("lr_warmup_steps", min(0.99, value / total_steps) if total_steps else 0.0)
+
+
+def show_findings(findings: list, name: str | None = None) -> None:
+    """Validation findings (and a value that could not be saved) right under their field."""
+    unsaved = field_error(name) if name else None
+    if unsaved:
+        st.error(f"not saved: {unsaved}")
+    for finding in findings:
+        FINDING_LEVELS.get(finding.level, st.info)(finding.line())

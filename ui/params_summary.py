@@ -1,0 +1,79 @@
+"""The top of the Parameters page: the model family read from the checkpoint (with a fix for
+flags that disagree), total steps with how they come about, and the LR chart with its markers."""
+from __future__ import annotations
+
+import altair as alt
+import streamlit as st
+
+from ui.common import save_config
+from ui.dataset_data import load_plan
+from ui.params_state import current_config
+from workbench.errors import UserError
+from workbench.modelinfo import contradiction, model_info
+from workbench.schedule_chart import chart_frames
+from workbench.step_breakdown import breakdown
+
+# marker kind -> (legend name, colour)
+MARKERS = {"warmup": ("warmup ends", "#2ca02c"), "restart": ("restart", "#9467bd"),
+           "stop_te": ("text encoder stops", "#d62728"), "save": ("save", "#7f7f7f")}
+
+
+def _match_flags(family: str, v_prediction: bool | None) -> None:
+    changes = {"v2": family == "sd2", "sdxl": family == "sdxl"}
+    if v_prediction is not None:
+        changes["v_parameterization"] = v_prediction
+    save_config(current_config().replace(**changes))
+
+
+def model_panel(cfg) -> None:
+    if not cfg.pretrained_model_name_or_path:
+        st.info("Set pretrained_model_name_or_path: the model family is read from the checkpoint.")
+        return
+    try:
+        info = model_info(cfg.pretrained_model_name_or_path)
+    except UserError as exc:
+        st.warning(str(exc))
+        return
+    vpred = {True: ", v-prediction", False: ", epsilon prediction", None: ""}[info.v_prediction]
+    st.markdown(f"**Model:** {info.family_name} ({info.layout.replace('_', ' ')}{vpred})")
+    problem = contradiction(info, cfg)
+    if problem:
+        st.warning(problem)
+        st.button(f"Set the flags for {info.family_name}", key="params_match_flags",
+                  on_click=_match_flags, args=(info.family, info.v_prediction))
+
+
+def steps_panel(cfg):
+    """Total steps and the breakdown; returns the plan, or None when there is none (said why)."""
+    try:
+        plan = load_plan(cfg)
+    except UserError as exc:
+        st.warning(f"Total steps unknown: {exc}")
+        return None
+    b = breakdown(plan, cfg)
+    per_epoch, total, warmup = st.columns(3)
+    total.metric("Total steps", b.total_steps)
+    per_epoch.metric("Steps per epoch", b.steps_per_epoch)
+    warmup.metric("Warmup steps", b.warmup_steps)
+    with st.expander("How the total comes about"):
+        st.markdown("\n".join(f"- {line}" for line in b.lines()))
+    return plan
+
+
+def lr_chart(cfg, plan) -> None:
+    if plan.total_steps == 0:
+        return
+    curves, markers = chart_frames(cfg, plan.total_steps, plan.steps_per_epoch, plan.epochs)
+    # the text encoder's curve is dashed: with equal learning rates it lies right on the UNet's
+    lines = alt.Chart(curves).mark_line().encode(
+        x=alt.X("step:Q", title="optimizer step"), y=alt.Y("lr:Q", title="learning rate", axis=alt.Axis(format="~e")),
+        color=alt.Color("curve:N", title="curve"), strokeDash=alt.StrokeDash("curve:N", legend=None),
+        tooltip=["curve", "step", alt.Tooltip("lr:Q", format=".3e")])
+    kinds = [k for k in MARKERS if k in set(markers.kind)]
+    markers["marker"] = [MARKERS[k][0] for k in markers.kind]
+    rules = alt.Chart(markers).mark_rule(strokeDash=[4, 3]).encode(
+        x="step:Q", tooltip=["label", "step"],
+        color=alt.Color("marker:N", title="marker", scale=alt.Scale(domain=[MARKERS[k][0] for k in kinds],
+                                                                   range=[MARKERS[k][1] for k in kinds])))
+    chart = alt.layer(lines, rules).resolve_scale(color="independent").properties(height=280)
+    st.altair_chart(chart, width="stretch")
