@@ -1,0 +1,199 @@
+"""Batches from the plan, one bucket at a time, and the latents they train on.
+
+The order of an epoch is a pure function of (seed, epoch): each bucket's images (repeated as the
+plan says) are shuffled, cut into batches, and the batches of all buckets shuffled together, as
+sd-scripts' BucketManager does. So a resumed run sees exactly the batches the first run would have.
+
+Latents are VAE samples × the family's scaling factor. With cache_latents every image is encoded
+once (in memory; with cache_latents_to_disk also in a .npz beside the image, reused while the
+image and its bucket are unchanged); without, each batch is encoded as it comes.
+"""
+from __future__ import annotations
+
+import io
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from workbench.buckets import crop_box
+from workbench.dataset import DatasetError
+from workbench.fileio import write_bytes_atomic
+from workbench.plan import Plan, PlannedImage
+
+VAE_BATCH = 4          # images per VAE call while caching
+
+
+@dataclass
+class Batch:
+    images: list[PlannedImage]            # one bucket
+    index: int                            # position in the epoch (seeds its caption shuffling)
+
+    @property
+    def bucket(self) -> tuple[int, int]:
+        return self.images[0].bucket
+
+
+def epoch_batches(plan: Plan, seed: int, epoch: int) -> list[Batch]:
+    """Every batch of one epoch, in training order."""
+    rng = random.Random(seed + epoch)
+    by_bucket: dict[tuple[int, int], list[PlannedImage]] = {}
+    for image in plan.used_images:
+        by_bucket.setdefault(image.bucket, []).extend([image] * image.repeats)
+    chunks = []
+    for bucket in sorted(by_bucket):
+        images = by_bucket[bucket]
+        rng.shuffle(images)
+        size = plan.train_batch_size
+        chunks += [images[i:i + size] for i in range(0, len(images), size)]
+    rng.shuffle(chunks)
+    return [Batch(images, i) for i, images in enumerate(chunks)]
+
+
+def process_share(batches: list[Batch], index: int, count: int) -> list[Batch]:
+    """This process's batches when `count` processes train together: every count-th one, the
+    list padded from its start so all processes step the same number of times (accelerate's even_batches)."""
+    if count == 1:
+        return batches
+    per_process = -(-len(batches) // count)
+    padded = (batches * count)[:per_process * count]
+    return padded[index::count]
+
+
+def accumulation_groups(batches: list[Batch], accumulation: int) -> list[list[Batch]]:
+    """Batches per optimizer step; the last group of an epoch may be short and still steps."""
+    return [batches[i:i + accumulation] for i in range(0, len(batches), accumulation)]
+
+
+# ---------------------------------------------------------------- captions
+
+def caption_of(image: PlannedImage, shuffle: bool, keep_tokens: int, rng: random.Random) -> str:
+    """The caption trained on: with shuffle_caption the comma-separated tags after the first
+    keep_tokens are shuffled (the trigger word stays first)."""
+    caption = image.info.caption
+    if not shuffle:
+        return caption
+    tags = [t.strip() for t in caption.split(",")]
+    kept, rest = tags[:keep_tokens], tags[keep_tokens:]
+    rng.shuffle(rest)
+    return ", ".join(kept + rest)
+
+
+def batch_captions(batch: Batch, cfg, seed: int, epoch: int) -> list[str]:
+    rng = random.Random(f"{seed}/{epoch}/{batch.index}")
+    return [caption_of(im, cfg.shuffle_caption, cfg.keep_tokens, rng) for im in batch.images]
+
+
+# ---------------------------------------------------------------- pixels
+
+def load_pixels(image: PlannedImage, flip: bool = False) -> torch.Tensor:
+    """(3, H, W) in [-1, 1]: scaled to cover its bucket, centre-cropped (sd-scripts' transform)."""
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(image.info.path) as source:
+            rgb = source.convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise DatasetError(f"{image.info.path}: not a readable image ({exc.__class__.__name__}); "
+                           "fix or remove the file") from None
+    if rgb.size != image.resized:
+        shrinking = image.resized[0] < rgb.size[0]
+        rgb = rgb.resize(image.resized, Image.Resampling.BOX if shrinking else Image.Resampling.LANCZOS)
+    rgb = rgb.crop(crop_box(image.resized, image.bucket))
+    if flip:
+        rgb = rgb.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    array = np.asarray(rgb, dtype=np.float32) / 127.5 - 1.0
+    return torch.from_numpy(array).permute(2, 0, 1)
+
+
+def size_conditioning(image: PlannedImage) -> list[int]:
+    """SDXL's time ids: original (h, w), crop (top, left) in the resized image, target (h, w)."""
+    left, top, _, _ = crop_box(image.resized, image.bucket)
+    w, h = image.info.size
+    return [h, w, top, left, image.bucket[1], image.bucket[0]]
+
+
+# ---------------------------------------------------------------- latents
+
+class Latents:
+    """Latents of a batch: from the cache, or encoded now. Unscaled VAE samples are what is cached
+    (as sd-scripts does); the scaling factor is applied on the way out."""
+
+    def __init__(self, vae, scaling_factor: float, device, seed: int, cfg):
+        self.vae, self.scaling, self.device = vae, scaling_factor, device
+        self.generator = torch.Generator(device="cpu").manual_seed(seed)
+        self.flip = cfg.flip_aug and not cfg.cache_latents
+        self.to_disk = cfg.cache_latents_to_disk
+        self.cache: dict[Path, torch.Tensor] | None = {} if cfg.cache_latents else None
+
+    @torch.no_grad()
+    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
+        posterior = self.vae.encode(pixels.to(self.device, self.vae.dtype)).latent_dist
+        noise = torch.randn(posterior.mean.shape, generator=self.generator).to(posterior.mean)
+        return posterior.mean + posterior.std * noise
+
+    def fill_cache(self, plan: Plan, log=print) -> None:
+        """Encode every image the plan uses, a bucket at a time; reuse valid .npz files."""
+        if self.cache is None:
+            return
+        pending = []
+        for image in plan.used_images:
+            cached = read_npz(image) if self.to_disk else None
+            if cached is not None:
+                self.cache[image.info.path] = cached
+            else:
+                pending.append(image)
+        by_bucket: dict[tuple[int, int], list[PlannedImage]] = {}
+        for image in pending:
+            by_bucket.setdefault(image.bucket, []).append(image)
+        for bucket in sorted(by_bucket):
+            images = by_bucket[bucket]
+            for start in range(0, len(images), VAE_BATCH):
+                self._cache_group(images[start:start + VAE_BATCH])
+        log(f"latents: {len(plan.used_images)} images cached ({len(plan.used_images) - len(pending)} from disk)")
+
+    def _cache_group(self, group: list[PlannedImage]) -> None:
+        latents = self.encode(torch.stack([load_pixels(im) for im in group])).float().cpu()
+        for image, latent in zip(group, latents):
+            self.cache[image.info.path] = latent
+            if self.to_disk:
+                write_npz(image, latent)
+
+    def for_batch(self, batch: Batch, rng: random.Random) -> torch.Tensor:
+        if self.cache is not None:
+            latents = torch.stack([self.cache[im.info.path] for im in batch.images]).to(self.device)
+        else:
+            pixels = torch.stack([load_pixels(im, flip=self.flip and rng.random() < 0.5) for im in batch.images])
+            latents = self.encode(pixels).float()
+        return latents * self.scaling
+
+
+def npz_path(image: PlannedImage) -> Path:
+    return image.info.path.with_suffix(".npz")
+
+
+def _source_key(image: PlannedImage) -> str:
+    """What a cached latent depends on: the image file (size, mtime) and its bucket and resize."""
+    stat = image.info.path.stat()
+    return f"{stat.st_size}:{stat.st_mtime_ns}:{image.bucket}:{image.resized}"
+
+
+def read_npz(image: PlannedImage) -> torch.Tensor | None:
+    path = npz_path(image)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if str(data["workbench_source"]) != _source_key(image):
+                return None
+            return torch.from_numpy(data["latents"].copy())
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def write_npz(image: PlannedImage, latent: torch.Tensor) -> None:
+    """sd-scripts' cache layout (latents, original_size, crop_ltrb) plus the key it is valid for."""
+    buffer = io.BytesIO()
+    np.savez(buffer, latents=latent.numpy(), original_size=np.array(image.info.size),
+             crop_ltrb=np.array(crop_box(image.resized, image.bucket)),
+             workbench_source=np.array(_source_key(image)))
+    write_bytes_atomic(npz_path(image), buffer.getvalue())

@@ -1,0 +1,211 @@
+"""The base model and how each family uses it: SD1 / SD2 (one CLIP text encoder, clip_skip) and
+SDXL (two encoders, penultimate layers concatenated, pooled embedding and size "time ids").
+
+The families differ only in a small strategy (`Family`): the scaling factor of the VAE latents,
+how a prompt becomes UNet conditioning, and which diffusers pipeline samples. The loop is one.
+
+Loading: a diffusers folder, or a single-file checkpoint through diffusers' from_single_file with
+the component configs shipped in trainer/model_configs (never a hub). The family is read from the
+checkpoint (workbench/modelinfo.py, the rule preflight uses) and a contradiction with the v2/sdxl
+flags is refused before anything heavy is loaded.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from workbench.modelinfo import ModelError, ModelInfo, contradiction, family_from_tensor_names, model_info
+
+CONFIG_DIR = Path(__file__).parent / "model_configs"
+SINGLE_FILE_CONFIGS = {("sd1", False): "sd15", ("sd2", False): "sd21-512", ("sd2", True): "sd21-768-v",
+                       ("sdxl", False): "sdxl-base"}
+# Hugging Face cache entries holding CLIP's BPE vocabulary (a single-file checkpoint has no tokenizer)
+CLIP_TOKENIZER_REPOS = ("openai/clip-vit-large-patch14", "laion/CLIP-ViT-bigG-14-laion2B-39B-b160k")
+
+
+@dataclass
+class Conditioning:
+    hidden: torch.Tensor                 # (batch, 77, cross-attention width)
+    pooled: torch.Tensor | None = None   # SDXL: (batch, 1280) from the second encoder's projection
+
+    def unet_kwargs(self, time_ids: torch.Tensor | None, dtype) -> dict:
+        kwargs = {"encoder_hidden_states": self.hidden.to(dtype)}
+        if self.pooled is not None:
+            kwargs["added_cond_kwargs"] = {"text_embeds": self.pooled.to(dtype), "time_ids": time_ids.to(dtype)}
+        return kwargs
+
+
+@dataclass
+class Models:
+    family: "Family"
+    unet: torch.nn.Module
+    vae: torch.nn.Module
+    text_encoders: list
+    tokenizers: list
+    info: ModelInfo
+
+    def token_ids(self, index: int, captions: list[str], device) -> torch.Tensor:
+        tokenizer = self.tokenizers[index]
+        return tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length,
+                         truncation=True, return_tensors="pt").input_ids.to(device)
+
+    def encode(self, captions: list[str], clip_skip: int, device) -> Conditioning:
+        return self.family.encode(self, captions, clip_skip, device)
+
+
+def _final_norm(encoder) -> torch.nn.Module:
+    # transformers 5 flattened CLIPTextModel; 4.x keeps the layers under .text_model
+    return getattr(encoder, "text_model", encoder).final_layer_norm
+
+
+def encode_sd(models: Models, captions: list[str], clip_skip: int, device) -> Conditioning:
+    """SD1/SD2: the last layer's output, or with clip_skip N the Nth-from-last layer put through
+    the final layer norm (as sd-scripts and A1111 do)."""
+    encoder = models.text_encoders[0]
+    out = encoder(models.token_ids(0, captions, device), output_hidden_states=clip_skip > 1)
+    if clip_skip <= 1:
+        return Conditioning(out.last_hidden_state)
+    return Conditioning(_final_norm(encoder)(out.hidden_states[-clip_skip]))
+
+
+def encode_sdxl(models: Models, captions: list[str], clip_skip: int, device) -> Conditioning:
+    """SDXL: both encoders' penultimate layers side by side (768 + 1280 = 2048 wide), and the
+    second encoder's projected pooled output. clip_skip does not apply (SDXL fixes the layer)."""
+    first, second = models.text_encoders
+    hidden1 = first(models.token_ids(0, captions, device), output_hidden_states=True).hidden_states[-2]
+    out2 = second(models.token_ids(1, captions, device), output_hidden_states=True)
+    return Conditioning(torch.cat([hidden1, out2.hidden_states[-2].to(hidden1.dtype)], dim=-1), out2.text_embeds)
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    scaling_factor: float               # VAE latents × this = what the UNet sees
+    encode: Callable[..., Conditioning]
+    pipeline: str                       # diffusers pipeline class (sampling, single-file loading)
+    text_encoder_folders: tuple[str, ...]
+
+    @property
+    def uses_time_ids(self) -> bool:
+        return self.name == "sdxl"
+
+
+SD_FOLDERS = ("text_encoder",)
+FAMILIES = {
+    "sd1": Family("sd1", 0.18215, encode_sd, "StableDiffusionPipeline", SD_FOLDERS),
+    "sd2": Family("sd2", 0.18215, encode_sd, "StableDiffusionPipeline", SD_FOLDERS),
+    "sdxl": Family("sdxl", 0.13025, encode_sdxl, "StableDiffusionXLPipeline", ("text_encoder", "text_encoder_2")),
+}
+
+
+def quiet_libraries() -> None:
+    """trainer.log is for the run: no per-file loading bars or dtype notices from the libraries."""
+    import diffusers
+    import transformers
+    diffusers.utils.logging.set_verbosity_error()
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def noise_scheduler(v_parameterization: bool):
+    """sd-scripts' training schedule whatever the model folder says: DDPM, 1,000 steps,
+    scaled_linear betas 0.00085–0.012."""
+    from diffusers import DDPMScheduler
+    return DDPMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                         clip_sample=False, steps_offset=1, prediction_type="v_prediction" if v_parameterization else "epsilon")
+
+
+# ---------------------------------------------------------------- which model
+
+def checked_model_info(cfg) -> ModelInfo:
+    """The base model's family, refused with one clear line when it contradicts the config."""
+    path = Path(cfg.pretrained_model_name_or_path).expanduser()
+    if not cfg.pretrained_model_name_or_path:
+        raise ModelError("pretrained_model_name_or_path: not set; choose a diffusers folder or a .safetensors file")
+    if path.is_file() and path.suffix.lower() == ".ckpt":
+        info = _ckpt_info(path)
+    else:
+        info = model_info(path)
+    problem = contradiction(info, cfg)
+    if problem:
+        raise ModelError(problem)
+    if info.v_prediction and not cfg.v_parameterization:
+        raise ModelError(f"{path}: the model predicts v (v_prediction in its scheduler config) but "
+                         "v_parameterization = false; set v_parameterization = true")
+    return info
+
+
+def _ckpt_info(path: Path) -> ModelInfo:
+    """A pickle checkpoint's family from its tensor names: weights_only refuses code, mmap avoids reading it."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:   # torch raises many types for a damaged or unsafe file
+        raise ModelError(f"{path}: not a loadable checkpoint ({exc.__class__.__name__}); "
+                         "convert it to .safetensors") from None
+    family = family_from_tensor_names(state.get("state_dict", state))
+    if family is None:
+        raise ModelError(f"{path}: not a Stable Diffusion checkpoint (no UNet / text-encoder tensors found)")
+    return ModelInfo(path, family, None, "single_file")
+
+
+# ---------------------------------------------------------------- loading
+
+def load_models(cfg) -> Models:
+    """UNet, VAE, text encoder(s) and tokenizer(s) in float32 on the CPU; the recipe moves them."""
+    info = checked_model_info(cfg)
+    family = FAMILIES[info.family]
+    if info.layout == "diffusers":
+        parts = _load_folder(info.path, family)
+    else:
+        parts = _load_single_file(info.path, family, cfg.v_parameterization)
+    return Models(family, parts["unet"], parts["vae"], parts["text_encoders"], parts["tokenizers"], info)
+
+
+def _load_folder(folder: Path, family: Family) -> dict:
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+    encoder_classes = (CLIPTextModel, CLIPTextModelWithProjection)
+    needed = ("unet", "vae", *family.text_encoder_folders, "tokenizer")
+    missing = [name for name in needed if not (folder / name).is_dir()]
+    if missing:
+        raise ModelError(f"{folder}: not a complete diffusers model folder (missing {', '.join(missing)}/)")
+    encoders = [cls.from_pretrained(folder, subfolder=name)
+                for cls, name in zip(encoder_classes, family.text_encoder_folders)]
+    tokenizers = [CLIPTokenizer.from_pretrained(folder, subfolder=name.replace("text_encoder", "tokenizer"))
+                  for name in family.text_encoder_folders]
+    return {"unet": UNet2DConditionModel.from_pretrained(folder, subfolder="unet"),
+            "vae": AutoencoderKL.from_pretrained(folder, subfolder="vae"),
+            "text_encoders": encoders, "tokenizers": tokenizers}
+
+
+def _load_single_file(path: Path, family: Family, v_parameterization: bool) -> dict:
+    import diffusers
+    config = CONFIG_DIR / SINGLE_FILE_CONFIGS[(family.name, v_parameterization and family.name == "sd2")]
+    pipeline_class = getattr(diffusers, family.pipeline)
+    tokenizers = {"tokenizer": clip_tokenizer("<|endoftext|>" if family.name == "sd1" else "!")}
+    if family.name == "sdxl":
+        tokenizers = {"tokenizer": clip_tokenizer("<|endoftext|>"), "tokenizer_2": clip_tokenizer("!")}
+    extra = {} if family.name == "sdxl" else {"safety_checker": None, "feature_extractor": None}
+    pipe = pipeline_class.from_single_file(str(path), config=str(config), local_files_only=True,
+                                           **tokenizers, **extra)
+    encoders = [pipe.text_encoder] + ([pipe.text_encoder_2] if family.name == "sdxl" else [])
+    return {"unet": pipe.unet, "vae": pipe.vae, "text_encoders": encoders, "tokenizers": list(tokenizers.values())}
+
+
+def clip_tokenizer(pad_token: str):
+    """CLIP's tokenizer from the local Hugging Face cache (kohya and diffusers users have it);
+    a single-file checkpoint holds no vocabulary and nothing is downloaded."""
+    from transformers import CLIPTokenizer
+    for repo in CLIP_TOKENIZER_REPOS:
+        try:
+            return CLIPTokenizer.from_pretrained(repo, local_files_only=True, pad_token=pad_token)
+        except OSError:
+            continue
+    raise ModelError("a single-file checkpoint has no tokenizer, and CLIP's (openai/clip-vit-large-patch14) is not "
+                     "in the Hugging Face cache; use the model as a diffusers folder, or put the tokenizer in the "
+                     "cache once (huggingface-cli download openai/clip-vit-large-patch14 vocab.json merges.txt "
+                     "tokenizer_config.json special_tokens_map.json)")

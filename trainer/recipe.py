@@ -1,0 +1,369 @@
+"""The training recipe: setup / train / save / cleanup, sd-scripts' semantics.
+
+`run(run_dir)` is the whole process: read RUN_DIR/config.toml, run the plan that workbench made
+(make_plan: buckets, repeats, reg balancing, steps), report through metrics.jsonl / status.json /
+TensorBoard, save kohya-format LoRAs, and end with state finished, stopped (SIGTERM) or failed
+(with a one-line error). A "step" is an optimizer step everywhere.
+"""
+from __future__ import annotations
+
+import math
+import random
+import time
+import traceback
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from trainer import data, models as model_loading, optim, saving, sampling
+from trainer.events import LossWindow, RunEvents, StopRequest
+from workbench import metadata
+from workbench.config import load_toml
+from workbench.errors import UserError
+from workbench.plan import make_plan
+from workbench.validate import errors, validate
+
+WEIGHT_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+SAVE_DTYPES = {"float": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class TrainingError(UserError):
+    pass
+
+
+@dataclass
+class Progress:
+    step: int = 0            # optimizer steps done
+    epoch: int = 0           # 0-based epoch in progress
+    groups_done: int = 0     # optimizer steps done inside that epoch
+    seed: int = 0
+
+
+class Recipe:
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir).absolute()
+        self.events = RunEvents(self.run_dir)
+        self.stop = StopRequest()
+        self.progress = Progress()
+        self.outputs: list[str] = []
+        self.pipeline = None
+        self.te_frozen = False
+
+    # ================================================================ setup
+    def setup(self) -> None:
+        self.events.starting()
+        cfg = self.cfg = read_config(self.run_dir)
+        model_loading.quiet_libraries()
+        from accelerate import Accelerator
+        from accelerate.utils import set_seed
+        self.accelerator = Accelerator(mixed_precision=cfg.mixed_precision)
+        self.events.enabled = self.accelerator.is_main_process
+        self.device, self.dtype = self.accelerator.device, WEIGHT_DTYPES[cfg.mixed_precision]
+        torch.set_num_threads(cfg.num_cpu_threads_per_process)
+        self.plan = make_plan(cfg, num_processes=self.accelerator.num_processes)
+        resumed = saving.load_state(Path(cfg.resume)) if cfg.resume else None
+        if resumed:
+            self.progress = Progress(**{k: resumed["progress"][k] for k in asdict(Progress())})
+        else:
+            self.progress.seed = cfg.seed if cfg.seed is not None else random.SystemRandom().randrange(2**31)
+        saving.refuse_existing(saving.planned_outputs(cfg, self.plan.epochs, self.progress.epoch + 1))
+        self.prompts = sampling.read_prompt_file(cfg.sample_prompts) if cfg.sample_every_n_epochs and cfg.sample_prompts else []
+        self.events.status(total_steps=self.plan.total_steps, seed=self.progress.seed)
+        set_seed(self.progress.seed)
+        self.load_models()
+        self.build_network()
+        if resumed:
+            self.restore(resumed)
+        self.latents = data.Latents(self.models.vae, self.models.family.scaling_factor, self.device,
+                                    self.progress.seed, cfg)
+        self.latents.fill_cache(self.plan, log=self.events.log)
+        self.metadata = metadata.training_metadata(cfg, self.plan, self.run_facts())
+        self.loss_window = LossWindow(self.plan.steps_per_epoch)
+        tb = self.events.open_tensorboard(cfg.logging_dir)
+        self.events.log(f"TensorBoard: {tb}")
+
+    def load_models(self) -> None:
+        cfg = self.cfg
+        self.models = model_loading.load_models(cfg)
+        self.noise_scheduler = model_loading.noise_scheduler(cfg.v_parameterization)
+        alphas = self.noise_scheduler.alphas_cumprod
+        self.snr = (alphas / (1 - alphas)).to(self.device)      # signal-to-noise ratio of each timestep
+        m = self.models
+        m.vae.to(self.device, torch.float32).requires_grad_(False).eval()   # fp16 VAEs overflow (SDXL's does)
+        for model in (m.unet, *m.text_encoders):
+            model.to(self.device, self.dtype).requires_grad_(False)
+        if cfg.gradient_checkpointing:
+            m.unet.enable_gradient_checkpointing()
+            if cfg.trains_text_encoder():
+                for encoder in m.text_encoders:
+                    encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+                    encoder.train()     # transformers checkpoints only in train mode; CLIP has no dropout
+        m.unet.train()      # no dropout in SD's UNet; diffusers checkpoints only in train mode
+        self.events.log(f"model: {m.info.path} ({m.info.family_name}, {m.info.layout}); device {self.device}, "
+                        f"mixed precision {cfg.mixed_precision}, base weights {str(self.dtype).removeprefix('torch.')}")
+
+    def build_network(self) -> None:
+        from trainer.network import create_network
+        cfg, m = self.cfg, self.models
+        self.network = create_network(cfg, m.unet, m.text_encoders)
+        self.network.apply_to()
+        self.network.to(self.device).train()
+        groups = self.network.param_groups(cfg.unet_lr_value(), cfg.text_encoder_lr_value())
+        self.trainable = [p for g in groups for p in g["params"]]
+        optimizer, self.optimizer_name = optim.build_optimizer(cfg, groups)
+        self.scheduler = optim.build_scheduler(cfg, optimizer, self.plan.total_steps)
+        self.optimizer = self.accelerator.prepare_optimizer(optimizer)     # fp16: loss scaling, inf-step skipping
+        te_stop = cfg.stop_text_encoder_training
+        self.te_stop_step = math.ceil(self.plan.total_steps * te_stop / 100) if te_stop and cfg.trains_text_encoder() else None
+        self.events.log(self.describe_network(groups))
+
+    def describe_network(self, groups) -> str:
+        n = self.network
+        sizes = ", ".join(f"{g['name']} {sum(p.numel() for p in g['params']):,} params at lr {g.get('initial_lr', g['lr']):g}"
+                          for g in groups)
+        p = self.plan
+        return (f"network: {self.cfg.network_module} {n.algo} rank {n.rank} alpha {n.alpha:g}: "
+                f"{len(n.unet_modules)} UNet + {len(n.text_encoder_modules)} text-encoder modules; {sizes}\n"
+                f"optimizer: {self.optimizer_name}, schedule {optim.scheduler_name(self.cfg)}\n"
+                f"plan: {p.num_train_images} train images × repeats, {p.num_reg_images} reg; {p.batches_per_epoch} "
+                f"batches/epoch of {p.train_batch_size} → {p.steps_per_epoch} steps/epoch × {p.epochs} epochs = "
+                f"{p.total_steps} steps; seed {self.progress.seed}")
+
+    def restore(self, state: dict) -> None:
+        """Continue a saved run: weights, optimizer and LR schedule, RNG, step and data position."""
+        self.network.load_state_dict(state["network"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler") and self.accelerator.scaler is not None:
+            self.accelerator.scaler.load_state_dict(state["scaler"])
+        self.resumed_rng = state["rng"]
+        self.events.log(f"resumed {self.cfg.resume}: step {self.progress.step}, epoch {self.progress.epoch + 1}")
+
+    def run_facts(self) -> metadata.RunFacts:
+        legacy, sha = saving.base_model_hashes(self.models.info.path)
+        return metadata.RunFacts(
+            seed=self.progress.seed, session_id=random.SystemRandom().randrange(2**32), started_at=time.time(),
+            optimizer=self.optimizer_name, lr_scheduler=optim.scheduler_name(self.cfg), network_dim=self.network.rank,
+            network_alpha=self.network.alpha, sd_model_hash=legacy, new_sd_model_hash=sha,
+            num_processes=self.accelerator.num_processes)
+
+    # ================================================================ train
+    def train(self) -> str:
+        p, s = self.plan, self.progress
+        if getattr(self, "resumed_rng", None):
+            saving.set_rng_state(self.resumed_rng)      # after the cache: its encoding drew no training noise
+        self.events.emit("start", total_steps=p.total_steps, epochs=p.epochs, batches_per_epoch=p.batches_per_epoch,
+                         initial_step=s.step)
+        self.events.status(state="running", step=s.step)
+        last = time.perf_counter()
+        for epoch in range(s.epoch, p.epochs):
+            groups = self.epoch_groups(epoch)
+            for index in range(s.groups_done, len(groups)):
+                loss = self.optimizer_step(groups[index], epoch)
+                s.step, s.groups_done = s.step + 1, index + 1
+                now = time.perf_counter()
+                self.after_step(epoch, loss, now - last, sum(len(b.images) for b in groups[index]))
+                last = now
+                if self.stop_requested() or s.step >= p.total_steps:
+                    break
+            if s.step < p.total_steps and self.stop_requested():
+                return self.save_stopped()
+            s.epoch, s.groups_done = epoch + 1, 0
+            self.end_epoch(epoch + 1)
+            last = time.perf_counter()      # saving and sampling are not part of the next step's time
+            if s.step >= p.total_steps:
+                break
+        self.save(saving.lora_path(self.cfg), p.epochs)
+        return "finished"
+
+    def epoch_groups(self, epoch: int) -> list[list[data.Batch]]:
+        batches = data.epoch_batches(self.plan, self.progress.seed, epoch)
+        mine = data.process_share(batches, self.accelerator.process_index, self.accelerator.num_processes)
+        return data.accumulation_groups(mine, self.cfg.gradient_accumulation_steps)
+
+    def optimizer_step(self, group: list[data.Batch], epoch: int) -> float:
+        """Forward and backward over the group's batches, then one optimizer step."""
+        cfg, acc = self.cfg, self.accelerator
+        self.maybe_freeze_text_encoder()
+        total = torch.zeros((), device=self.device)
+        for batch in group:
+            with acc.autocast():
+                loss = self.batch_loss(batch, epoch)
+            # accelerate's rule: divide by the configured accumulation even for a short last group
+            acc.backward(loss / cfg.gradient_accumulation_steps)
+            total += loss.detach()
+        mean = float(total) / len(group)
+        if not math.isfinite(mean):
+            raise TrainingError(f"loss became {mean} at step {self.progress.step + 1} (epoch {epoch + 1}): training "
+                                f"diverged; lower learning_rate (now {cfg.learning_rate:g}) or use max_grad_norm")
+        self.all_reduce_grads()
+        if cfg.max_grad_norm:
+            acc.clip_grad_norm_(self.trainable, cfg.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if cfg.scale_weight_norms:
+            self.max_norm_info = self.network.apply_max_norm(cfg.scale_weight_norms, self.device)
+        return mean
+
+    def batch_loss(self, batch: data.Batch, epoch: int) -> torch.Tensor:
+        """The diffusion loss of one batch (labelled as in diffusers' training examples)."""
+        cfg, seed = self.cfg, self.progress.seed
+        rng = random.Random(f"{seed}/{epoch}/{batch.index}")
+        latents = self.latents.for_batch(batch, rng)                                # image → latent × scaling
+        captions = data.batch_captions(batch, cfg, seed, epoch)
+        with torch.set_grad_enabled(self.text_encoder_trains()):
+            cond = self.models.encode(captions, cfg.clip_skip, self.device)
+        noise = torch.randn_like(latents)                                           # ε ~ N(0, I)
+        if cfg.noise_offset:                                                        # per-channel shift: darker darks
+            noise += cfg.noise_offset * torch.randn(*latents.shape[:2], 1, 1, device=latents.device)
+        timesteps = torch.randint(0, 1000, (latents.shape[0],), device=latents.device)  # uniform t
+        noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)          # forward diffusion q(x_t | x_0)
+        time_ids = (torch.tensor([data.size_conditioning(im) for im in batch.images], device=self.device)
+                    if self.models.family.uses_time_ids else None)
+        pred = self.models.unet(noisy.to(self.dtype), timesteps, **cond.unet_kwargs(time_ids, self.dtype)).sample
+        target = (self.noise_scheduler.get_velocity(latents, noise, timesteps)     # v = α·ε − σ·x0
+                  if cfg.v_parameterization else noise)
+        loss = torch.nn.functional.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+        loss = loss * torch.tensor([cfg.prior_loss_weight if im.is_reg else 1.0 for im in batch.images],
+                                   device=loss.device)
+        if cfg.min_snr_gamma:                       # Min-SNR weighting (Hang et al. 2023): min(SNR, γ) / SNR
+            snr = self.snr[timesteps]
+            loss = loss * torch.clamp(snr, max=cfg.min_snr_gamma) / (snr + 1 if cfg.v_parameterization else snr)
+        return loss.mean()
+
+    def text_encoder_trains(self) -> bool:
+        return self.network.trains_text_encoder and not self.te_frozen
+
+    def maybe_freeze_text_encoder(self) -> None:
+        if self.te_stop_step is not None and not self.te_frozen and self.progress.step >= self.te_stop_step:
+            self.network.set_text_encoder_trainable(False)
+            self.te_frozen = True
+            self.events.log(f"step {self.progress.step}: stop_text_encoder_training reached; the UNet goes on")
+
+    def all_reduce_grads(self) -> None:
+        """Several GPUs: average the LoRA gradients (the network is hooked into the UNet, not wrapped in DDP)."""
+        if self.accelerator.num_processes > 1:
+            for p in self.trainable:
+                if p.grad is not None:
+                    p.grad.copy_(self.accelerator.reduce(p.grad, reduction="mean"))
+
+    def stop_requested(self) -> bool:
+        if self.accelerator.num_processes == 1:
+            return self.stop.requested
+        flag = torch.tensor(float(self.stop.requested), device=self.device)
+        return bool(self.accelerator.reduce(flag, reduction="sum") > 0)
+
+    def after_step(self, epoch: int, loss: float, seconds: float, images: int) -> None:
+        s = self.progress
+        lrs = optim.group_lrs(self.optimizer, self.scheduler)
+        lr_unet, lr_te = lrs.get("unet", 0.0), 0.0 if self.te_frozen else lrs.get("text_encoder", 0.0)
+        loss_avg = self.loss_window.add(loss)
+        self.events.emit("step", step=s.step, epoch=epoch + 1, loss=loss, loss_avg=loss_avg, lr_unet=lr_unet,
+                         lr_te=lr_te, s_per_step=seconds)
+        self.events.scalars(s.step, {"loss/current": loss, "loss/average": loss_avg, "lr/unet": lr_unet,
+                                     "lr/textencoder": lr_te})
+        self.events.step_status(s.step)
+        if self.events.progress_due() or s.step == self.plan.total_steps:
+            eta = (self.plan.total_steps - s.step) * seconds
+            self.events.log(f"step {s.step}/{self.plan.total_steps} epoch {epoch + 1} loss {loss:.4f} (avg {loss_avg:.4f}) "
+                            f"lr {lr_unet:.3g} {seconds:.3f} s/step {images / max(seconds, 1e-9):.1f} img/s "
+                            f"ETA {eta:.0f} s")
+
+    def end_epoch(self, epoch: int) -> None:
+        self.events.emit("epoch", epoch=epoch, step=self.progress.step, loss_avg=self.loss_window.mean)
+        if saving.saves_epoch(self.cfg, epoch, self.plan.epochs):
+            self.save(saving.lora_path(self.cfg, saving.epoch_tag(epoch)), epoch)
+        if self.prompts and epoch % self.cfg.sample_every_n_epochs == 0:
+            self.sample(epoch)
+
+    # ================================================================ save
+    def save(self, path: Path, epoch: int) -> None:
+        if not self.accelerator.is_main_process:
+            return
+        cfg, step = self.cfg, self.progress.step
+        tensors = self.network.kohya_state_dict(dtype=SAVE_DTYPES[cfg.save_precision])
+        saving.save_lora(path, tensors, metadata.for_save(self.metadata, cfg, epoch, step, time.time()))
+        if cfg.save_state:
+            saving.save_state(saving.state_dir(path), self.network, self.optimizer, self.scheduler,
+                              self.accelerator.scaler, asdict(self.progress))
+        self.outputs.append(str(path))
+        self.events.emit("save", path=str(path), epoch=epoch, step=step)
+        self.events.status(outputs=self.outputs, step=step)
+        self.events.log(f"saved {path}")
+
+    def save_stopped(self) -> str:
+        if self.progress.step == 0:
+            self.events.log("stopped before the first step: nothing to save")
+            return "stopped"
+        path = saving.unique_path(saving.lora_path(self.cfg, saving.stopped_tag(self.progress.step)))
+        self.save(path, self.progress.epoch + 1)
+        return "stopped"
+
+    def sample(self, epoch: int) -> None:
+        if not self.accelerator.is_main_process:
+            return
+        if self.pipeline is None:
+            self.pipeline = sampling.build_pipeline(self.models, self.noise_scheduler, self.cfg.sample_sampler)
+        samples_dir = self.run_dir / "samples"
+        samples_dir.mkdir(exist_ok=True)
+        self.network.eval()
+        try:
+            for i, prompt in enumerate(self.prompts):
+                with self.accelerator.autocast():
+                    image = sampling.render(self.pipeline, prompt, self.progress.seed + self.progress.step + i)
+                path = sampling.sample_path(samples_dir, self.cfg.output_name, epoch, i)
+                image.save(path)
+                self.events.emit("sample", path=str(path), prompt=prompt.prompt, step=self.progress.step, epoch=epoch)
+        finally:
+            self.network.train()
+            self.models.unet.train()
+
+    # ================================================================ end
+    def finish(self, state: str, error: str | None = None) -> None:
+        fields = {"error": error} if error else {}
+        self.events.emit("end", status=state, step=self.progress.step, **fields)
+        self.events.status(state=state, step=self.progress.step, error=error, finished_at=time.time())
+        self.events.log(f"{state}" + (f": {error}" if error else ""))
+
+    def cleanup(self) -> None:
+        self.events.close()
+
+
+def read_config(run_dir: Path):
+    """The frozen config, refused with the validation's first error (it names the field)."""
+    cfg, unknown = load_toml(run_dir / "config.toml")
+    problems = errors(validate(cfg, require_paths=True))
+    if problems:
+        raise UserError(problems[0].line().removeprefix("error: "))
+    if cfg.mixed_precision == "fp16" and not torch.cuda.is_available():
+        raise UserError("mixed_precision: fp16 needs a CUDA GPU; on the CPU choose bf16 or no")
+    return cfg
+
+
+def failure_message(exc: BaseException, recipe: Recipe) -> str:
+    if isinstance(exc, UserError):
+        return str(exc)
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+        return (f"out of memory at step {recipe.progress.step + 1}: lower "
+                "train_batch_size or resolution, turn on gradient_checkpointing, or use mixed_precision bf16/fp16")
+    return f"{type(exc).__name__}: {exc} (a bug in the trainer; trainer.log has the traceback)"
+
+
+def run(run_dir: str | Path) -> int:
+    """The trainer process: 0 when finished or stopped, 1 when failed."""
+    recipe = Recipe(Path(run_dir))
+    try:
+        recipe.setup()
+        state = "stopped" if recipe.stop.requested else recipe.train()
+        recipe.finish(state)
+        return 0
+    except Exception as exc:   # every failure ends the run with its reason in status.json and the end event
+        if not isinstance(exc, UserError):
+            traceback.print_exc()
+        recipe.finish("failed", failure_message(exc, recipe))
+        return 1
+    finally:
+        recipe.cleanup()

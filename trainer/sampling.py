@@ -1,0 +1,110 @@
+"""Sample images during training from a prompt file in kohya's format: one prompt per line,
+options after it: --w width --h height --s steps --l guidance scale --n negative prompt --d seed.
+Lines starting with # are comments. Images go to RUN_DIR/samples, one sample event each.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from workbench.errors import UserError
+
+# sample_sampler -> (diffusers scheduler class, extra config); k_* are sd-scripts' aliases
+SAMPLERS = {
+    "ddim": ("DDIMScheduler", {}), "pndm": ("PNDMScheduler", {}),
+    "lms": ("LMSDiscreteScheduler", {}), "k_lms": ("LMSDiscreteScheduler", {}),
+    "euler": ("EulerDiscreteScheduler", {}), "k_euler": ("EulerDiscreteScheduler", {}),
+    "euler_a": ("EulerAncestralDiscreteScheduler", {}), "k_euler_a": ("EulerAncestralDiscreteScheduler", {}),
+    "heun": ("HeunDiscreteScheduler", {}),
+    "dpm_2": ("KDPM2DiscreteScheduler", {}), "k_dpm_2": ("KDPM2DiscreteScheduler", {}),
+    "dpm_2_a": ("KDPM2AncestralDiscreteScheduler", {}), "k_dpm_2_a": ("KDPM2AncestralDiscreteScheduler", {}),
+    "dpmsolver": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver"}),
+    "dpmsolver++": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++"}),
+    "dpmsingle": ("DPMSolverSinglestepScheduler", {}),
+}
+DEFAULTS = {"width": 512, "height": 512, "steps": 30, "scale": 7.5}     # kohya's
+
+
+@dataclass
+class SamplePrompt:
+    prompt: str
+    negative: str = ""
+    width: int = DEFAULTS["width"]
+    height: int = DEFAULTS["height"]
+    steps: int = DEFAULTS["steps"]
+    scale: float = DEFAULTS["scale"]
+    seed: int | None = None
+
+
+OPTIONS = {"w": ("width", int), "h": ("height", int), "s": ("steps", int), "l": ("scale", float),
+           "n": ("negative", str), "d": ("seed", int)}
+
+
+def parse_prompt_line(line: str, where: str = "") -> SamplePrompt | None:
+    """One line of a prompt file; None for blank lines and comments."""
+    line = line.strip()
+    if not line or line.startswith("#"):
+        return None
+    prompt, *options = line.split(" --")
+    sample = SamplePrompt(prompt.strip())
+    for option in options:
+        key, _, value = option.strip().partition(" ")
+        if key not in OPTIONS:
+            continue      # kohya ignores options it does not know; so do we
+        name, kind = OPTIONS[key]
+        try:
+            setattr(sample, name, kind(value.strip()))
+        except ValueError:
+            raise UserError(f"{where}: --{key} {value.strip()!r} is not a valid {kind.__name__}") from None
+    # the UNet needs sides divisible by 8 (latents are 1/8 of the image)
+    sample.width, sample.height = (max(64, v - v % 8) for v in (sample.width, sample.height))
+    return sample
+
+
+def read_prompt_file(path: str | Path) -> list[SamplePrompt]:
+    path = Path(path).expanduser()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise UserError(f"sample_prompts: {path}: cannot read it ({exc.strerror})") from None
+    prompts = [parse_prompt_line(line, f"sample_prompts: {path}:{i}") for i, line in enumerate(lines, 1)]
+    return [p for p in prompts if p is not None]
+
+
+def make_scheduler(name: str, training_scheduler):
+    import diffusers
+    if name not in SAMPLERS:
+        raise UserError(f"sample_sampler: unknown {name!r}; valid: {', '.join(SAMPLERS)}")
+    class_name, extra = SAMPLERS[name]
+    return getattr(diffusers, class_name).from_config(training_scheduler.config, **extra)
+
+
+def build_pipeline(models, noise_scheduler, sampler: str):
+    """The family's diffusers pipeline around the models being trained (LoRA applied in place)."""
+    import diffusers
+    pipeline_class = getattr(diffusers, models.family.pipeline)
+    parts = {"unet": models.unet, "vae": models.vae, "text_encoder": models.text_encoders[0],
+             "tokenizer": models.tokenizers[0], "scheduler": make_scheduler(sampler, noise_scheduler)}
+    if models.family.name == "sdxl":
+        parts.update(text_encoder_2=models.text_encoders[1], tokenizer_2=models.tokenizers[1])
+    else:
+        parts.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe = pipeline_class(**parts)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def render(pipe, sample: SamplePrompt, fallback_seed: int):
+    """One image (PIL). A prompt without --d gets a seed from the run's step, so reruns agree."""
+    import torch
+    seed = sample.seed if sample.seed is not None else random.Random(fallback_seed).randrange(2**31)
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    with torch.no_grad():
+        return pipe(sample.prompt, negative_prompt=sample.negative or None, width=sample.width,
+                    height=sample.height, num_inference_steps=sample.steps, guidance_scale=sample.scale,
+                    generator=generator).images[0]
+
+
+def sample_path(samples_dir: Path, output_name: str, epoch: int, index: int) -> Path:
+    return samples_dir / f"{output_name}_e{epoch:06d}_{index:02d}.png"

@@ -1,0 +1,153 @@
+"""Writing what a run produces: LoRA files (safetensors with metadata and sd-scripts' hashes, or
+a ckpt), and the state folders that let a run resume. Nothing is ever overwritten: the files a
+run will write are checked before it starts; a stop save that would collide gets a new name.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+
+import torch
+
+from workbench.errors import UserError
+from workbench.fileio import write_bytes_atomic
+from workbench.hashes import hashes_of_bytes
+
+
+class OutputExistsError(UserError):
+    pass
+
+
+# ---------------------------------------------------------------- names
+
+def lora_path(cfg, tag: str = "") -> Path:
+    """<output_dir>/<output_name>[-<tag>].<save_model_as>"""
+    name = f"{cfg.output_name}-{tag}" if tag else cfg.output_name
+    return Path(cfg.output_dir).expanduser() / f"{name}.{cfg.save_model_as}"
+
+
+def epoch_tag(epoch: int) -> str:
+    return f"{epoch:06d}"
+
+
+def stopped_tag(step: int) -> str:
+    return f"stopped-step{step}"
+
+
+def state_dir(lora: Path) -> Path:
+    return lora.with_name(f"{lora.stem}-state")
+
+
+def saves_epoch(cfg, epoch: int, epochs: int) -> bool:
+    """sd-scripts saves every N epochs except after the last one (that is the final file)."""
+    return bool(cfg.save_every_n_epochs) and epoch % cfg.save_every_n_epochs == 0 and epoch < epochs
+
+
+def planned_outputs(cfg, epochs: int, first_epoch: int = 1) -> list[Path]:
+    """Every file and state folder a run from `first_epoch` to the end will write."""
+    loras = [lora_path(cfg, epoch_tag(e)) for e in range(first_epoch, epochs + 1) if saves_epoch(cfg, e, epochs)]
+    loras.append(lora_path(cfg))
+    return loras + ([state_dir(p) for p in loras] if cfg.save_state else [])
+
+
+def refuse_existing(paths: list[Path]) -> None:
+    existing = [p for p in paths if p.exists()]
+    if existing:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise OutputExistsError(f"{existing[0]} already exists{more}: it is never overwritten; change output_name "
+                                "or output_dir, or move the old file away")
+
+
+def unique_path(path: Path) -> Path:
+    """`path`, or `stem-2.ext`, `stem-3.ext` … when taken (for stop saves, which cannot be planned)."""
+    n, candidate = 1, path
+    while candidate.exists() or state_dir(candidate).exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate
+
+
+# ---------------------------------------------------------------- LoRA files
+
+def lora_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
+    """safetensors bytes with sshs_model_hash / sshs_legacy_hash added, sd-scripts' way: the
+    hashes are of the file serialized with only the ss_* keys. The tensor bytes after the header
+    do not depend on the metadata, so the stored sshs_model_hash is sha256(file[8 + N:])."""
+    from safetensors.torch import save
+    training_only = {k: v for k, v in metadata.items() if k.startswith("ss_")}
+    model_hash, legacy_hash = hashes_of_bytes(save(tensors, training_only))
+    return save(tensors, {**metadata, "sshs_model_hash": model_hash, "sshs_legacy_hash": legacy_hash})
+
+
+def save_lora(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
+    """Write atomically; a .ckpt holds the tensors only (the format has no metadata)."""
+    if path.suffix == ".ckpt":
+        buffer = io.BytesIO()
+        torch.save(tensors, buffer)
+        data = buffer.getvalue()
+    else:
+        data = lora_bytes(tensors, metadata)
+    write_bytes_atomic(path, data)
+    return path
+
+
+# ---------------------------------------------------------------- training state
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_state(folder: Path, network, optimizer, scheduler, scaler, progress: dict) -> Path:
+    """Everything a resume needs, written into a temporary sibling and renamed into place."""
+    from safetensors.torch import save_file
+    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}, str(tmp / "network.safetensors"))
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict() if scaler is not None else None, "rng": rng_state()},
+               tmp / "training.pt")
+    (tmp / "train_state.json").write_text(json.dumps(progress, indent=2))
+    os.replace(tmp, folder)
+    return folder
+
+
+def load_state(folder: Path) -> dict:
+    """{"network": tensors, "optimizer", "scheduler", "scaler", "rng", "progress"}; UserError naming
+    the folder when it is not a state this trainer saved."""
+    from safetensors.torch import load_file
+    folder = Path(folder).expanduser()
+    files = [folder / "network.safetensors", folder / "training.pt", folder / "train_state.json"]
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        raise UserError(f"resume: {folder} is not a saved training state (missing {', '.join(missing)}); "
+                        "choose a <output_name>-…-state folder written with save_state")
+    training = torch.load(files[1], map_location="cpu", weights_only=True)
+    return {"network": load_file(str(files[0])), **training, "progress": json.loads(files[2].read_text())}
+
+
+def base_model_hashes(path: Path) -> tuple[str, str]:
+    """(legacy 8-hex, sha256) of a single-file base model, as sd-scripts records them
+    (ss_sd_model_hash, ss_new_sd_model_hash); ("", "") for a diffusers folder."""
+    import hashlib
+    from workbench.hashes import legacy_hash_stream
+    if not Path(path).is_file():
+        return "", ""
+    with open(path, "rb") as f:
+        legacy = legacy_hash_stream(f)
+        f.seek(0)
+        return legacy, hashlib.file_digest(f, "sha256").hexdigest()

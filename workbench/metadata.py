@@ -1,0 +1,144 @@
+"""The metadata stored in a LoRA file, sd-scripts' way: ss_* training keys, modelspec.* keys, and
+the whole frozen config as one JSON value ("workbench_config") so a run can be rebuilt from its
+LoRA (workbench/lora_metadata.py reads it back). Built for the trainer from the config and the
+plan; pure, no torch.
+
+Every value is a string (safetensors metadata is str → str): scalars are `str(v)` as sd-scripts
+writes them ("True", "None", "0.0001"), nested values are JSON strings.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+from collections import Counter
+from dataclasses import dataclass
+
+from workbench.buckets import Bucketer, BucketSpec
+from workbench.config import TrainConfig
+
+SAI_MODEL_SPEC = "1.0.1"
+IMPL_STABILITY_AI = "https://github.com/Stability-AI/generative-models"
+IMPL_DIFFUSERS = "diffusers"
+CONFIG_KEY = "workbench_config"
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What only the running trainer knows; the rest of the metadata follows from config + plan."""
+    seed: int
+    session_id: int                 # random integer shared by every file of one run
+    started_at: float               # unix time
+    optimizer: str                  # "torch.optim.adamw.AdamW(weight_decay=0.01)"
+    lr_scheduler: str               # the schedule run (Adafactor's relative step: "adafactor:<lr>")
+    network_dim: int                # the rank trained (dim_from_weights may change it)
+    network_alpha: float
+    sd_model_hash: str = ""         # legacy 8-hex hash of a single-file base model ("" for a folder)
+    new_sd_model_hash: str = ""     # sha256 of that file
+    num_processes: int = 1
+
+
+def base_model_version(cfg: TrainConfig) -> str:
+    if cfg.sdxl:
+        return "sdxl_base_v1-0"
+    if cfg.v2:
+        return "sd_v2_v" if cfg.v_parameterization else "sd_v2"
+    return "sd_v1"
+
+
+def tag_frequency(plan) -> dict[str, dict[str, int]]:
+    """{folder name: {tag: images whose caption has it}}: every image of every subset once,
+    tags split on commas, stripped and lower-cased (sd-scripts' count, repeats not applied)."""
+    out: dict[str, Counter] = {}
+    for subset in plan.dataset.subsets:
+        counts = out.setdefault(subset.dir.name, Counter())
+        for image in subset.images:
+            counts.update(tag.strip().lower() for tag in image.caption.split(",") if tag.strip())
+    return {name: dict(counts) for name, counts in out.items()}
+
+
+def dataset_dirs(plan, reg: bool) -> dict[str, dict[str, int]]:
+    return {s.dir.name: {"n_repeats": s.repeats, "img_count": len(s.images)}
+            for s in plan.dataset.subsets if s.is_reg == reg}
+
+
+def bucket_info(cfg: TrainConfig, plan) -> dict | None:
+    """{"buckets": {index in the bucket list: {"resolution": [w, h], "count": images × repeats}},
+    "mean_img_ar_error": mean |bucket aspect − image aspect| over the images used}; None without
+    bucketing, as sd-scripts."""
+    if not cfg.enable_bucket:
+        return None
+    resos = Bucketer(BucketSpec.from_config(cfg)).resos or sorted(plan.buckets)   # no_upscale: the ones used
+    buckets = {resos.index(reso): {"resolution": list(reso), "count": count} for reso, count in plan.buckets.items()}
+    used = plan.used_images
+    errors = [abs(im.bucket[0] / im.bucket[1] - im.info.size[0] / im.info.size[1]) for im in used]
+    return {"buckets": dict(sorted(buckets.items())), "mean_img_ar_error": sum(errors) / max(1, len(errors))}
+
+
+def training_metadata(cfg: TrainConfig, plan, facts: RunFacts) -> dict[str, str]:
+    """The ss_* keys fixed for the whole run (for_save adds the per-file ones)."""
+    w, h = cfg.resolution_wh()
+    values = {
+        "ss_session_id": facts.session_id, "ss_training_started_at": facts.started_at,
+        "ss_output_name": cfg.output_name, "ss_learning_rate": cfg.learning_rate,
+        "ss_text_encoder_lr": cfg.text_encoder_lr, "ss_unet_lr": cfg.unet_lr,
+        "ss_num_train_images": plan.num_train_images, "ss_num_reg_images": plan.num_reg_images,
+        "ss_num_batches_per_epoch": -(-plan.batches_per_epoch // facts.num_processes),
+        "ss_num_epochs": plan.epochs, "ss_max_train_steps": plan.total_steps,
+        "ss_gradient_checkpointing": cfg.gradient_checkpointing,
+        "ss_gradient_accumulation_steps": cfg.gradient_accumulation_steps,
+        "ss_lr_warmup_steps": cfg.lr_warmup_steps, "ss_lr_scheduler": facts.lr_scheduler,
+        "ss_network_module": cfg.network_module, "ss_network_dim": facts.network_dim,
+        "ss_network_alpha": facts.network_alpha, "ss_network_dropout": cfg.network_dropout,
+        "ss_mixed_precision": cfg.mixed_precision, "ss_v2": cfg.v2, "ss_base_model_version": base_model_version(cfg),
+        "ss_clip_skip": cfg.clip_skip, "ss_cache_latents": cfg.cache_latents, "ss_seed": facts.seed,
+        "ss_noise_offset": cfg.noise_offset, "ss_min_snr_gamma": cfg.min_snr_gamma,
+        "ss_prior_loss_weight": cfg.prior_loss_weight, "ss_scale_weight_norms": cfg.scale_weight_norms,
+        "ss_max_grad_norm": cfg.max_grad_norm, "ss_training_comment": cfg.training_comment,
+        "ss_optimizer": facts.optimizer,
+        "ss_batch_size_per_device": cfg.train_batch_size,
+        "ss_total_batch_size": cfg.train_batch_size * facts.num_processes * cfg.gradient_accumulation_steps,
+        "ss_resolution": (w, h), "ss_enable_bucket": cfg.enable_bucket, "ss_bucket_no_upscale": cfg.bucket_no_upscale,
+        "ss_min_bucket_reso": cfg.min_bucket_reso, "ss_max_bucket_reso": cfg.max_bucket_reso,
+        "ss_flip_aug": cfg.flip_aug, "ss_shuffle_caption": cfg.shuffle_caption, "ss_keep_tokens": cfg.keep_tokens,
+        "ss_sd_model_name": _model_name(cfg.pretrained_model_name_or_path),
+        "ss_sd_model_hash": facts.sd_model_hash, "ss_new_sd_model_hash": facts.new_sd_model_hash,
+    }
+    metadata = {key: str(value) for key, value in values.items()}
+    metadata.update({
+        "ss_network_args": json.dumps(cfg.network_args_dict()),
+        "ss_dataset_dirs": json.dumps(dataset_dirs(plan, reg=False)),
+        "ss_reg_dataset_dirs": json.dumps(dataset_dirs(plan, reg=True)),
+        "ss_tag_frequency": json.dumps(tag_frequency(plan)),
+        "ss_bucket_info": json.dumps(bucket_info(cfg, plan)),
+        CONFIG_KEY: json.dumps(cfg.to_dict()),
+    })
+    return metadata
+
+
+def _model_name(path: str) -> str:
+    return path.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def for_save(base: dict[str, str], cfg: TrainConfig, epoch: int, step: int, finished_at: float) -> dict[str, str]:
+    """The metadata of one saved file: the run's keys, where it stands, and modelspec.*."""
+    return {**base, "ss_epoch": str(epoch), "ss_steps": str(step), "ss_training_finished_at": str(finished_at),
+            **modelspec(cfg, finished_at)}
+
+
+def modelspec(cfg: TrainConfig, timestamp: float) -> dict[str, str]:
+    """Stability AI's ModelSpec keys as sd-scripts writes them for a LoRA."""
+    if cfg.sdxl:
+        arch = "stable-diffusion-xl-v1-base"
+    elif cfg.v2:
+        arch = "stable-diffusion-v2-768-v" if cfg.v_parameterization else "stable-diffusion-v2-512"
+    else:
+        arch = "stable-diffusion-v1"
+    w, h = cfg.resolution_wh()
+    spec = {"modelspec.sai_model_spec": SAI_MODEL_SPEC, "modelspec.architecture": f"{arch}/lora",
+            "modelspec.implementation": IMPL_STABILITY_AI if cfg.sdxl else IMPL_DIFFUSERS,
+            "modelspec.title": cfg.output_name, "modelspec.resolution": f"{w}x{h}",
+            "modelspec.date": datetime.datetime.fromtimestamp(int(timestamp)).isoformat(),
+            "modelspec.prediction_type": "v" if cfg.v_parameterization else "epsilon"}
+    if not cfg.sdxl:
+        spec["modelspec.encoder_layer"] = str(cfg.clip_skip)
+    return spec
