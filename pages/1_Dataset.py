@@ -43,20 +43,19 @@ except UserError as exc:
 
 st.subheader("Images")
 filtered = filter_images(plan, image_filter(plan))
-images, table, bulk, tags, buckets, preflight = st.tabs(
-    ["Images", "Captions table", "Bulk edit", "Tags", "Buckets", "Preflight"])
-try:
-    with images:
-        image_grid(filtered, cfg.caption_extension)
-    with table:
-        caption_table(filtered, cfg.caption_extension)
-    with bulk:
-        bulk_panel(plan.images, filtered, cfg.caption_extension)
-    with tags:
-        tag_chart(dataset)
-    with buckets:
-        bucket_panel(plan)
-    with preflight:
-        findings_panel(cfg)
-except UserError as exc:
-    st.error(str(exc))
+# the open tab is in the URL, and only it runs: a rerun on 5,000 images draws one view, not six
+VIEWS = {
+    "Images": lambda: image_grid(filtered, cfg.caption_extension),
+    "Captions table": lambda: caption_table(filtered, cfg.caption_extension),
+    "Bulk edit": lambda: bulk_panel(plan.images, filtered, cfg.caption_extension),
+    "Tags": lambda: tag_chart(dataset),
+    "Buckets": lambda: bucket_panel(plan),
+    "Preflight": lambda: findings_panel(cfg),
+}
+for tab, draw in zip(st.tabs(list(VIEWS), key="view", bind="query-params"), VIEWS.values()):
+    with tab:
+        if tab.open:
+            try:
+                draw()
+            except UserError as exc:
+                st.error(str(exc))

@@ -28,8 +28,12 @@ def dataset(tmp_path):
     return train
 
 
-def run_page() -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=60).run()
+def run_page(view: str | None = None) -> AppTest:
+    """A fresh session (as after a browser refresh), on the given tab (its name is in the URL)."""
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    if view:
+        at.query_params["view"] = view
+    at.run()
     assert not at.exception, [e.message for e in at.exception]
     return at
 
@@ -43,7 +47,7 @@ def text_of(elements) -> str:
 
 
 def messages(at) -> str:
-    return " | ".join(e.value for kind in (at.error, at.warning, at.success, at.info) for e in kind)
+    return " | ".join(e.value for kind in (at.error, at.warning, at.success, at.info, at.toast) for e in kind)
 
 
 def test_renders_subsets_grid_and_thumbnails(dataset):
@@ -102,7 +106,7 @@ def test_filters_are_read_from_the_url_so_a_refresh_keeps_them(dataset):
 
 def test_bulk_prepend_previews_applies_and_undo_restores_after_a_refresh(dataset):
     originals = {p: p.read_bytes() for p in (dataset / "3_sks dog").glob("*.txt")}
-    at = run_page()
+    at = run_page("Bulk edit")
     at.radio(key="bulk_scope").set_value("all images")
     at.text_input(key="bulk_text").set_value("trigger").run()        # default operation: prepend
     preview = next(d.value for d in at.dataframe if "after" in d.value.columns)
@@ -112,7 +116,7 @@ def test_bulk_prepend_previews_applies_and_undo_restores_after_a_refresh(dataset
     assert all(p.read_text().startswith("trigger, sks dog, grass") for p in originals)
     assert not (dataset / "1_cat" / "cat0.txt").exists()
 
-    refreshed = run_page()                                               # a new session: the journal is on disk
+    refreshed = run_page("Bulk edit")                                    # a new session: the journal is on disk
     refreshed.button(key="bulk_undo").click().run()
     assert all(p.read_bytes() == text for p, text in originals.items())
     assert "5 captions restored" in messages(refreshed)
@@ -188,7 +192,7 @@ def test_caption_table_on_change_writes_edited_rows_and_clears_the_editor(datase
 
 
 def test_caption_table_shows_the_filtered_page(dataset):
-    at = run_page()
+    at = run_page("Captions table")
     [editor] = at.data_editor
     table = editor.value
     assert list(table.image) == ["cat0.jpg", "cat1.jpg", "dog0.png", "dog1.png", "dog2.png", "dog3.png", "dog4.png"]
@@ -196,10 +200,18 @@ def test_caption_table_shows_the_filtered_page(dataset):
     assert editor.key.startswith("captions_p1_")
 
 
-def test_tag_chart_and_bucket_table(dataset):
+def test_only_the_open_view_is_drawn(dataset):
     at = run_page()
-    charts = at.get("vega_lite_chart")
-    assert len(charts) == 2
+    assert len(at.image) == 7 and not at.data_editor and not at.get("vega_lite_chart")
+    at.session_state["view"] = "Captions table"
+    at.run()
+    assert not at.image and len(at.data_editor) == 1
+
+
+def test_tag_chart_and_bucket_table(dataset):
+    assert len(run_page("Tags").get("vega_lite_chart")) == 1
+    at = run_page("Buckets")
+    assert len(at.get("vega_lite_chart")) == 1
     buckets = next(d.value for d in at.dataframe if "crop" in d.value.columns)
     wide = buckets[buckets.image == "cat0.jpg"].iloc[0]
     assert (wide["size"], wide["repeats"]) == ("768×512", 1)
@@ -213,9 +225,9 @@ def test_preflight_runs_on_request_and_names_the_files(dataset):
     noisy = dataset / "3_sks dog" / "dog0.png"          # header intact, pixels cut off: only a full decode sees it
     Image.frombytes("RGB", (512, 512), random.Random(0).randbytes(512 * 512 * 3)).save(noisy)
     noisy.write_bytes(noisy.read_bytes()[: noisy.stat().st_size // 2])
-    at = run_page()
-    assert "dog0.png: not a readable image" in text_of(at.warning)      # its grid cell says so
-    assert not any(b.key == "preflight_again" for b in at.button)       # preflight waits to be asked
+    assert "dog0.png: not a readable image" in text_of(run_page().warning)   # its grid cell says so
+    at = run_page("Preflight")
+    assert not any(b.key == "preflight_again" for b in at.button)         # preflight waits to be asked
     at.button(key="preflight_run").click().run()
     for _ in range(100):                          # the check runs in a thread; poll until it has drawn
         if any(b.key == "preflight_again" for b in at.button):

@@ -49,8 +49,8 @@ def bulk_panel(all_images: list, filtered: list, caption_extension: str) -> None
     images = filtered if scope.startswith("images matching") else all_images
     try:
         changes = preview(op, [caption_of(im.info, caption_extension) for im in images])
-    except UserError as exc:
-        st.info(str(exc))
+    except UserError as exc:       # the operation is not complete yet: say what it needs
+        st.caption(str(exc))
         changes = None
     if changes is not None:
         _preview_table(changes, op, images)

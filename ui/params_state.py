@@ -31,13 +31,20 @@ def current_config() -> TrainConfig:
 
 
 def flash(level: str, message: str) -> None:
-    """A notice shown once at the top of the next render: level is success, info, warning or error."""
+    """A notice for the next render: success and info as a toast, warning and error at the top of
+    the page until the next rerun."""
     st.session_state.setdefault(FLASH_KEY, []).append((level, message))
 
 
 def show_flash() -> None:
+    """Call once, near the top: the container is always there, so notices don't shift the page's
+    elements (a shift remounts widgets below it)."""
+    box = st.container()
     for level, message in st.session_state.pop(FLASH_KEY, []):
-        getattr(st, level)(message)
+        if level in ("success", "info"):
+            st.toast(message, icon="✅" if level == "success" else "ℹ️")
+        else:
+            getattr(box, level)(message)
 
 
 def run_action(action, success: str | None = None) -> bool:
