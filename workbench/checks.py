@@ -176,7 +176,12 @@ def dataset_findings(cfg, progress: Progress) -> list[Finding]:
             for f, paths in images.items() if not paths]
     if not any(paths for f, paths in images.items() if not f.is_reg):
         out.append(Finding("error", "train_data_dir", "no training images in any <repeats>_<name> folder"))
-    results = inspect_images([p for paths in images.values() for p in paths], progress)
+    all_images = [p for paths in images.values() for p in paths]
+    odd_case = [str(p) for p in all_images if p.suffix not in (p.suffix.lower(), p.suffix.upper())]
+    if odd_case:
+        out.append(Finding("note", "", f"{len(odd_case)} image(s) have a mixed-case extension (like .JpG): the "
+                           "workbench reads them, sd-scripts on Linux does not", tuple(odd_case)))
+    results = inspect_images(all_images, progress)
     out += decode_findings(results) + upscale_findings(cfg, results) + duplicate_findings(results)
     for folder, paths in images.items():
         out += caption_findings(folder, paths, cfg.caption_extension)

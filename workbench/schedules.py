@@ -103,4 +103,4 @@ def make_schedule(cfg, total_steps: int) -> Schedule:
     unet = curve(args[0], cfg.unet_lr_value(), *args[1:])
     te = curve(args[0], cfg.text_encoder_lr_value(), *args[1:]) if cfg.trains_text_encoder() else [0.0] * total_steps
     return Schedule(total_steps, warmup, unet, te,
-                    warmup_ignored=warmup > 0 and not has_warmup(cfg.lr_scheduler))
+                    warmup_ignored=cfg.lr_warmup_steps > 0 and not has_warmup(cfg.lr_scheduler))
