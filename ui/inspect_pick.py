@@ -20,10 +20,11 @@ def pick_lora(slot: str, label: str) -> Path | None:
     current = st.query_params.get(slot, "")
     found = lora_files(runs.list_runs())
     options = [NONE] + found + ([current] if current and current not in found else [])
-    chosen = st.selectbox(f"{label}: a LoRA saved by your runs", options,
-                          index=options.index(current) if current else 0, key=None)
-    typed = st.text_input(f"{label}: or a path to a .safetensors file", value=current)
-    upload = st.file_uploader(f"{label}: or upload one", type=["safetensors"], key=f"upload-{slot}")
+    runs_column, path_column, upload_column = st.columns([2, 2, 1])
+    chosen = runs_column.selectbox(f"{label}: a LoRA saved by your runs", options,
+                                   index=options.index(current) if current else 0)
+    typed = path_column.text_input(f"{label}: or a path to a .safetensors file", value=current)
+    upload = upload_column.file_uploader(f"{label}: or upload one", type=["safetensors"], key=f"upload-{slot}")
     # an upload is taken once; the uploader keeps showing it, which must not undo a later choice
     if upload is not None and st.session_state.get(f"taken-{slot}") != upload.file_id:
         st.session_state[f"taken-{slot}"] = upload.file_id
