@@ -34,8 +34,9 @@ def make_dataset(root: Path) -> Path:
 
 @pytest.fixture
 def cfg(tmp_path) -> TrainConfig:
-    model = tmp_path / "model"
+    model = tmp_path / "model"          # a diffusers folder as far as its family is concerned
     model.mkdir()
+    (model / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
     config = TrainConfig(pretrained_model_name_or_path=str(model), train_data_dir=str(make_dataset(tmp_path)),
                          output_dir=str(tmp_path / "out"), output_name="catlora", resolution="64,64",
                          min_bucket_reso=64, max_bucket_reso=128, max_train_epochs=2, optimizer_type="AdamW")

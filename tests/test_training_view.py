@@ -202,7 +202,10 @@ def small_config(tmp_path) -> TrainConfig:
     folder = tmp_path / "data" / "1_dog"
     folder.mkdir(parents=True)
     Image.new("RGB", (64, 64)).save(folder / "a.png")
-    return TrainConfig(pretrained_model_name_or_path=str(tmp_path), train_data_dir=str(tmp_path / "data"),
+    model = tmp_path / "model"          # a diffusers folder as far as its family is concerned
+    model.mkdir()
+    (model / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
+    return TrainConfig(pretrained_model_name_or_path=str(model), train_data_dir=str(tmp_path / "data"),
                        output_dir=str(tmp_path / "out"), output_name="dog", resolution="64,64",
                        min_bucket_reso=64, max_bucket_reso=128, max_train_epochs=1, optimizer_type="AdamW")
 
@@ -214,6 +217,12 @@ def test_start_blockers_name_the_field_or_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     assert any("no training images" in p for p in start_blockers(cfg.replace(train_data_dir=str(tmp_path / "empty"))))
     assert any("bucket_reso_steps" in p for p in start_blockers(cfg.replace(bucket_reso_steps=48)))
+    missing = start_blockers(cfg.replace(pretrained_model_name_or_path=str(tmp_path / "nope")))
+    assert any("pretrained_model_name_or_path" in p and "not found" in p for p in missing)
+    assert any("sdxl" in p for p in start_blockers(cfg.replace(sdxl=True)))     # family contradicts the flags
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "dog.safetensors").write_bytes(b"an earlier run's LoRA")
+    assert any("would overwrite" in p for p in start_blockers(cfg))
 
 
 def test_start_run_refused_for_a_busy_output_leaves_no_empty_run(tmp_path, monkeypatch):

@@ -333,11 +333,15 @@ def last_error_line(log_text: str) -> str:
 # ---------------------------------------------------------------- starting a run
 
 def start_blockers(cfg) -> list[str]:
-    """Why the config cannot start a run (validation errors, a plan that cannot be made), one
-    line each naming the field or folder; empty when it can start."""
+    """Why the config cannot start a run, one line each naming the field, folder or file: the
+    preflight errors that are quick to find (validation, the model's family, an output that
+    would be overwritten) and a plan that cannot be made; empty when it can start. The image
+    decoding pass of preflight is the Dataset page's, not a click's."""
+    from workbench.checks import model_findings, output_findings
     from workbench.plan import make_plan
     from workbench.validate import errors, validate
-    problems = [f.line() for f in errors(validate(cfg, require_paths=True))]
+    findings = validate(cfg, require_paths=True) + model_findings(cfg) + output_findings(cfg)
+    problems = [f.line() for f in errors(findings)]
     if not problems:
         try:
             make_plan(cfg)
