@@ -103,6 +103,14 @@ def test_tag_frequency_by_folder_uses_class_tokens_for_uncaptioned(tmp_path):
     assert freq == {"2_sks dog": {"sks dog": 2, "grass": 1}}
 
 
+def test_tag_frequency_adds_up_train_and_reg_folders_of_one_name(tmp_path):
+    for root, caption in (("train", "dog, grass"), ("reg", "Dog")):
+        make_image(tmp_path / root / "1_dog" / "a.png", (64, 64))
+        write(tmp_path / root / "1_dog" / "a.txt", caption)
+    freq = captions.tag_frequency_by_folder(scan(tmp_path / "train", tmp_path / "reg"))
+    assert freq == {"1_dog": {"dog": 2, "grass": 1}}
+
+
 # ---------------------------------------------------------------- bulk: preview, apply, undo
 
 @pytest.fixture

@@ -14,10 +14,10 @@ def tag_chart(dataset, limit: int = 30) -> None:
         st.info("No tags: the training images have no captions or class tokens.")
         return
     st.caption(f"The {len(rows)} most frequent tags of the training captions, counted as sd-scripts' "
-               "ss_tag_frequency counts them (once per image, lower-cased).")
+               "ss_tag_frequency counts them (lower-cased; repeats not counted).")
     chart = alt.Chart(pd.DataFrame(rows)).mark_bar().encode(
-        x=alt.X("images:Q", title="images"), y=alt.Y("tag:N", sort="-x", title=None),
-        tooltip=["tag", "images"])
+        x=alt.X("count:Q", title="captions with the tag"), y=alt.Y("tag:N", sort="-x", title=None),
+        tooltip=["tag", "count"])
     st.altair_chart(chart, width="stretch")
 
 

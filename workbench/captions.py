@@ -139,8 +139,8 @@ def replace_text(line: str, find: str, replacement: str) -> str:
 
 
 def tag_frequency(lines: Iterable[str]) -> Counter:
-    """sd-scripts' ss_tag_frequency rule: each comma-separated tag, stripped and lower-cased,
-    counted once per caption it appears in (repeats are not counted)."""
+    """sd-scripts' ss_tag_frequency rule: every comma-separated tag, stripped and lower-cased,
+    counted each time a caption has it (a tag given twice counts twice; repeats don't count)."""
     counts: Counter = Counter()
     for line in lines:
         for tag in line.split(","):
@@ -150,8 +150,12 @@ def tag_frequency(lines: Iterable[str]) -> Counter:
 
 
 def tag_frequency_by_folder(dataset) -> dict[str, dict[str, int]]:
-    """{folder name: {tag: count}} over the images' training captions, as ss_tag_frequency."""
-    return {s.name: dict(tag_frequency(im.caption for im in s.images)) for s in dataset.subsets}
+    """{folder name: {tag: count}} over the images' training captions, as ss_tag_frequency: keyed
+    on the folder's name only, so a train and a reg folder of the same name add up."""
+    out: dict[str, Counter] = {}
+    for subset in dataset.subsets:
+        out.setdefault(subset.name, Counter()).update(tag_frequency(im.caption for im in subset.images))
+    return {name: dict(counts) for name, counts in out.items()}
 
 
 # ---------------------------------------------------------------- bulk operations

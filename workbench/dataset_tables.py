@@ -70,7 +70,7 @@ def top_tags(dataset: Dataset, limit: int = 30, include_reg: bool = False) -> li
     """The most frequent tags of the training captions (sd-scripts' counting), most frequent first."""
     subsets = dataset.subsets if include_reg else dataset.train
     counts = tag_frequency(im.caption for s in subsets for im in s.images)
-    return [{"tag": tag, "images": n} for tag, n in counts.most_common(limit)]
+    return [{"tag": tag, "count": n} for tag, n in counts.most_common(limit)]
 
 
 def caption_of(image, caption_extension: str) -> tuple:
