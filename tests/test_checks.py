@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from tests.conftest import make_image, run_cli, write_caption, write_checkpoint, write_config
 from tests.test_modelinfo import SD1, SDXL
 from workbench.checks import BackgroundCheck, cuda_available, failing, run_checks
@@ -190,6 +188,16 @@ def test_background_check_reports_progress_and_the_same_findings(tmp_path):
     assert check.wait(60)
     assert check.error == "" and (check.progress.done, check.progress.total) == (7, 7)
     assert [f.message for f in check.findings] == [f.message for f in run_checks(cfg)]
+
+
+def test_background_check_never_reports_nothing_when_it_failed(tmp_path, monkeypatch):
+    import workbench.checks as checks
+
+    def broken(*args):
+        raise RuntimeError("disk on fire")
+    monkeypatch.setattr(checks, "run_checks", broken)
+    check = BackgroundCheck(clean_setup(tmp_path))
+    assert check.wait(60) and check.findings == [] and "disk on fire" in check.error
 
 
 def test_check_cli_exit_codes_and_json(tmp_path):

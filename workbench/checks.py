@@ -15,7 +15,6 @@ import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from workbench.buckets import BucketError, Bucketer, BucketSpec
 from workbench.dataset import DatasetError, SubsetFolder, caption_path, list_images, subset_folders
@@ -79,6 +78,8 @@ class BackgroundCheck:
             self.findings = run_checks(cfg, unknown_keys, self.progress)
         except UserError as exc:
             self.error = str(exc)
+        except Exception as exc:      # never let a dead thread read as "nothing found"
+            self.error = f"preflight stopped: {exc.__class__.__name__}: {exc} (a workbench bug)"
 
     @property
     def finished(self) -> bool:

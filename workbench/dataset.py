@@ -153,8 +153,11 @@ def find_subset_folders(root: str | Path, is_reg: bool, what: str) -> tuple[list
         raise DatasetError(f"{what} {root}: folder not found; choose the folder that holds your "
                            "<repeats>_<name> folders")
     folders, skipped = [], []
-    with os.scandir(root) as entries:
-        dirs = sorted((e for e in entries if e.is_dir()), key=lambda e: e.name)
+    try:
+        with os.scandir(root) as entries:
+            dirs = sorted((e for e in entries if e.is_dir()), key=lambda e: e.name)
+    except OSError as exc:
+        raise DatasetError(f"{what} {root}: cannot list the folder ({exc.strerror})") from None
     for entry in dirs:
         parsed = parse_subset_name(entry.name)
         if parsed is None:

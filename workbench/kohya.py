@@ -78,6 +78,16 @@ class _Import:
         self.used.add(key)
         return self.data.get(key)
 
+    def number(self, key: str) -> float | None:
+        try:
+            return _number(self.take(key))
+        except ConfigError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
+
+    def whole(self, key: str) -> int | None:
+        number = self.number(key)
+        return None if number is None else int(number)
+
     def set(self, target: str, value: Any, key: str, why: str = "") -> None:
         self.values[target] = value
         shown = "empty" if value is None else json.dumps(value, ensure_ascii=False)
@@ -101,9 +111,12 @@ def _number(value: Any) -> float | None:
         raise ConfigError(f"{value!r} is not a number") from None
 
 
-def _whole(value: Any) -> int | None:
-    number = _number(value)
-    return None if number is None else int(number)
+def _number_or_text(value: Any) -> float | str | None:
+    """A number where there is one; anything else is left for the config to refuse by key name."""
+    try:
+        return _number(value)
+    except ConfigError:
+        return str(value)
 
 
 def _is_off(value: Any) -> bool:
@@ -130,7 +143,7 @@ def canonical_optimizer(name: str) -> str:
 # ---------------------------------------------------------------- kohya_ss GUI JSON
 
 def _gui_steps(imp: _Import) -> None:
-    epoch, epochs, steps = (_whole(imp.take(k)) for k in ("epoch", "max_train_epochs", "max_train_steps"))
+    epoch, epochs, steps = (imp.whole(k) for k in ("epoch", "max_train_epochs", "max_train_steps"))
     if epochs:
         imp.set("max_train_epochs", epochs, "max_train_epochs", "the GUI's override wins over Epoch and steps")
     elif steps:
@@ -145,7 +158,7 @@ def _gui_steps(imp: _Import) -> None:
 
 
 def _gui_warmup(imp: _Import) -> None:
-    steps, percent = _whole(imp.take("lr_warmup_steps")), _number(imp.take("lr_warmup"))
+    steps, percent = imp.whole("lr_warmup_steps"), imp.number("lr_warmup")
     if steps:
         imp.set("lr_warmup_steps", steps, "lr_warmup_steps", "whole steps; overrides LR warmup %")
     elif percent is not None and percent < 100:
@@ -156,7 +169,9 @@ def _gui_warmup(imp: _Import) -> None:
 
 def _gui_learning_rates(imp: _Import) -> None:
     """The GUI's rule: text encoder LR 0 with a UNet LR trains the UNet only; "" counts as 0."""
-    te, unet = (_number(imp.take(k)) or 0.0 for k in ("text_encoder_lr", "unet_lr"))
+    if "text_encoder_lr" not in imp.data and "unet_lr" not in imp.data:
+        return
+    te, unet = (imp.number(k) or 0.0 for k in ("text_encoder_lr", "unet_lr"))
     if te == 0 and unet == 0:
         imp.note("mapped", "text_encoder_lr, unet_lr", "both 0 or empty -> empty: both use learning_rate")
         return
@@ -192,13 +207,13 @@ def _gui_network(imp: _Import) -> None:
 
 def _dropouts_and_conv(imp: _Import, lora_type: str) -> list[str]:
     args = []
-    conv_dim, conv_alpha = _number(imp.take("conv_dim")), _number(imp.take("conv_alpha"))
+    conv_dim, conv_alpha = imp.number("conv_dim"), imp.number("conv_alpha")
     if lora_type != "Standard" and conv_dim:
         args += [f"conv_dim={conv_dim:g}", f"conv_alpha={conv_alpha or 1:g}"]
     elif conv_dim:
         imp.note("ignored", "conv_dim", "the GUI passes conv_dim only for LoCon-type networks, not Standard")
     for key in ("rank_dropout", "module_dropout"):
-        value = _number(imp.take(key))
+        value = imp.number(key)
         args += [f"{key}={value:g}"] if value else []
     return args
 
@@ -228,10 +243,10 @@ def _gui_fixups(imp: _Import) -> None:
         imp.set("network_weights", imp.take("lora_network_weights"), "lora_network_weights", "legacy key")
     _gui_stop_text_encoder(imp)
     for key in ("seed", "save_every_n_epochs", "sample_every_n_epochs"):
-        if key in imp.data and not _whole(imp.data[key]):
+        if key in imp.data and _number_or_text(imp.data[key]) in (None, 0):
             imp.take(key)
             imp.set(key, None, key, "0 or empty means none here")
-    if "clip_skip" in imp.data and (_whole(imp.data["clip_skip"]) or 0) < 1:
+    if "clip_skip" in imp.data and _number_or_text(imp.data["clip_skip"]) in (None, 0):
         imp.take("clip_skip")
         imp.set("clip_skip", 1, "clip_skip", "0 means no skip (1)")
     if imp.data.get("noise_offset_type", "Original") != "Original":
@@ -245,7 +260,7 @@ def _gui_fixups(imp: _Import) -> None:
 def _gui_stop_text_encoder(imp: _Import) -> None:
     """Percent of the steps in both the GUI and the workbench; the GUI's LoRA tab ignores it."""
     for key in ("stop_text_encoder_training", "stop_text_encoder_training_pct"):
-        percent = _whole(imp.take(key))
+        percent = imp.whole(key)
         if percent and percent > 0:
             imp.set("stop_text_encoder_training", percent, key,
                     "% of the steps; note the kohya_ss GUI ignores it for LoRA, the workbench applies it")

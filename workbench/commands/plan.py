@@ -1,6 +1,8 @@
 """`workbench plan CONFIG [--json]`."""
 from __future__ import annotations
 
+import argparse
+
 from workbench.commands._common import load_config, print_json, refuse_config_errors
 from workbench.plan import Plan, make_plan
 
@@ -12,7 +14,6 @@ def add_arguments(parser) -> None:
 
 
 def positive_int(text: str) -> int:
-    import argparse
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
     return int(text)
