@@ -23,10 +23,16 @@ LOG_EVERY_S = 10.0         # seconds between progress lines in trainer.log
 class StopRequest:
     """Set by SIGTERM (the app's Stop button) or SIGINT; the loop checks it after each step."""
 
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
     def __init__(self):
         self.requested = False
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._handle)
+        self.previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+
+    def restore(self) -> None:
+        """Put back the handlers there were (the recipe may run inside another program, e.g. a test)."""
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
 
     def _handle(self, signum, frame) -> None:
         if not self.requested:

@@ -330,6 +330,11 @@ class Recipe:
 
     def cleanup(self) -> None:
         self.events.close()
+        self.stop.restore()
+        # accelerate keeps one process-wide state; reset it so another run in this process may
+        # choose another mixed precision (tests, benchmarks)
+        from accelerate.state import AcceleratorState
+        AcceleratorState._reset_state(reset_partial_state=True)
 
 
 def read_config(run_dir: Path):

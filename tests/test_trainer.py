@@ -1,0 +1,319 @@
+"""The trainer end to end on the demo's tiny real models (no mocks): the run-dir contract, the
+files and their metadata, kohya key names, diffusers loading them, SDXL, LyCORIS, resume, SIGTERM
+and the failures a user meets. Runs share one demo build; most train a handful of steps."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from workbench import runs
+from workbench.config import TrainConfig, from_dict, load_toml
+from workbench.demo import build_demo
+from workbench.plan import make_plan
+from workbench.safetensors_header import metadata_of, read_header, tensor_entries
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory):
+    return build_demo(tmp_path_factory.getbasetemp() / "demo")
+
+
+def demo_config(demo, out: Path, sdxl: bool = False, **changes) -> TrainConfig:
+    cfg, _ = load_toml(demo.config_sdxl if sdxl else demo.config)
+    return cfg.replace(output_dir=str(out), **changes)
+
+
+def train_in_process(cfg: TrainConfig, run_dir: Path) -> tuple[int, dict, list[dict]]:
+    """The real recipe, called in this process (no interpreter start-up per run)."""
+    from trainer.recipe import run
+    runs.create_run(cfg, run_dir)
+    code = run(run_dir)
+    return code, runs.read_status(run_dir), runs.read_metrics(run_dir)
+
+
+def of_kind(events: list[dict], kind: str) -> list[dict]:
+    return [e for e in events if e["event"] == kind]
+
+
+def lora_module_names(path: Path) -> set[str]:
+    _, header = read_header(path)
+    return {key.split(".")[0] for key in tensor_entries(header)}
+
+
+def expected_names(unet, text_encoders) -> set[str]:
+    """Kohya's naming rule, written here independently of trainer/network*.py: every Linear and
+    1x1 Conv2d inside a Transformer2DModel of the UNet, every Linear inside CLIPAttention/CLIPMLP
+    of each text encoder, named prefix + module path with "." -> "_", CLIP paths under text_model."""
+    import torch
+    names = set()
+    for path, block in unet.named_modules():
+        if type(block).__name__ == "Transformer2DModel":
+            for sub, m in block.named_modules():
+                if isinstance(m, torch.nn.Linear) or (isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1)):
+                    names.add("lora_unet_" + f"{path}.{sub}".replace(".", "_"))
+    prefixes = ["lora_te"] if len(text_encoders) == 1 else ["lora_te1", "lora_te2"]
+    for prefix, encoder in zip(prefixes, text_encoders):
+        for path, block in encoder.named_modules():
+            if type(block).__name__ in ("CLIPAttention", "CLIPMLP"):
+                for sub, m in block.named_modules():
+                    if isinstance(m, torch.nn.Linear):
+                        full = f"{path}.{sub}"
+                        full = full if full.startswith("text_model.") else f"text_model.{full}"
+                        names.add(f"{prefix}_" + full.replace(".", "_"))
+    return names
+
+
+# ---------------------------------------------------------------- SD1 through `workbench train`
+
+@pytest.fixture(scope="module")
+def sd1_run(demo, tmp_path_factory):
+    base = tmp_path_factory.mktemp("sd1")
+    cfg = demo_config(demo, base / "out", max_train_epochs=2, sample_every_n_epochs=2)
+    config_path = base / "config.toml"
+    from workbench.config import save_toml
+    save_toml(cfg, config_path)
+    env = {**os.environ, "WORKBENCH_HOME": str(base / "home")}
+    done = subprocess.run([sys.executable, "-m", "workbench", "train", str(config_path), "--run-dir", str(base / "run")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    return {"cfg": cfg, "run": base / "run", "done": done, "plan": make_plan(cfg),
+            "events": runs.read_metrics(base / "run"), "status": runs.read_status(base / "run")}
+
+
+def test_workbench_train_runs_the_plan_and_reports_it(sd1_run):
+    done, plan, events, status = sd1_run["done"], sd1_run["plan"], sd1_run["events"], sd1_run["status"]
+    assert done.returncode == 0, done.stderr + runs.log_tail(sd1_run["run"])
+    assert "finished" in done.stderr and f"{plan.total_steps}/{plan.total_steps}" in done.stderr
+    start, end = events[0], events[-1]
+    assert start["event"] == "start" and start["total_steps"] == plan.total_steps
+    assert (start["epochs"], start["batches_per_epoch"]) == (plan.epochs, plan.batches_per_epoch)
+    steps = of_kind(events, "step")
+    assert [e["step"] for e in steps] == list(range(1, plan.total_steps + 1))
+    assert {e["epoch"] for e in steps} == {1, 2}
+    for key in ("loss", "loss_avg", "lr_unet", "lr_te", "s_per_step", "time"):
+        assert all(isinstance(e[key], float) for e in steps), key
+    assert [e["epoch"] for e in of_kind(events, "epoch")] == [1, 2]
+    assert end == {**end, "event": "end", "status": "finished"} and "error" not in end
+    assert status["state"] == "finished" and status["step"] == plan.total_steps
+    assert status["pid"] and status["error"] is None and status["started_at"] <= status["updated_at"]
+
+
+def test_saves_and_samples_have_the_exact_names(sd1_run):
+    out, run_dir = Path(sd1_run["cfg"].output_dir), sd1_run["run"]
+    saves = of_kind(sd1_run["events"], "save")
+    assert [(Path(e["path"]).name, e["epoch"], e["step"]) for e in saves] == [
+        ("demo-lora-000001.safetensors", 1, 18), ("demo-lora.safetensors", 2, 36)]
+    assert sorted(p.name for p in out.iterdir()) == ["demo-lora-000001.safetensors", "demo-lora.safetensors"]
+    assert sd1_run["status"]["outputs"] == [e["path"] for e in saves]
+    samples = of_kind(sd1_run["events"], "sample")
+    assert [Path(e["path"]).name for e in samples] == ["demo-lora_e000002_00.png", "demo-lora_e000002_01.png"]
+    assert samples[0]["prompt"].startswith("wbdemo, circle") and samples[0]["step"] == 36
+    from PIL import Image
+    with Image.open(run_dir / "samples" / "demo-lora_e000002_00.png") as image:
+        assert image.size == (128, 128)
+
+
+def test_metadata_matches_the_plan_and_the_hash_verifies(sd1_run):
+    cfg, plan = sd1_run["cfg"], sd1_run["plan"]
+    path = Path(cfg.output_dir) / "demo-lora.safetensors"
+    n, header = read_header(path)
+    meta = metadata_of(header)
+    assert hashlib.sha256(path.read_bytes()[8 + n:]).hexdigest() == meta["sshs_model_hash"]
+    expected = {"ss_num_train_images": "36", "ss_num_reg_images": "6", "ss_num_batches_per_epoch": "18",
+                "ss_num_epochs": "2", "ss_epoch": "2", "ss_steps": "36", "ss_max_train_steps": "36",
+                "ss_seed": "42", "ss_network_dim": "4", "ss_network_alpha": "2.0", "ss_resolution": "(128, 128)",
+                "ss_base_model_version": "sd_v1", "ss_network_module": "networks.lora",
+                "ss_optimizer": "torch.optim.adamw.AdamW", "ss_mixed_precision": "no", "ss_v2": "False",
+                "modelspec.architecture": "stable-diffusion-v1/lora", "modelspec.prediction_type": "epsilon"}
+    assert {k: meta.get(k) for k in expected} == expected
+    buckets = json.loads(meta["ss_bucket_info"])["buckets"]
+    assert sorted((tuple(b["resolution"]), b["count"]) for b in buckets.values()) == sorted(plan.buckets.items())
+    assert json.loads(meta["ss_tag_frequency"])["2_wbdemo circle"]["wbdemo"] == 12
+    assert json.loads(meta["ss_dataset_dirs"]) == {"1_wbdemo square": {"n_repeats": 1, "img_count": 12},
+                                                   "2_wbdemo circle": {"n_repeats": 2, "img_count": 12}}
+    assert from_dict(json.loads(meta["workbench_config"]))[0] == cfg
+    epoch_meta = metadata_of(read_header(Path(cfg.output_dir) / "demo-lora-000001.safetensors")[1])
+    assert (epoch_meta["ss_epoch"], epoch_meta["ss_steps"]) == ("1", "18")
+    assert epoch_meta["ss_session_id"] == meta["ss_session_id"]
+
+
+def test_saved_key_names_follow_kohyas_rule(sd1_run, demo):
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextModel
+    unet = UNet2DConditionModel.from_pretrained(demo.sd1_model, subfolder="unet")
+    encoder = CLIPTextModel.from_pretrained(demo.sd1_model, subfolder="text_encoder")
+    names = lora_module_names(Path(sd1_run["cfg"].output_dir) / "demo-lora.safetensors")
+    assert names == expected_names(unet, [encoder])
+    assert any(n.startswith("lora_te_text_model_encoder_layers_0_") for n in names)
+
+
+def unet_output(pipe, cross_width: int, **added):
+    import torch
+    generator = torch.Generator().manual_seed(0)
+    sample = torch.randn(1, 4, 16, 16, generator=generator)
+    hidden = torch.randn(1, 77, cross_width, generator=generator)
+    with torch.no_grad():
+        return pipe.unet(sample, torch.tensor([500]), encoder_hidden_states=hidden, **added).sample
+
+
+def lora_layers(model) -> int:
+    return sum(1 for m in model.modules() if hasattr(m, "lora_A") and len(m.lora_A) > 0)
+
+
+def test_diffusers_loads_the_sd1_lora_and_it_changes_the_unet(sd1_run, demo):
+    import torch
+    from diffusers import StableDiffusionPipeline
+    path = Path(sd1_run["cfg"].output_dir) / "demo-lora.safetensors"
+    pipe = StableDiffusionPipeline.from_pretrained(demo.sd1_model, safety_checker=None)
+    before = unet_output(pipe, 32)
+    pipe.load_lora_weights(str(path))
+    names = lora_module_names(path)
+    assert lora_layers(pipe.unet) == sum(n.startswith("lora_unet_") for n in names)
+    assert lora_layers(pipe.text_encoder) == sum(n.startswith("lora_te_") for n in names)
+    assert not torch.allclose(before, unet_output(pipe, 32))
+
+
+def test_tensorboard_gets_loss_and_lr_scalars(sd1_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    accumulator = EventAccumulator(str(sd1_run["run"] / "tb"))
+    accumulator.Reload()
+    tags = accumulator.Tags()["scalars"]
+    assert {"loss/current", "loss/average", "lr/unet", "lr/textencoder"} <= set(tags)
+    assert len(accumulator.Scalars("loss/current")) == sd1_run["plan"].total_steps
+
+
+# ---------------------------------------------------------------- SDXL, LyCORIS
+
+def test_sdxl_trains_and_diffusers_loads_it(demo, tmp_path):
+    import torch
+    from diffusers import StableDiffusionXLPipeline
+    cfg = demo_config(demo, tmp_path / "out", sdxl=True, max_train_epochs=None, max_train_steps=3,
+                      sample_every_n_epochs=None, mixed_precision="bf16")
+    code, status, events = train_in_process(cfg, tmp_path / "run")
+    assert code == 0 and status["state"] == "finished", status.get("error")
+    assert len(of_kind(events, "step")) == 3
+    path = tmp_path / "out" / "demo-sdxl-lora.safetensors"
+    meta = metadata_of(read_header(path)[1])
+    assert meta["ss_base_model_version"] == "sdxl_base_v1-0"
+    assert meta["modelspec.architecture"] == "stable-diffusion-xl-v1-base/lora"
+    pipe = StableDiffusionXLPipeline.from_pretrained(demo.sdxl_model)
+    assert lora_module_names(path) == expected_names(pipe.unet, [pipe.text_encoder, pipe.text_encoder_2])
+    added = {"added_cond_kwargs": {"text_embeds": torch.ones(1, 32), "time_ids": torch.tensor([[128, 128, 0, 0, 128, 128]])}}
+    before = unet_output(pipe, 64, **added)
+    pipe.load_lora_weights(str(path))
+    assert lora_layers(pipe.text_encoder) > 0 and lora_layers(pipe.text_encoder_2) > 0
+    assert not torch.allclose(before, unet_output(pipe, 64, **added))
+
+
+@pytest.mark.parametrize("algo", ["locon", "loha", "lokr"])
+def test_lycoris_algorithms_train_and_save(demo, tmp_path, algo):
+    cfg = demo_config(demo, tmp_path / "out", network_module="lycoris.kohya", network_args=[f"algo={algo}"],
+                      max_train_epochs=None, max_train_steps=2, sample_every_n_epochs=None)
+    code, status, events = train_in_process(cfg, tmp_path / "run")
+    assert code == 0, status.get("error")
+    path = tmp_path / "out" / "demo-lora.safetensors"
+    meta = metadata_of(read_header(path)[1])
+    assert meta["ss_network_module"] == "lycoris.kohya" and json.loads(meta["ss_network_args"]) == {"algo": algo}
+    names = lora_module_names(path)
+    assert any(n.startswith("lora_unet_") for n in names)
+    assert any(n.startswith("lora_te_text_model_encoder_layers_") for n in names)
+
+
+# ---------------------------------------------------------------- resume, stop
+
+def test_resume_continues_step_count_lr_and_data_order(demo, tmp_path):
+    cfg = demo_config(demo, tmp_path / "first", max_train_epochs=2, save_state=True, sample_every_n_epochs=None)
+    code, _, first = train_in_process(cfg, tmp_path / "run1")
+    assert code == 0
+    state = tmp_path / "first" / "demo-lora-000001-state"
+    assert state.is_dir() and (tmp_path / "first" / "demo-lora-state").is_dir()
+    resumed_cfg = cfg.replace(output_dir=str(tmp_path / "second"), resume=str(state), save_state=False)
+    code, status, second = train_in_process(resumed_cfg, tmp_path / "run2")
+    assert code == 0, status.get("error")
+    before, after = of_kind(first, "step")[18:], of_kind(second, "step")
+    assert [e["step"] for e in after] == list(range(19, 37)) and status["step"] == 36
+    assert [e["lr_unet"] for e in after] == pytest.approx([e["lr_unet"] for e in before])
+    # same batches in the same order with the same noise: the same losses
+    assert [e["loss"] for e in after] == pytest.approx([e["loss"] for e in before], rel=1e-4)
+
+
+def test_sigterm_finishes_the_step_saves_a_stopped_file_and_ends_stopped(demo, tmp_path):
+    cfg = demo_config(demo, tmp_path / "out", max_train_epochs=100, sample_every_n_epochs=None)
+    run_dir = runs.create_run(cfg, tmp_path / "run")
+    proc = runs.launch(run_dir, foreground=True)
+    deadline = time.monotonic() + 300
+    while len(of_kind(runs.read_metrics(run_dir), "step")) < 2:
+        assert proc.poll() is None and time.monotonic() < deadline, runs.log_tail(run_dir)
+        time.sleep(0.2)
+    assert runs.stop(run_dir)
+    assert proc.wait(timeout=120) == 0
+    events, status = runs.read_metrics(run_dir), runs.read_status(run_dir)
+    last_step = of_kind(events, "step")[-1]["step"]
+    stopped = tmp_path / "out" / f"demo-lora-stopped-step{last_step}.safetensors"
+    assert stopped.is_file() and status["outputs"] == [str(stopped)]
+    assert events[-1] == {**events[-1], "event": "end", "status": "stopped"} and status["state"] == "stopped"
+    assert metadata_of(read_header(stopped)[1])["ss_steps"] == str(last_step)
+
+
+# ---------------------------------------------------------------- failures
+
+def broken_dataset(demo, tmp_path) -> str:
+    import shutil
+    train = tmp_path / "train"
+    shutil.copytree(demo.train_dir, train)
+    (train / "1_wbdemo square" / "broken.png").write_bytes(b"this is not a PNG")
+    return str(train)
+
+
+FAILURES = {
+    "missing model": (lambda demo, tmp: {"pretrained_model_name_or_path": str(tmp / "no-such-model")},
+                      "no-such-model: model not found"),
+    "wrong family": (lambda demo, tmp: {"pretrained_model_name_or_path": str(demo.sdxl_model)},
+                     "is an SDXL model but the config says SD 1.x; set sdxl = true"),
+    "unreadable image": (lambda demo, tmp: {"train_data_dir": broken_dataset(demo, tmp)},
+                         "broken.png: not a readable image"),
+    "nan loss": (lambda demo, tmp: {"learning_rate": 1e30, "max_grad_norm": 0.0},
+                 "training diverged; lower learning_rate"),
+}
+
+
+@pytest.mark.parametrize("case", FAILURES)
+def test_failures_end_the_run_with_a_clear_error(demo, tmp_path, case):
+    changes, message = FAILURES[case]
+    cfg = demo_config(demo, tmp_path / "out", max_train_epochs=None, max_train_steps=4, sample_every_n_epochs=None,
+                      **changes(demo, tmp_path))
+    code, status, events = train_in_process(cfg, tmp_path / "run")
+    assert code == 1 and status["state"] == "failed"
+    assert message in status["error"] and "\n" not in status["error"]
+    assert events[-1] == {**events[-1], "event": "end", "status": "failed", "error": status["error"]}
+    assert not (tmp_path / "out" / "demo-lora.safetensors").exists()
+
+
+def test_existing_output_is_refused_at_start_and_left_alone(demo, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "demo-lora.safetensors").write_bytes(b"precious")
+    code, status, _ = train_in_process(demo_config(demo, out), tmp_path / "run")
+    assert code == 1 and f"{out / 'demo-lora.safetensors'} already exists" in status["error"]
+    assert (out / "demo-lora.safetensors").read_bytes() == b"precious"
+
+
+def test_workbench_train_prints_the_error_and_exits_non_zero(demo, tmp_path):
+    from workbench.config import save_toml
+    cfg = demo_config(demo, tmp_path / "out", pretrained_model_name_or_path=str(tmp_path / "gone"))
+    save_toml(cfg, tmp_path / "config.toml")
+    done = subprocess.run([sys.executable, "-m", "workbench", "train", str(tmp_path / "config.toml"),
+                           "--run-dir", str(tmp_path / "run")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == f"workbench train: error: {tmp_path / 'gone'}: model not found; " \
+                                                   "give a diffusers folder or a .safetensors checkpoint"
+    assert "Traceback" not in done.stderr
