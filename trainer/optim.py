@@ -64,9 +64,9 @@ def _adafactor(groups, lr, kwargs):
 
 def _dadapt(name: str):
     def build(groups, lr, kwargs):
-        module = _module("dadaptation", "dadaptation")
-        cls = module.experimental.DAdaptAdamPreprint if name == "DAdaptAdamPreprint" else getattr(module, name)
-        return cls(groups, lr=lr, **kwargs)
+        # sd-scripts' "DAdaptation" is the preprint's Adam, kept in dadaptation.experimental
+        module = _module("dadaptation.experimental" if name == "DAdaptAdamPreprint" else "dadaptation", "dadaptation")
+        return getattr(module, name)(groups, lr=lr, **kwargs)
     return build
 
 

@@ -1,0 +1,243 @@
+"""The trainer's parts one rule at a time, on real small tensors, files and the demo's models:
+batch order, captions, prompt files, optimizers, LR schedules, hashes, output names, prompt
+encoding (clip_skip), the shipped single-file configs, precision checks."""
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import make_image
+from trainer import data, optim, sampling, saving
+from workbench.config import TrainConfig, save_toml
+from workbench.errors import UserError
+from workbench.plan import make_plan
+from workbench.schedules import curve, warmup_steps_for
+
+
+@pytest.fixture
+def small_plan(tmp_path):
+    """Two subsets in three buckets: (w, h) sizes chosen so 128-px buckets differ."""
+    for i, size in enumerate([(128, 128), (128, 128), (288, 96), (96, 288), (128, 128)]):
+        make_image(tmp_path / "data" / "3_cat" / f"a{i}.png", size)
+    for i, size in enumerate([(128, 128), (288, 96)]):
+        make_image(tmp_path / "data" / "2_dog" / f"b{i}.png", size)
+    cfg = TrainConfig(train_data_dir=str(tmp_path / "data"), resolution="128,128", min_bucket_reso=64,
+                      max_bucket_reso=256, train_batch_size=2, max_train_epochs=2)
+    return cfg, make_plan(cfg)
+
+
+# ---------------------------------------------------------------- batches
+
+def test_an_epoch_is_the_plans_batches_one_bucket_each_every_repeat_once(small_plan):
+    _, plan = small_plan
+    batches = data.epoch_batches(plan, seed=7, epoch=0)
+    assert len(batches) == plan.batches_per_epoch
+    assert all(len({im.bucket for im in b.images}) == 1 for b in batches)
+    seen = Counter(str(im.info.path) for b in batches for im in b.images)
+    assert seen == {str(im.info.path): im.repeats for im in plan.used_images}
+
+
+def test_batch_order_is_a_function_of_seed_and_epoch(small_plan):
+    _, plan = small_plan
+    def order(seed, epoch):
+        return [[str(im.info.path) for im in b.images] for b in data.epoch_batches(plan, seed, epoch)]
+    assert order(7, 1) == order(7, 1)
+    assert order(7, 0) != order(7, 1) and order(7, 0) != order(8, 0)
+
+
+def test_several_processes_get_equal_shares_covering_every_batch():
+    batches = [data.Batch([], i) for i in range(7)]
+    shares = [data.process_share(batches, i, 2) for i in range(2)]
+    assert [len(s) for s in shares] == [4, 4]
+    assert {b.index for s in shares for b in s} == set(range(7))
+
+
+def test_the_last_short_accumulation_group_still_steps():
+    batches = [data.Batch([], i) for i in range(7)]
+    assert [len(g) for g in data.accumulation_groups(batches, 3)] == [3, 3, 1]
+
+
+def test_shuffled_captions_keep_the_first_tokens(small_plan):
+    _, plan = small_plan
+    image = plan.used_images[0]
+    image.info.caption = "trigger, a, b, c, d, e"
+    rng = random.Random(0)
+    shuffled = {data.caption_of(image, True, 1, rng) for _ in range(20)}
+    assert all(c.startswith("trigger, ") for c in shuffled) and len(shuffled) > 1
+    assert data.caption_of(image, False, 1, rng) == "trigger, a, b, c, d, e"
+
+
+def test_pixels_cover_and_centre_crop_to_the_bucket(small_plan):
+    _, plan = small_plan
+    wide = next(im for im in plan.used_images if im.info.size == (288, 96))
+    pixels = data.load_pixels(wide)
+    assert tuple(pixels.shape) == (3, wide.bucket[1], wide.bucket[0])
+    assert -1.0 <= float(pixels.min()) and float(pixels.max()) <= 1.0
+    assert data.size_conditioning(wide) == [96, 288, 0, 0, wide.bucket[1], wide.bucket[0]]
+
+
+def test_latent_cache_on_disk_is_reused_only_while_image_and_bucket_are_unchanged(small_plan):
+    _, plan = small_plan
+    image = plan.used_images[0]
+    latent = torch.randn(4, image.bucket[1] // 8, image.bucket[0] // 8)
+    data.write_npz(image, latent)
+    assert torch.equal(data.read_npz(image), latent)
+    make_image(image.info.path, image.info.size, color=(1, 2, 3))      # the image changed
+    assert data.read_npz(image) is None
+
+
+# ---------------------------------------------------------------- sample prompts
+
+def test_prompt_file_lines_in_kohyas_format(tmp_path):
+    path = tmp_path / "prompts.txt"
+    path.write_text("# a comment\n\na cat, sitting --w 300 --h 200 --s 12 --l 6.5 --n blurry, ugly --d 42\nplain dog\n")
+    first, second = sampling.read_prompt_file(path)
+    assert (first.prompt, first.width, first.height, first.steps, first.scale, first.negative, first.seed) == \
+        ("a cat, sitting", 296, 200, 12, 6.5, "blurry, ugly", 42)
+    assert (second.prompt, second.width, second.steps, second.seed) == ("plain dog", 512, 30, None)
+    path.write_text("cat --s many\n")
+    with pytest.raises(UserError, match=r"prompts.txt:1: --s 'many' is not a valid int"):
+        sampling.read_prompt_file(path)
+
+
+# ---------------------------------------------------------------- optimizers and schedules
+
+def test_optimizer_args_are_python_literals():
+    assert optim.parse_optimizer_args(["weight_decay=0.01", "betas=(0.9,0.99)", "decouple=True"]) == \
+        {"weight_decay": 0.01, "betas": (0.9, 0.99), "decouple": True}
+    with pytest.raises(UserError, match='optimizer_args: betas="oops" is not a Python value'):
+        optim.parse_optimizer_args(["betas=oops"])
+
+
+@pytest.mark.parametrize("name", list(optim.OPTIMIZERS))
+def test_every_optimizer_builds_and_steps(name):
+    param = torch.nn.Parameter(torch.ones(64, 80))    # above bitsandbytes' 4,096-element 8-bit threshold
+    lr = 1.0 if name.startswith("DAdapt") or name == "Prodigy" else 1e-2   # D-adaptation and Prodigy expect lr ~1
+    cfg = TrainConfig(optimizer_type=name, learning_rate=lr, lr_scheduler="constant")
+    optimizer, description = optim.build_optimizer(cfg, [{"params": [param], "lr": lr, "name": "unet"}])
+    scheduler = optim.build_scheduler(cfg, optimizer, 10)
+    param.grad = torch.randn_like(param)
+    optimizer.step()
+    scheduler.step()
+    assert not torch.equal(param.detach(), torch.ones(64, 80))
+    assert description.endswith(type(optimizer).__name__)
+
+
+def test_lambda_schedule_is_the_curve_the_app_draws():
+    cfg = TrainConfig(lr_scheduler="cosine_with_restarts", lr_warmup_steps=0.1, lr_scheduler_num_cycles=2,
+                      optimizer_type="AdamW")
+    params = [torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))]
+    optimizer, _ = optim.build_optimizer(cfg, [{"params": [params[0]], "lr": 1e-3, "name": "unet"},
+                                               {"params": [params[1]], "lr": 5e-5, "name": "text_encoder"}])
+    scheduler = optim.build_scheduler(cfg, optimizer, 50)
+    seen = {"unet": [], "text_encoder": []}
+    for _ in range(50):
+        for group in optimizer.param_groups:
+            seen[group["name"]].append(group["lr"])
+        optimizer.step()
+        scheduler.step()
+    warmup = warmup_steps_for(0.1, 50)
+    assert seen["unet"] == pytest.approx(curve("cosine_with_restarts", 1e-3, warmup, 50, 2, 1.0))
+    assert seen["text_encoder"] == pytest.approx(curve("cosine_with_restarts", 5e-5, warmup, 50, 2, 1.0))
+
+
+def test_adafactor_relative_step_runs_its_own_schedule():
+    cfg = TrainConfig(optimizer_type="Adafactor", learning_rate=1e-3, lr_scheduler="cosine")
+    assert optim.scheduler_name(cfg) == "adafactor:0.001"
+    optimizer, _ = optim.build_optimizer(cfg, [{"params": [torch.nn.Parameter(torch.ones(3))], "lr": 1e-3}])
+    assert type(optim.build_scheduler(cfg, optimizer, 10)).__name__ == "AdafactorSchedule"
+    with pytest.raises(UserError, match="lr_scheduler: adafactor only works with optimizer_type Adafactor"):
+        optim.build_scheduler(cfg.replace(optimizer_type="AdamW", lr_scheduler="adafactor"), optimizer, 10)
+
+
+# ---------------------------------------------------------------- files
+
+def test_lora_bytes_carry_sd_scripts_hashes_of_the_tensor_bytes():
+    import json
+    from safetensors.torch import load
+    tensors = {"lora_unet_x.lora_down.weight": torch.randn(4, 8), "lora_unet_x.alpha": torch.tensor(4.0)}
+    blob = saving.lora_bytes(tensors, {"ss_a": "1", "modelspec.title": "t"})
+    n = int.from_bytes(blob[:8], "little")
+    meta = json.loads(blob[8:8 + n])["__metadata__"]
+    assert meta["sshs_model_hash"] == hashlib.sha256(blob[8 + n:]).hexdigest()
+    assert meta["modelspec.title"] == "t" and meta["ss_a"] == "1" and len(meta["sshs_legacy_hash"]) == 8
+    assert set(load(blob)) == set(tensors)
+
+
+def test_planned_outputs_skip_the_last_epoch_and_existing_ones_are_refused(tmp_path):
+    cfg = TrainConfig(output_dir=str(tmp_path), output_name="x", save_every_n_epochs=2, save_state=True)
+    names = [p.name for p in saving.planned_outputs(cfg, epochs=6)]
+    assert names == ["x-000002.safetensors", "x-000004.safetensors", "x.safetensors",
+                     "x-000002-state", "x-000004-state", "x-state"]
+    assert [p.name for p in saving.planned_outputs(cfg, epochs=6, first_epoch=3)][:2] == ["x-000004.safetensors", "x.safetensors"]
+    (tmp_path / "x-000004.safetensors").write_bytes(b"old")
+    with pytest.raises(UserError, match=r"x-000004.safetensors already exists: it is never overwritten"):
+        saving.refuse_existing(saving.planned_outputs(cfg, epochs=6))
+    stopped = saving.lora_path(cfg, saving.stopped_tag(7))
+    stopped.write_bytes(b"old")
+    assert saving.unique_path(stopped).name == "x-stopped-step7-2.safetensors"
+
+
+def test_fp16_on_the_cpu_is_refused_before_loading_anything(tmp_path):
+    from trainer.recipe import read_config
+    make_image(tmp_path / "data" / "1_a" / "a.png", (64, 64))
+    cfg = TrainConfig(pretrained_model_name_or_path="m", train_data_dir=str(tmp_path / "data"),
+                      output_dir=str(tmp_path / "out"), mixed_precision="fp16", resolution="64,64",
+                      min_bucket_reso=64)
+    save_toml(cfg, tmp_path / "config.toml")
+    if torch.cuda.is_available():
+        assert read_config(tmp_path).mixed_precision == "fp16"
+    else:
+        with pytest.raises(UserError, match="mixed_precision: fp16 needs a CUDA GPU; on the CPU choose bf16 or no"):
+            read_config(tmp_path)
+
+
+# ---------------------------------------------------------------- models
+
+@pytest.fixture(scope="module")
+def sd1(tmp_path_factory):
+    from trainer.models import load_models
+    from workbench.demo import build_demo
+    demo = build_demo(tmp_path_factory.getbasetemp() / "demo")
+    return load_models(TrainConfig(pretrained_model_name_or_path=str(demo.sd1_model)))
+
+
+@pytest.mark.slow
+def test_clip_skip_takes_an_earlier_layer_through_the_final_norm(sd1):
+    encoder = sd1.text_encoders[0]
+    with torch.no_grad():
+        last = sd1.encode(["wbdemo, red circle"], clip_skip=1, device="cpu").hidden
+        skipped = sd1.encode(["wbdemo, red circle"], clip_skip=2, device="cpu").hidden
+        ids = sd1.token_ids(0, ["wbdemo, red circle"], "cpu")
+        hidden = encoder(ids, output_hidden_states=True).hidden_states
+    assert torch.allclose(last, encoder(ids).last_hidden_state)
+    assert torch.allclose(skipped, encoder.final_layer_norm(hidden[-2]))
+    assert not torch.allclose(last, skipped)
+    assert tuple(skipped.shape) == (1, 77, 32)
+
+
+def test_shipped_single_file_configs_are_the_real_architectures():
+    """Parameter counts of SD1.5, SD2.1 and SDXL base (built on the meta device: no memory)."""
+    from accelerate import init_empty_weights
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+    from trainer.models import CONFIG_DIR, SINGLE_FILE_CONFIGS
+    def count(model):
+        return sum(p.numel() for p in model.parameters())
+    expected = {"sd15": (859_520_964, 123_060_480), "sd21-512": (865_910_724, 340_387_840),
+                "sd21-768-v": (865_910_724, 340_387_840), "sdxl-base": (2_567_463_684, 123_060_480)}
+    assert set(SINGLE_FILE_CONFIGS.values()) == set(expected)
+    with init_empty_weights():
+        for name, (unet_params, te_params) in expected.items():
+            folder = CONFIG_DIR / name
+            assert count(UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(folder / "unet"))) == unet_params
+            assert count(AutoencoderKL.from_config(AutoencoderKL.load_config(folder / "vae"))) == 83_653_863
+            assert count(CLIPTextModel(CLIPTextConfig.from_pretrained(folder / "text_encoder"))) == te_params
+        te2 = CLIPTextModelWithProjection(CLIPTextConfig.from_pretrained(CONFIG_DIR / "sdxl-base" / "text_encoder_2"))
+        assert count(te2) == 694_659_840
+    assert Path(CONFIG_DIR / "sd21-768-v" / "scheduler" / "scheduler_config.json").read_text().count("v_prediction") == 1
