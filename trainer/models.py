@@ -55,6 +55,21 @@ class Models:
     def encode(self, captions: list[str], clip_skip: int, device) -> Conditioning:
         return self.family.encode(self, captions, clip_skip, device)
 
+    def prepare(self, device, dtype, gradient_checkpointing: bool, train_text_encoder: bool) -> None:
+        """Frozen base weights in `dtype` on `device`; the VAE stays float32 (fp16 VAEs overflow,
+        SDXL's does); checkpointing when asked (diffusers and transformers apply it in train mode)."""
+        if self.vae is not None:
+            self.vae.to(device, torch.float32).requires_grad_(False).eval()
+        for model in (self.unet, *self.text_encoders):
+            model.to(device, dtype).requires_grad_(False)
+        self.unet.train()           # SD's UNet has no dropout: train mode only enables checkpointing
+        if gradient_checkpointing:
+            self.unet.enable_gradient_checkpointing()
+            if train_text_encoder:
+                for encoder in self.text_encoders:
+                    encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+                    encoder.train()     # CLIP has no dropout either
+
 
 def _final_norm(encoder) -> torch.nn.Module:
     # transformers 5 flattened CLIPTextModel; 4.x keeps the layers under .text_model

@@ -41,6 +41,92 @@ class Progress:
     seed: int = 0
 
 
+@dataclass
+class MicroBatch:
+    latents: torch.Tensor               # VAE latents × scaling factor, on the device
+    captions: list[str]
+    time_ids: torch.Tensor | None       # SDXL's size conditioning, (batch, 6)
+    weights: torch.Tensor               # per-sample loss weight (prior_loss_weight for reg images)
+
+
+class Stepper:
+    """One optimizer step of LoRA training: the network on the models, its optimizer and LR schedule,
+    and the diffusion loss. The recipe feeds it the plan's batches; benchmarks/gpu_bench.py feeds it
+    synthetic ones, so what is measured is what trains."""
+
+    def __init__(self, cfg, models: model_loading.Models, accelerator, total_steps: int):
+        from trainer.network import create_network
+        self.cfg, self.models, self.accelerator = cfg, models, accelerator
+        self.device, self.dtype = accelerator.device, WEIGHT_DTYPES[cfg.mixed_precision]
+        self.noise_scheduler = model_loading.noise_scheduler(cfg.v_parameterization)
+        alphas = self.noise_scheduler.alphas_cumprod
+        self.snr = (alphas / (1 - alphas)).to(self.device)      # signal-to-noise ratio of each timestep
+        self.network = create_network(cfg, models.unet, models.text_encoders)
+        self.network.apply_to()
+        self.network.to(self.device).train()
+        self.groups = self.network.param_groups(cfg.unet_lr_value(), cfg.text_encoder_lr_value())
+        self.trainable = [p for g in self.groups for p in g["params"]]
+        optimizer, self.optimizer_name = optim.build_optimizer(cfg, self.groups)
+        self.scheduler = optim.build_scheduler(cfg, optimizer, total_steps)
+        self.optimizer = accelerator.prepare_optimizer(optimizer)     # fp16: loss scaling, inf-step skipping
+        self.text_encoder_frozen = False
+
+    def freeze_text_encoder(self) -> None:
+        self.network.set_text_encoder_trainable(False)
+        self.text_encoder_frozen = True
+
+    def step(self, micro_batches, count: int, where: str = "") -> float:
+        """Forward and backward over `count` micro-batches, then one optimizer step; the mean loss."""
+        cfg, acc = self.cfg, self.accelerator
+        total = torch.zeros((), device=self.device)
+        for batch in micro_batches:
+            with acc.autocast():
+                loss = self.loss(batch)
+            # accelerate's rule: divide by the configured accumulation even for a short last group
+            acc.backward(loss / cfg.gradient_accumulation_steps)
+            total += loss.detach()
+        mean = float(total) / count
+        if not math.isfinite(mean):
+            raise TrainingError(f"loss became {mean} at {where}: training diverged; lower learning_rate "
+                                f"(now {cfg.learning_rate:g}) or use max_grad_norm")
+        self.all_reduce_grads()
+        if cfg.max_grad_norm:
+            acc.clip_grad_norm_(self.trainable, cfg.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if cfg.scale_weight_norms:
+            self.network.apply_max_norm(cfg.scale_weight_norms, self.device)
+        return mean
+
+    def loss(self, batch: MicroBatch) -> torch.Tensor:
+        """The diffusion loss of one batch (labelled as in diffusers' training examples)."""
+        cfg, latents = self.cfg, batch.latents
+        with torch.set_grad_enabled(self.network.trains_text_encoder and not self.text_encoder_frozen):
+            cond = self.models.encode(batch.captions, cfg.clip_skip, self.device)
+        noise = torch.randn_like(latents)                                           # ε ~ N(0, I)
+        if cfg.noise_offset:                                                        # per-channel shift: darker darks
+            noise += cfg.noise_offset * torch.randn(*latents.shape[:2], 1, 1, device=latents.device)
+        timesteps = torch.randint(0, 1000, (latents.shape[0],), device=latents.device)  # uniform t
+        noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)          # forward diffusion q(x_t | x_0)
+        pred = self.models.unet(noisy.to(self.dtype), timesteps, **cond.unet_kwargs(batch.time_ids, self.dtype)).sample
+        target = (self.noise_scheduler.get_velocity(latents, noise, timesteps)     # v = α·ε − σ·x0
+                  if cfg.v_parameterization else noise)
+        loss = torch.nn.functional.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+        loss = loss * batch.weights
+        if cfg.min_snr_gamma:                       # Min-SNR weighting (Hang et al. 2023): min(SNR, γ) / SNR
+            snr = self.snr[timesteps]
+            loss = loss * torch.clamp(snr, max=cfg.min_snr_gamma) / (snr + 1 if cfg.v_parameterization else snr)
+        return loss.mean()
+
+    def all_reduce_grads(self) -> None:
+        """Several GPUs: average the LoRA gradients (the network is hooked into the UNet, not wrapped in DDP)."""
+        if self.accelerator.num_processes > 1:
+            for p in self.trainable:
+                if p.grad is not None:
+                    p.grad.copy_(self.accelerator.reduce(p.grad, reduction="mean"))
+
+
 class Recipe:
     def __init__(self, run_dir: Path):
         self.run_dir = Path(run_dir).absolute()
@@ -49,7 +135,6 @@ class Recipe:
         self.progress = Progress()
         self.outputs: list[str] = []
         self.pipeline = None
-        self.te_frozen = False
 
     # ================================================================ setup
     def setup(self) -> None:
@@ -87,37 +172,18 @@ class Recipe:
     def load_models(self) -> None:
         cfg = self.cfg
         self.models = model_loading.load_models(cfg)
-        self.noise_scheduler = model_loading.noise_scheduler(cfg.v_parameterization)
-        alphas = self.noise_scheduler.alphas_cumprod
-        self.snr = (alphas / (1 - alphas)).to(self.device)      # signal-to-noise ratio of each timestep
+        self.models.prepare(self.device, self.dtype, cfg.gradient_checkpointing, cfg.trains_text_encoder())
         m = self.models
-        m.vae.to(self.device, torch.float32).requires_grad_(False).eval()   # fp16 VAEs overflow (SDXL's does)
-        for model in (m.unet, *m.text_encoders):
-            model.to(self.device, self.dtype).requires_grad_(False)
-        if cfg.gradient_checkpointing:
-            m.unet.enable_gradient_checkpointing()
-            if cfg.trains_text_encoder():
-                for encoder in m.text_encoders:
-                    encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-                    encoder.train()     # transformers checkpoints only in train mode; CLIP has no dropout
-        m.unet.train()      # no dropout in SD's UNet; diffusers checkpoints only in train mode
         self.events.log(f"model: {m.info.path} ({m.info.family_name}, {m.info.layout}); device {self.device}, "
                         f"mixed precision {cfg.mixed_precision}, base weights {str(self.dtype).removeprefix('torch.')}")
 
     def build_network(self) -> None:
-        from trainer.network import create_network
-        cfg, m = self.cfg, self.models
-        self.network = create_network(cfg, m.unet, m.text_encoders)
-        self.network.apply_to()
-        self.network.to(self.device).train()
-        groups = self.network.param_groups(cfg.unet_lr_value(), cfg.text_encoder_lr_value())
-        self.trainable = [p for g in groups for p in g["params"]]
-        optimizer, self.optimizer_name = optim.build_optimizer(cfg, groups)
-        self.scheduler = optim.build_scheduler(cfg, optimizer, self.plan.total_steps)
-        self.optimizer = self.accelerator.prepare_optimizer(optimizer)     # fp16: loss scaling, inf-step skipping
+        cfg = self.cfg
+        self.stepper = Stepper(cfg, self.models, self.accelerator, self.plan.total_steps)
+        self.network, self.optimizer, self.scheduler = self.stepper.network, self.stepper.optimizer, self.stepper.scheduler
         te_stop = cfg.stop_text_encoder_training
         self.te_stop_step = math.ceil(self.plan.total_steps * te_stop / 100) if te_stop and cfg.trains_text_encoder() else None
-        self.events.log(self.describe_network(groups))
+        self.events.log(self.describe_network(self.stepper.groups))
 
     def describe_network(self, groups) -> str:
         n = self.network
@@ -126,7 +192,7 @@ class Recipe:
         p = self.plan
         return (f"network: {self.cfg.network_module} {n.algo} rank {n.rank} alpha {n.alpha:g}: "
                 f"{len(n.unet_modules)} UNet + {len(n.text_encoder_modules)} text-encoder modules; {sizes}\n"
-                f"optimizer: {self.optimizer_name}, schedule {optim.scheduler_name(self.cfg)}\n"
+                f"optimizer: {self.stepper.optimizer_name}, schedule {optim.scheduler_name(self.cfg)}\n"
                 f"plan: {p.num_train_images} train images × repeats, {p.num_reg_images} reg; {p.batches_per_epoch} "
                 f"batches/epoch of {p.train_batch_size} → {p.steps_per_epoch} steps/epoch × {p.epochs} epochs = "
                 f"{p.total_steps} steps; seed {self.progress.seed}")
@@ -145,7 +211,7 @@ class Recipe:
         legacy, sha = saving.base_model_hashes(self.models.info.path)
         return metadata.RunFacts(
             seed=self.progress.seed, session_id=random.SystemRandom().randrange(2**32), started_at=time.time(),
-            optimizer=self.optimizer_name, lr_scheduler=optim.scheduler_name(self.cfg), network_dim=self.network.rank,
+            optimizer=self.stepper.optimizer_name, lr_scheduler=optim.scheduler_name(self.cfg), network_dim=self.network.rank,
             network_alpha=self.network.alpha, sd_model_hash=legacy, new_sd_model_hash=sha,
             num_processes=self.accelerator.num_processes)
 
@@ -184,71 +250,23 @@ class Recipe:
         return data.accumulation_groups(mine, self.cfg.gradient_accumulation_steps)
 
     def optimizer_step(self, group: list[data.Batch], epoch: int) -> float:
-        """Forward and backward over the group's batches, then one optimizer step."""
-        cfg, acc = self.cfg, self.accelerator
         self.maybe_freeze_text_encoder()
-        total = torch.zeros((), device=self.device)
-        for batch in group:
-            with acc.autocast():
-                loss = self.batch_loss(batch, epoch)
-            # accelerate's rule: divide by the configured accumulation even for a short last group
-            acc.backward(loss / cfg.gradient_accumulation_steps)
-            total += loss.detach()
-        mean = float(total) / len(group)
-        if not math.isfinite(mean):
-            raise TrainingError(f"loss became {mean} at step {self.progress.step + 1} (epoch {epoch + 1}): training "
-                                f"diverged; lower learning_rate (now {cfg.learning_rate:g}) or use max_grad_norm")
-        self.all_reduce_grads()
-        if cfg.max_grad_norm:
-            acc.clip_grad_norm_(self.trainable, cfg.max_grad_norm)
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        if cfg.scale_weight_norms:
-            self.max_norm_info = self.network.apply_max_norm(cfg.scale_weight_norms, self.device)
-        return mean
+        where = f"step {self.progress.step + 1} (epoch {epoch + 1})"
+        return self.stepper.step((self.micro_batch(batch, epoch) for batch in group), len(group), where)
 
-    def batch_loss(self, batch: data.Batch, epoch: int) -> torch.Tensor:
-        """The diffusion loss of one batch (labelled as in diffusers' training examples)."""
+    def micro_batch(self, batch: data.Batch, epoch: int) -> "MicroBatch":
+        """What the step needs from a planned batch: latents, captions, SDXL size ids, loss weights."""
         cfg, seed = self.cfg, self.progress.seed
-        rng = random.Random(f"{seed}/{epoch}/{batch.index}")
-        latents = self.latents.for_batch(batch, rng)                                # image → latent × scaling
-        captions = data.batch_captions(batch, cfg, seed, epoch)
-        with torch.set_grad_enabled(self.text_encoder_trains()):
-            cond = self.models.encode(captions, cfg.clip_skip, self.device)
-        noise = torch.randn_like(latents)                                           # ε ~ N(0, I)
-        if cfg.noise_offset:                                                        # per-channel shift: darker darks
-            noise += cfg.noise_offset * torch.randn(*latents.shape[:2], 1, 1, device=latents.device)
-        timesteps = torch.randint(0, 1000, (latents.shape[0],), device=latents.device)  # uniform t
-        noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)          # forward diffusion q(x_t | x_0)
+        latents = self.latents.for_batch(batch, random.Random(f"{seed}/{epoch}/{batch.index}"))
         time_ids = (torch.tensor([data.size_conditioning(im) for im in batch.images], device=self.device)
                     if self.models.family.uses_time_ids else None)
-        pred = self.models.unet(noisy.to(self.dtype), timesteps, **cond.unet_kwargs(time_ids, self.dtype)).sample
-        target = (self.noise_scheduler.get_velocity(latents, noise, timesteps)     # v = α·ε − σ·x0
-                  if cfg.v_parameterization else noise)
-        loss = torch.nn.functional.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
-        loss = loss * torch.tensor([cfg.prior_loss_weight if im.is_reg else 1.0 for im in batch.images],
-                                   device=loss.device)
-        if cfg.min_snr_gamma:                       # Min-SNR weighting (Hang et al. 2023): min(SNR, γ) / SNR
-            snr = self.snr[timesteps]
-            loss = loss * torch.clamp(snr, max=cfg.min_snr_gamma) / (snr + 1 if cfg.v_parameterization else snr)
-        return loss.mean()
-
-    def text_encoder_trains(self) -> bool:
-        return self.network.trains_text_encoder and not self.te_frozen
+        weights = torch.tensor([cfg.prior_loss_weight if im.is_reg else 1.0 for im in batch.images], device=self.device)
+        return MicroBatch(latents, data.batch_captions(batch, cfg, seed, epoch), time_ids, weights)
 
     def maybe_freeze_text_encoder(self) -> None:
-        if self.te_stop_step is not None and not self.te_frozen and self.progress.step >= self.te_stop_step:
-            self.network.set_text_encoder_trainable(False)
-            self.te_frozen = True
+        if self.te_stop_step is not None and not self.stepper.text_encoder_frozen and self.progress.step >= self.te_stop_step:
+            self.stepper.freeze_text_encoder()
             self.events.log(f"step {self.progress.step}: stop_text_encoder_training reached; the UNet goes on")
-
-    def all_reduce_grads(self) -> None:
-        """Several GPUs: average the LoRA gradients (the network is hooked into the UNet, not wrapped in DDP)."""
-        if self.accelerator.num_processes > 1:
-            for p in self.trainable:
-                if p.grad is not None:
-                    p.grad.copy_(self.accelerator.reduce(p.grad, reduction="mean"))
 
     def stop_requested(self) -> bool:
         if self.accelerator.num_processes == 1:
@@ -259,7 +277,7 @@ class Recipe:
     def after_step(self, epoch: int, loss: float, seconds: float, images: int) -> None:
         s = self.progress
         lrs = optim.group_lrs(self.optimizer, self.scheduler)
-        lr_unet, lr_te = lrs.get("unet", 0.0), 0.0 if self.te_frozen else lrs.get("text_encoder", 0.0)
+        lr_unet, lr_te = lrs.get("unet", 0.0), 0.0 if self.stepper.text_encoder_frozen else lrs.get("text_encoder", 0.0)
         loss_avg = self.loss_window.add(loss)
         self.events.emit("step", step=s.step, epoch=epoch + 1, loss=loss, loss_avg=loss_avg, lr_unet=lr_unet,
                          lr_te=lr_te, s_per_step=seconds)
@@ -306,7 +324,7 @@ class Recipe:
         if not self.accelerator.is_main_process:
             return
         if self.pipeline is None:
-            self.pipeline = sampling.build_pipeline(self.models, self.noise_scheduler, self.cfg.sample_sampler)
+            self.pipeline = sampling.build_pipeline(self.models, self.stepper.noise_scheduler, self.cfg.sample_sampler)
         samples_dir = self.run_dir / "samples"
         samples_dir.mkdir(exist_ok=True)
         self.network.eval()
