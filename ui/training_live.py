@@ -89,7 +89,9 @@ def _charts(metrics: RunMetrics) -> None:
 def _line(frame, y: str, color: str, title: str) -> alt.Chart:
     return (alt.Chart(frame, title=title).mark_line()
             .encode(x=alt.X("step:Q", title="optimizer step"),
-                    y=alt.Y(f"{y}:Q", title=y, axis=alt.Axis(format=".2e" if y == "lr" else ".3f")),
+                    # loss: zoom to its range (the trend is the point); lr: from 0, as the schedule is drawn
+                    y=alt.Y(f"{y}:Q", title=y, scale=alt.Scale(zero=y == "lr"),
+                            axis=alt.Axis(format=".2e" if y == "lr" else ".3f")),
                     color=alt.Color(f"{color}:N", title=None),
                     tooltip=["step", color, alt.Tooltip(f"{y}:Q", format=".4g")]))
 

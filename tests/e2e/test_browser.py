@@ -108,6 +108,7 @@ def test_training_runs_the_demo_to_the_end_and_lists_the_lora(page, server):
     wait_idle(page)
     bar = page.get_by_test_id("stProgress")
     expect(bar).to_contain_text(re.compile(r"step (\d+)/\1\b"))           # step N/N: the bar reached the end
+    expect(page.get_by_test_id("stVegaLiteChart")).to_have_count(2)      # loss (raw, smoothed) and LR
     assert page.get_by_test_id("stProgress").get_by_role("progressbar").get_attribute("aria-valuenow") == "100"
     lora = _final_lora(server)
     expect(page.get_by_test_id("stMain").get_by_text(str(lora), exact=False).first).to_be_visible()
@@ -146,3 +147,32 @@ def test_inspect_opens_the_trained_lora_and_shows_its_metadata(page, server):
     shot(page, "6-inspect")
     # the app process never loaded torch, whatever it showed
     assert "libtorch" not in Path(f"/proc/{server.proc.pid}/maps").read_text()
+
+
+def test_a_second_start_is_refused_and_stop_saves_a_stopped_lora(page, server):
+    open_page(page, server)
+    go(page, "Training")
+    page.get_by_role("button", name="Start training").click()
+    wait_idle(page)
+    # the finished run's LoRA is there: starting the same output again would overwrite it
+    expect(page.get_by_test_id("stAlertContentError").filter(has_text="Not started")).to_contain_text("would overwrite")
+    go(page, "Parameters")
+    page.get_by_role("tab", name="Folders").click()
+    name = page.get_by_label("output_name", exact=True)
+    name.fill("demo-stop")
+    name.press("Enter")
+    wait_idle(page)
+    go(page, "Training")
+    page.get_by_role("button", name="Start training").click()
+    wait_idle(page)
+    run_header = page.get_by_test_id("stMain").locator("h3").filter(has_text=re.compile(r"^Run \S+ — "))
+    # stop once the new run is training (its SIGTERM handler is set up then), not while it starts
+    expect(run_header).to_contain_text(re.compile(r"demo-stop — running"), timeout=TRAIN_MS)
+    expect(page.get_by_test_id("stProgress")).to_contain_text(re.compile(r"step [1-9]\d*/"), timeout=TRAIN_MS)
+    page.get_by_role("button", name="Stop", exact=True).click()
+    expect(run_header).to_contain_text("stopped", timeout=TRAIN_MS)
+    wait_idle(page)
+    saved = page.get_by_test_id("stMain").locator("code").filter(has_text=re.compile(r"demo-stop.*stopped.*\.safetensors"))
+    expect(saved.first).to_be_visible()
+    assert Path(saved.first.inner_text()).is_file()
+    shot(page, "7-training-stopped")
