@@ -2,7 +2,7 @@
 jobs with links. The pages live in pages/ (Streamlit's own discovery, no st.navigation)."""
 import streamlit as st
 
-from ui.common import setup_page
+from ui.common import on_demo, setup_page
 from workbench import runs, workspace
 
 cfg = setup_page("Home")
@@ -29,7 +29,7 @@ st.markdown(f"`{workspace.home()}` (set `WORKBENCH_HOME` to move it): the curren
 st.markdown(f"Current config: model `{cfg.pretrained_model_name_or_path or '(not set)'}`, "
             f"data `{cfg.train_data_dir or '(not set)'}`, output `{cfg.output_name}` · "
             f"{len(runs.list_runs())} run(s) so far.")
-if str(workspace.demo_dir()) in cfg.pretrained_model_name_or_path:
+if on_demo(cfg):
     st.info("You are on the **demo**: tiny models with random weights and a generated dataset, so the whole "
             "path — dataset → parameters → training → inspect — runs on a CPU in a few minutes. Training is "
             "real, but the LoRA it makes draws noise. For real work, set your model and folders in Parameters.")

@@ -38,10 +38,15 @@ def setup_page(title: str) -> TrainConfig:
     except UserError as exc:
         st.error(str(exc))
         st.stop()
-    if cfg is not None and str(workspace.demo_dir()) in cfg.pretrained_model_name_or_path:
+    if cfg is not None and on_demo(cfg):
         st.sidebar.info("Demo workspace: the demo models have random weights — training runs for real, "
                         "but the LoRA it makes draws noise. Point Parameters at your own model and folders.")
     return cfg or TrainConfig()
+
+
+def on_demo(cfg: TrainConfig) -> bool:
+    """Whether the config trains the demo's random-weight model."""
+    return str(workspace.demo_dir()) in cfg.pretrained_model_name_or_path
 
 
 def save_config(cfg: TrainConfig) -> None:

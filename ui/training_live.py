@@ -42,16 +42,16 @@ def _render_run(run_dir: Path, was_active: bool) -> None:
     if was_active and not info.active:
         st.rerun()          # the run ended: the whole page re-renders (history, outputs, fragment off)
     metrics = cached_metrics(run_dir)
+    log = runs.log_tail(run_dir)
     _header(info)
     prog = progress(info.status, metrics, info.active)
     st.progress(prog.fraction, text=prog.text())
-    _problem(info, metrics)
+    _problem(info, metrics, log)
     _charts(metrics)
     _outputs(info, metrics)
     _samples(run_dir, metrics)
     with st.expander("Log (trainer.log, last lines)", expanded=info.state in ("failed", "crashed")):
-        lines = runs.log_tail(run_dir).splitlines()[-LOG_LINES:]
-        st.code("\n".join(lines) or "(empty)", language=None)
+        st.code("\n".join(log.splitlines()[-LOG_LINES:]) or "(empty)", language=None)
 
 
 def _header(info: runs.RunInfo) -> None:
@@ -63,14 +63,14 @@ def _header(info: runs.RunInfo) -> None:
             st.info("Stop requested: the trainer finishes its step and saves.")
 
 
-def _problem(info: runs.RunInfo, metrics: RunMetrics) -> None:
+def _problem(info: runs.RunInfo, metrics: RunMetrics, log: str) -> None:
     status = {**info.status, "error": run_error(info.status, metrics)}
     if info.state == "crashed":
         st.error(f"Crashed: status.json says {info.status.get('state')} but process {info.status.get('pid')} "
                  "is gone.")
     elif info.state == "failed":
         st.error(status["error"] or "The run failed.")
-    diagnosis = diagnose(status, runs.log_tail(info.dir), info.state)
+    diagnosis = diagnose(status, log, info.state)
     if diagnosis is not None:
         st.warning(f"**{diagnosis.title}** {diagnosis.advice}")
         if diagnosis.line:
