@@ -317,3 +317,54 @@ def test_workbench_train_prints_the_error_and_exits_non_zero(demo, tmp_path):
     assert done.stderr.strip().splitlines()[-1] == f"workbench train: error: {tmp_path / 'gone'}: model not found; " \
                                                    "give a diffusers folder or a .safetensors checkpoint"
     assert "Traceback" not in done.stderr
+
+
+# ---------------------------------------------------------------- loop options
+
+def delta_norms(path: Path) -> list[float]:
+    """‖up · down · alpha / rank‖ of every module in a saved .ckpt (tensors only, no metadata)."""
+    import torch
+    tensors = torch.load(path, weights_only=True)
+    norms = []
+    for key, down in tensors.items():
+        if key.endswith(".lora_down.weight"):
+            name = key.removesuffix(".lora_down.weight")
+            up, alpha = tensors[f"{name}.lora_up.weight"].float(), float(tensors[f"{name}.alpha"])
+            norms.append(float((up.flatten(1) @ down.float().flatten(1)).norm() * alpha / down.shape[0]))
+    return norms
+
+
+def test_loop_options_accumulate_stop_the_text_encoder_and_cap_norms(demo, tmp_path):
+    cfg = demo_config(demo, tmp_path / "out", max_train_epochs=1, gradient_accumulation_steps=4,
+                      stop_text_encoder_training=50, scale_weight_norms=0.01, save_model_as="ckpt",
+                      mixed_precision="bf16", gradient_checkpointing=True, min_snr_gamma=5.0, noise_offset=0.05,
+                      clip_skip=2, shuffle_caption=True, keep_tokens=1, v_parameterization=True,
+                      lr_scheduler="constant", sample_every_n_epochs=None)
+    plan = make_plan(cfg)
+    assert plan.total_steps == 5                    # 18 batches / 4, the short last group still steps
+    code, status, events = train_in_process(cfg, tmp_path / "run")
+    assert code == 0, status.get("error")
+    steps = of_kind(events, "step")
+    assert [e["step"] for e in steps] == [1, 2, 3, 4, 5]
+    assert [e["lr_te"] > 0 for e in steps] == [True, True, True, False, False]      # ceil(5 × 50 %) = 3 steps
+    assert all(e["lr_unet"] == cfg.learning_rate for e in steps)
+    norms = delta_norms(tmp_path / "out" / "demo-lora.ckpt")
+    assert norms and max(norms) <= 0.01 * 1.01 and max(norms) > 0.001
+
+
+def test_latents_cached_on_disk_are_reused_and_uncached_flipped_batches_train(demo, tmp_path):
+    import shutil
+    train = tmp_path / "train"
+    shutil.copytree(demo.train_dir, train)
+    cfg = demo_config(demo, tmp_path / "out1", train_data_dir=str(train), cache_latents_to_disk=True,
+                      max_train_epochs=None, max_train_steps=2, sample_every_n_epochs=None)
+    assert train_in_process(cfg, tmp_path / "run1")[0] == 0
+    caches = sorted(train.rglob("*.npz"))
+    assert len(caches) == len(list(train.rglob("*.png")))
+    stamps = [p.stat().st_mtime_ns for p in caches]
+    assert train_in_process(cfg.replace(output_dir=str(tmp_path / "out2")), tmp_path / "run2")[0] == 0
+    assert [p.stat().st_mtime_ns for p in caches] == stamps          # read back, not written again
+    uncached = cfg.replace(output_dir=str(tmp_path / "out3"), cache_latents=False, cache_latents_to_disk=False,
+                           flip_aug=True)
+    code, status, events = train_in_process(uncached, tmp_path / "run3")
+    assert code == 0 and len(of_kind(events, "step")) == 2, status.get("error")
