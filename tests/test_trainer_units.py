@@ -221,6 +221,21 @@ def test_clip_skip_takes_an_earlier_layer_through_the_final_norm(sd1):
     assert tuple(skipped.shape) == (1, 77, 32)
 
 
+def test_a_pickle_checkpoint_is_read_without_code_and_its_family_checked(tmp_path):
+    from trainer.models import checked_model_info
+    from workbench.modelinfo import ModelError
+    path = tmp_path / "xl.ckpt"
+    torch.save({"state_dict": {"conditioner.embedders.1.model.token_embedding.weight": torch.zeros(2, 2),
+                               "model.diffusion_model.out.2.weight": torch.zeros(2)}}, path)
+    cfg = TrainConfig(pretrained_model_name_or_path=str(path))
+    with pytest.raises(ModelError, match="xl.ckpt is an SDXL model but the config says SD 1.x; set sdxl = true"):
+        checked_model_info(cfg)
+    assert checked_model_info(cfg.replace(sdxl=True)).family == "sdxl"
+    path.write_bytes(b"garbage")
+    with pytest.raises(ModelError, match="xl.ckpt: not a loadable checkpoint"):
+        checked_model_info(cfg)
+
+
 def test_shipped_single_file_configs_are_the_real_architectures():
     """Parameter counts of SD1.5, SD2.1 and SDXL base (built on the meta device: no memory)."""
     from accelerate import init_empty_weights

@@ -67,8 +67,17 @@ class Models:
             self.unet.enable_gradient_checkpointing()
             if train_text_encoder:
                 for encoder in self.text_encoders:
-                    encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+                    _checkpoint_text_encoder(encoder)
                     encoder.train()     # CLIP has no dropout either
+
+
+def _checkpoint_text_encoder(encoder) -> None:
+    # non-reentrant: the frozen inputs need no grad for the LoRA weights inside to get theirs
+    kwargs = {"use_reentrant": False}
+    if hasattr(encoder, "activation_checkpointing_enable"):      # transformers 5 renamed it
+        encoder.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
 def _final_norm(encoder) -> torch.nn.Module:
