@@ -36,7 +36,7 @@ def trainer_seconds(cfg, work: Path) -> list[float]:
     if done.returncode != 0:
         raise SystemExit(f"workbench train failed:\n{done.stderr}")
     steps = [e for e in read_metrics(work / "run") if e["event"] == "step"]
-    return [e["s_per_step"] for prev, e in zip([None] + steps, steps) if prev is not None and prev["epoch"] == e["epoch"]]
+    return [e["s_per_step"] for prev, e in zip(steps, steps[1:]) if prev["epoch"] == e["epoch"]]
 
 
 def bare_seconds(cfg, epochs: int) -> list[float]:
@@ -73,7 +73,8 @@ def bare_seconds(cfg, epochs: int) -> list[float]:
             start = time.perf_counter()
             noise = torch.randn_like(x0)
             t = torch.randint(0, 1000, (x0.shape[0],))
-            pred = unet(scheduler.add_noise(x0, noise, t), t, encoder_hidden_states=encoder(tokens).last_hidden_state).sample
+            hidden = encoder(tokens).last_hidden_state
+            pred = unet(scheduler.add_noise(x0, noise, t), t, encoder_hidden_states=hidden).sample
             loss = torch.nn.functional.mse_loss(pred.float(), noise.float())
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)

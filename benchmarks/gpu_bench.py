@@ -112,7 +112,8 @@ def run_cell(cell: Cell, warmup: int, steps: int, tiny_dir: Path) -> dict:
     from workbench.config import TrainConfig
     cfg = TrainConfig(network_dim=16, network_alpha=16.0, mixed_precision=cell.precision,
                       gradient_checkpointing=cell.gradient_checkpointing, optimizer_type=cell.optimizer,
-                      learning_rate=1e-4, lr_scheduler="constant", train_batch_size=cell.batch, sdxl=cell.model == "sdxl")
+                      learning_rate=1e-4, lr_scheduler="constant", train_batch_size=cell.batch,
+                      sdxl=cell.model == "sdxl")
     accelerator = Accelerator(mixed_precision=cell.precision)
     device = accelerator.device
     try:
@@ -193,7 +194,8 @@ def device_info() -> dict:
     info = {"torch": torch.__version__, "diffusers": diffusers.__version__, "transformers": transformers.__version__,
             "date": time.strftime("%Y-%m-%d %H:%M:%S"), "cuda": torch.cuda.is_available()}
     if torch.cuda.is_available():
-        info.update(device=torch.cuda.get_device_name(), memory_gib=torch.cuda.get_device_properties(0).total_memory / 2**30)
+        memory_gib = torch.cuda.get_device_properties(0).total_memory / 2**30
+        info.update(device=torch.cuda.get_device_name(), memory_gib=memory_gib)
     else:
         info["device"] = "cpu"
     return info
@@ -201,8 +203,10 @@ def device_info() -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tiny", action="store_true", help="the demo's tiny SD1 model on the CPU (checks the script runs)")
-    parser.add_argument("--out", default=os.environ.get("OUT") or str(ROOT / "benchmarks" / "out"), help="output folder")
+    parser.add_argument("--tiny", action="store_true",
+                        help="the demo's tiny SD1 model on the CPU (checks the script runs)")
+    parser.add_argument("--out", default=os.environ.get("OUT") or str(ROOT / "benchmarks" / "out"),
+                        help="output folder (default $OUT, else benchmarks/out)")
     parser.add_argument("--budget-s", type=float, default=270.0, help="start no cell after this many seconds")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per cell")
     parser.add_argument("--steps", type=int, default=6, help="timed steps per cell (the median is reported)")

@@ -52,7 +52,8 @@ def test_every_listed_key_is_there_as_a_string(run):
     _, _, meta = run
     assert [k for k in ISSUE_KEYS if k not in meta] == []
     assert all(isinstance(v, str) for v in meta.values())
-    assert (meta["ss_v2"], meta["ss_unet_lr"], meta["ss_seed"], meta["ss_resolution"]) == ("False", "None", "5", "(128, 128)")
+    scalars = (meta["ss_v2"], meta["ss_unet_lr"], meta["ss_seed"], meta["ss_resolution"])
+    assert scalars == ("False", "None", "5", "(128, 128)")
     assert (meta["ss_epoch"], meta["ss_steps"], meta["ss_training_finished_at"]) == ("2", "12", "2000.0")
     assert (meta["ss_sd_model_name"], meta["ss_sd_model_hash"]) == ("base.safetensors", "abcd1234")
     assert json.loads(meta["ss_network_args"]) == {"conv_dim": "4"}

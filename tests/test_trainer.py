@@ -83,8 +83,8 @@ def sd1_run(demo, tmp_path_factory):
     from workbench.config import save_toml
     save_toml(cfg, config_path)
     env = {**os.environ, "WORKBENCH_HOME": str(base / "home")}
-    done = subprocess.run([sys.executable, "-m", "workbench", "train", str(config_path), "--run-dir", str(base / "run")],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    command = [sys.executable, "-m", "workbench", "train", str(config_path), "--run-dir", str(base / "run")]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     return {"cfg": cfg, "run": base / "run", "done": done, "plan": make_plan(cfg),
             "events": runs.read_metrics(base / "run"), "status": runs.read_status(base / "run")}
 
@@ -207,7 +207,8 @@ def test_sdxl_trains_and_diffusers_loads_it(demo, tmp_path):
     assert meta["modelspec.architecture"] == "stable-diffusion-xl-v1-base/lora"
     pipe = StableDiffusionXLPipeline.from_pretrained(demo.sdxl_model)
     assert lora_module_names(path) == expected_names(pipe.unet, [pipe.text_encoder, pipe.text_encoder_2])
-    added = {"added_cond_kwargs": {"text_embeds": torch.ones(1, 32), "time_ids": torch.tensor([[128, 128, 0, 0, 128, 128]])}}
+    time_ids = torch.tensor([[128, 128, 0, 0, 128, 128]])
+    added = {"added_cond_kwargs": {"text_embeds": torch.ones(1, 32), "time_ids": time_ids}}
     before = unet_output(pipe, 64, **added)
     pipe.load_lora_weights(str(path))
     assert lora_layers(pipe.text_encoder) > 0 and lora_layers(pipe.text_encoder_2) > 0
@@ -352,7 +353,8 @@ def test_loop_options_accumulate_stop_the_text_encoder_and_cap_norms(demo, tmp_p
     assert max(norms.values()) <= 0.01 * 1.01
     # every module learned (under checkpointing too) but the last text-encoder layer's: clip_skip 2
     # reads the layer before it, so no gradient reaches them
-    assert {k for k, v in norms.items() if v == 0} == {k for k in norms if k.startswith("lora_te_text_model_encoder_layers_1_")}
+    last_layer = {k for k in norms if k.startswith("lora_te_text_model_encoder_layers_1_")}
+    assert {k for k, v in norms.items() if v == 0} == last_layer
 
 
 def test_latents_cached_on_disk_are_reused_and_uncached_flipped_batches_train(demo, tmp_path):

@@ -174,7 +174,8 @@ def test_planned_outputs_skip_the_last_epoch_and_existing_ones_are_refused(tmp_p
     names = [p.name for p in saving.planned_outputs(cfg, epochs=6)]
     assert names == ["x-000002.safetensors", "x-000004.safetensors", "x.safetensors",
                      "x-000002-state", "x-000004-state", "x-state"]
-    assert [p.name for p in saving.planned_outputs(cfg, epochs=6, first_epoch=3)][:2] == ["x-000004.safetensors", "x.safetensors"]
+    resumed = [p.name for p in saving.planned_outputs(cfg, epochs=6, first_epoch=3)]
+    assert resumed[:2] == ["x-000004.safetensors", "x.safetensors"]
     (tmp_path / "x-000004.safetensors").write_bytes(b"old")
     with pytest.raises(UserError, match=r"x-000004.safetensors already exists: it is never overwritten"):
         saving.refuse_existing(saving.planned_outputs(cfg, epochs=6))
@@ -250,9 +251,11 @@ def test_shipped_single_file_configs_are_the_real_architectures():
     with init_empty_weights():
         for name, (unet_params, te_params) in expected.items():
             folder = CONFIG_DIR / name
-            assert count(UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(folder / "unet"))) == unet_params
+            unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(folder / "unet"))
+            assert count(unet) == unet_params
             assert count(AutoencoderKL.from_config(AutoencoderKL.load_config(folder / "vae"))) == 83_653_863
             assert count(CLIPTextModel(CLIPTextConfig.from_pretrained(folder / "text_encoder"))) == te_params
         te2 = CLIPTextModelWithProjection(CLIPTextConfig.from_pretrained(CONFIG_DIR / "sdxl-base" / "text_encoder_2"))
         assert count(te2) == 694_659_840
-    assert Path(CONFIG_DIR / "sd21-768-v" / "scheduler" / "scheduler_config.json").read_text().count("v_prediction") == 1
+    scheduler = CONFIG_DIR / "sd21-768-v" / "scheduler" / "scheduler_config.json"
+    assert Path(scheduler).read_text().count("v_prediction") == 1

@@ -140,7 +140,8 @@ def noise_scheduler(v_parameterization: bool):
     scaled_linear betas 0.00085–0.012."""
     from diffusers import DDPMScheduler
     return DDPMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                         clip_sample=False, steps_offset=1, prediction_type="v_prediction" if v_parameterization else "epsilon")
+                         clip_sample=False, steps_offset=1,
+                         prediction_type="v_prediction" if v_parameterization else "epsilon")
 
 
 # ---------------------------------------------------------------- which model

@@ -11,7 +11,6 @@ import math
 import random
 import time
 import traceback
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -154,7 +153,8 @@ class Recipe:
         else:
             self.progress.seed = cfg.seed if cfg.seed is not None else random.SystemRandom().randrange(2**31)
         saving.refuse_existing(saving.planned_outputs(cfg, self.plan.epochs, self.progress.epoch + 1))
-        self.prompts = sampling.read_prompt_file(cfg.sample_prompts) if cfg.sample_every_n_epochs and cfg.sample_prompts else []
+        samples_wanted = cfg.sample_every_n_epochs and cfg.sample_prompts
+        self.prompts = sampling.read_prompt_file(cfg.sample_prompts) if samples_wanted else []
         self.events.status(total_steps=self.plan.total_steps, seed=self.progress.seed)
         set_seed(self.progress.seed)
         self.load_models()
@@ -180,15 +180,18 @@ class Recipe:
     def build_network(self) -> None:
         cfg = self.cfg
         self.stepper = Stepper(cfg, self.models, self.accelerator, self.plan.total_steps)
-        self.network, self.optimizer, self.scheduler = self.stepper.network, self.stepper.optimizer, self.stepper.scheduler
+        self.network, self.optimizer = self.stepper.network, self.stepper.optimizer
+        self.scheduler = self.stepper.scheduler
         te_stop = cfg.stop_text_encoder_training
-        self.te_stop_step = math.ceil(self.plan.total_steps * te_stop / 100) if te_stop and cfg.trains_text_encoder() else None
+        self.te_stop_step = None           # stop_text_encoder_training: the step after which it is frozen
+        if te_stop and cfg.trains_text_encoder():
+            self.te_stop_step = math.ceil(self.plan.total_steps * te_stop / 100)
         self.events.log(self.describe_network(self.stepper.groups))
 
     def describe_network(self, groups) -> str:
         n = self.network
-        sizes = ", ".join(f"{g['name']} {sum(p.numel() for p in g['params']):,} params at lr {g.get('initial_lr', g['lr']):g}"
-                          for g in groups)
+        sizes = ", ".join(f"{g['name']} {sum(p.numel() for p in g['params']):,} params at lr "
+                          f"{g.get('initial_lr', g['lr']):g}" for g in groups)
         p = self.plan
         return (f"network: {self.cfg.network_module} {n.algo} rank {n.rank} alpha {n.alpha:g}: "
                 f"{len(n.unet_modules)} UNet + {len(n.text_encoder_modules)} text-encoder modules; {sizes}\n"
@@ -211,9 +214,9 @@ class Recipe:
         legacy, sha = saving.base_model_hashes(self.models.info.path)
         return metadata.RunFacts(
             seed=self.progress.seed, session_id=random.SystemRandom().randrange(2**32), started_at=time.time(),
-            optimizer=self.stepper.optimizer_name, lr_scheduler=optim.scheduler_name(self.cfg), network_dim=self.network.rank,
-            network_alpha=self.network.alpha, sd_model_hash=legacy, new_sd_model_hash=sha,
-            num_processes=self.accelerator.num_processes)
+            optimizer=self.stepper.optimizer_name, lr_scheduler=optim.scheduler_name(self.cfg),
+            network_dim=self.network.rank, network_alpha=self.network.alpha, sd_model_hash=legacy,
+            new_sd_model_hash=sha, num_processes=self.accelerator.num_processes)
 
     # ================================================================ train
     def train(self) -> str:
@@ -264,7 +267,8 @@ class Recipe:
         return MicroBatch(latents, data.batch_captions(batch, cfg, seed, epoch), time_ids, weights)
 
     def maybe_freeze_text_encoder(self) -> None:
-        if self.te_stop_step is not None and not self.stepper.text_encoder_frozen and self.progress.step >= self.te_stop_step:
+        due = self.te_stop_step is not None and self.progress.step >= self.te_stop_step
+        if due and not self.stepper.text_encoder_frozen:
             self.stepper.freeze_text_encoder()
             self.events.log(f"step {self.progress.step}: stop_text_encoder_training reached; the UNet goes on")
 
@@ -286,9 +290,9 @@ class Recipe:
         self.events.step_status(s.step)
         if self.events.progress_due() or s.step == self.plan.total_steps:
             eta = (self.plan.total_steps - s.step) * seconds
-            self.events.log(f"step {s.step}/{self.plan.total_steps} epoch {epoch + 1} loss {loss:.4f} (avg {loss_avg:.4f}) "
-                            f"lr {lr_unet:.3g} {seconds:.3f} s/step {images / max(seconds, 1e-9):.1f} img/s "
-                            f"ETA {eta:.0f} s")
+            self.events.log(f"step {s.step}/{self.plan.total_steps} epoch {epoch + 1} loss {loss:.4f} "
+                            f"(avg {loss_avg:.4f}) lr {lr_unet:.3g} {seconds:.3f} s/step "
+                            f"{images / max(seconds, 1e-9):.1f} img/s ETA {eta:.0f} s")
 
     def end_epoch(self, epoch: int) -> None:
         self.events.emit("epoch", epoch=epoch, step=self.progress.step, loss_avg=self.loss_window.mean)
