@@ -373,3 +373,23 @@ def test_latents_cached_on_disk_are_reused_and_uncached_flipped_batches_train(de
                            flip_aug=True)
     code, status, events = train_in_process(uncached, tmp_path / "run3")
     assert code == 0 and len(of_kind(events, "step")) == 2, status.get("error")
+
+
+def test_ctrl_c_on_workbench_train_stops_the_trainer_which_saves_first(demo, tmp_path):
+    import signal
+    from workbench.config import save_toml
+    save_toml(demo_config(demo, tmp_path / "out", max_train_epochs=100, sample_every_n_epochs=None),
+              tmp_path / "config.toml")
+    run_dir = tmp_path / "run"
+    cli = subprocess.Popen([sys.executable, "-m", "workbench", "train", str(tmp_path / "config.toml"), "--run-dir",
+                            str(run_dir)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while len(of_kind(runs.read_metrics(run_dir), "step")) < 2:
+        assert cli.poll() is None and time.monotonic() < deadline, runs.log_tail(run_dir)
+        time.sleep(0.2)
+    cli.send_signal(signal.SIGINT)                      # what Ctrl-C in the terminal sends
+    _, err = cli.communicate(timeout=120)
+    assert cli.returncode == 130
+    assert "stopping: the trainer finishes its step and saves" in err and err.rstrip().endswith("stopped")
+    status = runs.read_status(run_dir)
+    assert status["state"] == "stopped" and Path(status["outputs"][0]).name.startswith("demo-lora-stopped-step")
