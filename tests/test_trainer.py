@@ -393,3 +393,13 @@ def test_ctrl_c_on_workbench_train_stops_the_trainer_which_saves_first(demo, tmp
     assert "stopping: the trainer finishes its step and saves" in err and err.rstrip().endswith("stopped")
     status = runs.read_status(run_dir)
     assert status["state"] == "stopped" and Path(status["outputs"][0]).name.startswith("demo-lora-stopped-step")
+
+
+def test_text_encoder_lr_zero_trains_the_unet_alone(demo, tmp_path):
+    cfg = demo_config(demo, tmp_path / "out", text_encoder_lr=0.0, max_train_epochs=None, max_train_steps=2,
+                      sample_every_n_epochs=None)
+    code, status, events = train_in_process(cfg, tmp_path / "run")
+    assert code == 0, status.get("error")
+    assert [e["lr_te"] for e in of_kind(events, "step")] == [0.0, 0.0]
+    names = lora_module_names(tmp_path / "out" / "demo-lora.safetensors")
+    assert names and all(n.startswith("lora_unet_") for n in names)
