@@ -17,6 +17,7 @@ from workbench import runs
 from workbench.config import TrainConfig, from_dict, load_toml
 from workbench.demo import build_demo
 from workbench.plan import make_plan
+from workbench.schedules import make_schedule
 from workbench.safetensors_header import metadata_of, read_header, tensor_entries
 
 pytestmark = pytest.mark.slow
@@ -102,6 +103,10 @@ def test_workbench_train_runs_the_plan_and_reports_it(sd1_run):
     for key in ("loss", "loss_avg", "lr_unet", "lr_te", "s_per_step", "time"):
         assert all(isinstance(e[key], float) for e in steps), key
     assert [e["epoch"] for e in of_kind(events, "epoch")] == [1, 2]
+    # the LR of each step is the app's preview of the schedule, step for step
+    schedule = make_schedule(sd1_run["cfg"], plan.total_steps)
+    assert [e["lr_unet"] for e in steps] == pytest.approx(schedule.unet)
+    assert [e["lr_te"] for e in steps] == pytest.approx(schedule.text_encoder)
     assert end == {**end, "event": "end", "status": "finished"} and "error" not in end
     assert status["state"] == "finished" and status["step"] == plan.total_steps
     assert status["pid"] and status["error"] is None and status["started_at"] <= status["updated_at"]

@@ -130,7 +130,7 @@ def build_scheduler(cfg, optimizer, total_steps: int):
 
 
 def group_lrs(optimizer, scheduler) -> dict[str, float]:
-    """{group name: LR of the step just taken}; Adafactor's relative step reports its own."""
+    """{group name: the schedule's current LR}; Adafactor's relative step reports its own."""
     lrs = scheduler.get_last_lr()
     groups = optimizer.param_groups
     return {group.get("name", str(i)): float(lr or 0.0) for i, (group, lr) in enumerate(zip(groups, lrs))}

@@ -69,6 +69,7 @@ class Stepper:
         self.scheduler = optim.build_scheduler(cfg, optimizer, total_steps)
         self.optimizer = accelerator.prepare_optimizer(optimizer)     # fp16: loss scaling, inf-step skipping
         self.text_encoder_frozen = False
+        self.used_lrs: dict[str, float] = {}       # {group: LR} of the last step taken
 
     def freeze_text_encoder(self) -> None:
         self.network.set_text_encoder_trainable(False)
@@ -92,6 +93,7 @@ class Stepper:
         if cfg.max_grad_norm:
             acc.clip_grad_norm_(self.trainable, cfg.max_grad_norm)
         self.optimizer.step()
+        self.used_lrs = optim.group_lrs(self.optimizer, self.scheduler)     # this step's, before the schedule moves
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         if cfg.scale_weight_norms:
@@ -280,7 +282,7 @@ class Recipe:
 
     def after_step(self, epoch: int, loss: float, seconds: float, images: int) -> None:
         s = self.progress
-        lrs = optim.group_lrs(self.optimizer, self.scheduler)
+        lrs = self.stepper.used_lrs
         lr_unet, lr_te = lrs.get("unet", 0.0), 0.0 if self.stepper.text_encoder_frozen else lrs.get("text_encoder", 0.0)
         loss_avg = self.loss_window.add(loss)
         self.events.emit("step", step=s.step, epoch=epoch + 1, loss=loss, loss_avg=loss_avg, lr_unet=lr_unet,
