@@ -237,6 +237,18 @@ def test_a_pickle_checkpoint_is_read_without_code_and_its_family_checked(tmp_pat
         checked_model_info(cfg)
 
 
+def test_a_single_file_without_a_cached_clip_tokenizer_is_refused_clearly(tmp_path, monkeypatch):
+    from safetensors.torch import save_file
+    from trainer import models
+    path = tmp_path / "sd15.safetensors"
+    save_file({"model.diffusion_model.out.2.weight": torch.zeros(2),
+               "cond_stage_model.transformer.text_model.final_layer_norm.weight": torch.zeros(2)}, str(path))
+    monkeypatch.setattr(models, "CLIP_TOKENIZER_REPOS", ("workbench-test/no-such-tokenizer",))
+    with pytest.raises(UserError, match="a single-file checkpoint has no tokenizer, and CLIP's .* is not in the "
+                                        "Hugging Face cache"):
+        models.load_models(TrainConfig(pretrained_model_name_or_path=str(path)))
+
+
 def test_shipped_single_file_configs_are_the_real_architectures():
     """Parameter counts of SD1.5, SD2.1 and SDXL base (built on the meta device: no memory)."""
     from accelerate import init_empty_weights

@@ -24,6 +24,7 @@ SINGLE_FILE_CONFIGS = {("sd1", False): "sd15", ("sd2", False): "sd21-512", ("sd2
                        ("sdxl", False): "sdxl-base"}
 # Hugging Face cache entries holding CLIP's BPE vocabulary (a single-file checkpoint has no tokenizer)
 CLIP_TOKENIZER_REPOS = ("openai/clip-vit-large-patch14", "laion/CLIP-ViT-bigG-14-laion2B-39B-b160k")
+CLIP_VOCAB_SIZE = 49408
 
 
 @dataclass
@@ -227,9 +228,11 @@ def clip_tokenizer(pad_token: str):
     from transformers import CLIPTokenizer
     for repo in CLIP_TOKENIZER_REPOS:
         try:
-            return CLIPTokenizer.from_pretrained(repo, local_files_only=True, pad_token=pad_token)
+            tokenizer = CLIPTokenizer.from_pretrained(repo, local_files_only=True, pad_token=pad_token)
         except OSError:
             continue
+        if tokenizer.vocab_size == CLIP_VOCAB_SIZE:     # transformers 5 gives an empty tokenizer for a missing repo
+            return tokenizer
     raise ModelError("a single-file checkpoint has no tokenizer, and CLIP's (openai/clip-vit-large-patch14) is not "
                      "in the Hugging Face cache; use the model as a diffusers folder, or put the tokenizer in the "
                      "cache once (huggingface-cli download openai/clip-vit-large-patch14 vocab.json merges.txt "
