@@ -91,6 +91,14 @@ def test_latent_cache_on_disk_is_reused_only_while_image_and_bucket_are_unchange
     assert data.read_npz(image) is None
 
 
+def test_a_latent_cache_that_cannot_be_written_is_a_clear_error(small_plan):
+    _, plan = small_plan
+    image = plan.used_images[0]
+    data.npz_path(image).mkdir()            # something in the way that is not a file
+    with pytest.raises(UserError, match=r"\.npz: cannot write the latent cache .*turn off cache_latents_to_disk"):
+        data.write_npz(image, torch.zeros(4, 16, 16))
+
+
 # ---------------------------------------------------------------- sample prompts
 
 def test_prompt_file_lines_in_kohyas_format(tmp_path):

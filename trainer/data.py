@@ -196,4 +196,8 @@ def write_npz(image: PlannedImage, latent: torch.Tensor) -> None:
     np.savez(buffer, latents=latent.numpy(), original_size=np.array(image.info.size),
              crop_ltrb=np.array(crop_box(image.resized, image.bucket)),
              workbench_source=np.array(_source_key(image)))
-    write_bytes_atomic(npz_path(image), buffer.getvalue())
+    try:
+        write_bytes_atomic(npz_path(image), buffer.getvalue())
+    except OSError as exc:
+        raise DatasetError(f"{npz_path(image)}: cannot write the latent cache ({exc.strerror}); make the folder "
+                           "writable or turn off cache_latents_to_disk") from None
