@@ -408,3 +408,16 @@ def test_text_encoder_lr_zero_trains_the_unet_alone(demo, tmp_path):
     assert [e["lr_te"] for e in of_kind(events, "step")] == [0.0, 0.0]
     names = lora_module_names(tmp_path / "out" / "demo-lora.safetensors")
     assert names and all(n.startswith("lora_unet_") for n in names)
+
+
+def test_network_weights_continue_a_lora_with_its_rank(demo, tmp_path):
+    first = demo_config(demo, tmp_path / "first", max_train_epochs=None, max_train_steps=2, sample_every_n_epochs=None)
+    assert train_in_process(first, tmp_path / "run1")[0] == 0
+    previous = tmp_path / "first" / "demo-lora.safetensors"
+    again = first.replace(output_dir=str(tmp_path / "second"), network_weights=str(previous), dim_from_weights=True,
+                          network_dim=32, network_alpha=32.0)
+    code, status, _ = train_in_process(again, tmp_path / "run2")
+    assert code == 0, status.get("error")
+    meta = metadata_of(read_header(tmp_path / "second" / "demo-lora.safetensors")[1])
+    assert (meta["ss_network_dim"], meta["ss_network_alpha"]) == ("4", "2.0")      # the file's, not the config's
+    assert lora_module_names(tmp_path / "second" / "demo-lora.safetensors") == lora_module_names(previous)
