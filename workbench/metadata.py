@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections import Counter
 from dataclasses import dataclass
 
 from workbench.buckets import Bucketer, BucketSpec
+from workbench.captions import tag_frequency_by_folder
 from workbench.config import TrainConfig
 
 SAI_MODEL_SPEC = "1.0.1"
@@ -43,17 +43,6 @@ def base_model_version(cfg: TrainConfig) -> str:
     if cfg.v2:
         return "sd_v2_v" if cfg.v_parameterization else "sd_v2"
     return "sd_v1"
-
-
-def tag_frequency(plan) -> dict[str, dict[str, int]]:
-    """{folder name: {tag: images whose caption has it}}: every image of every subset once,
-    tags split on commas, stripped and lower-cased (sd-scripts' count, repeats not applied)."""
-    out: dict[str, Counter] = {}
-    for subset in plan.dataset.subsets:
-        counts = out.setdefault(subset.dir.name, Counter())
-        for image in subset.images:
-            counts.update(tag.strip().lower() for tag in image.caption.split(",") if tag.strip())
-    return {name: dict(counts) for name, counts in out.items()}
 
 
 def dataset_dirs(plan, reg: bool) -> dict[str, dict[str, int]]:
@@ -108,7 +97,7 @@ def training_metadata(cfg: TrainConfig, plan, facts: RunFacts) -> dict[str, str]
         "ss_network_args": json.dumps(cfg.network_args_dict()),
         "ss_dataset_dirs": json.dumps(dataset_dirs(plan, reg=False)),
         "ss_reg_dataset_dirs": json.dumps(dataset_dirs(plan, reg=True)),
-        "ss_tag_frequency": json.dumps(tag_frequency(plan)),
+        "ss_tag_frequency": json.dumps(tag_frequency_by_folder(plan.dataset)),
         "ss_bucket_info": json.dumps(bucket_info(cfg, plan)),
         CONFIG_KEY: json.dumps(cfg.to_dict()),
     })
