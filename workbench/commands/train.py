@@ -9,10 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from workbench.commands._common import load_config
+from workbench.commands._common import load_config, refuse_config_errors
 from workbench.errors import UserError
 from workbench.runs import MetricsTail, create_run, launch
-from workbench.validate import errors, validate
 
 POLL_S = 0.25            # seconds between reads of metrics.jsonl
 BAR_WIDTH = 24
@@ -26,9 +25,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     cfg = load_config(args.config)
-    problems = errors(validate(cfg, require_paths=True))
-    if problems:
-        raise UserError(problems[0].line().removeprefix("error: "))
+    refuse_config_errors(cfg)           # missing paths are the trainer's first check, with the same words
     run_dir = create_run(cfg, args.run_dir)
     print(f"run dir: {run_dir}  (log: {run_dir / 'trainer.log'})", flush=True)
     proc = launch(run_dir, foreground=True)
