@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import make_image
+from tests.conftest import make_image
 from workbench import metadata
 from workbench.buckets import Bucketer, BucketSpec
 from workbench.config import TrainConfig

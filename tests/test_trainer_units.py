@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import make_image
+from tests.conftest import make_image
 from trainer import data, optim, sampling, saving
 from workbench.config import TrainConfig, save_toml
 from workbench.errors import UserError

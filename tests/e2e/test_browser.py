@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from conftest import shot, wait_idle
+from tests.e2e.conftest import shot, wait_idle
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 DEMO_BUILD_MS = 300_000      # the first start builds the demo (tiny models) before the home page shows
