@@ -3,8 +3,17 @@
 Several GPUs: `accelerate launch --num_processes N -m trainer RUN_DIR`."""
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
+
+_early_signals: list[int] = []
+
+
+def _remember(signum, frame) -> None:
+    """SIGTERM/SIGINT before the recipe installs its own handler (importing torch takes seconds):
+    remember it, so the run ends "stopped" instead of dying with a stale status.json."""
+    _early_signals.append(signum)
 
 
 def main(argv: list[str]) -> int:
@@ -15,8 +24,10 @@ def main(argv: list[str]) -> int:
         print(f"trainer: {Path(argv[0]) / 'config.toml'} not found; make the run with `workbench train` "
               "(or workbench.runs.create_run)", file=sys.stderr)
         return 2
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _remember)
     from trainer.recipe import run
-    return run(argv[0])
+    return run(argv[0], early_signals=_early_signals)
 
 
 if __name__ == "__main__":

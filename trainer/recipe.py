@@ -381,10 +381,16 @@ def failure_message(exc: BaseException, recipe: Recipe) -> str:
     return f"{type(exc).__name__}: {exc} (a bug in the trainer; trainer.log has the traceback)"
 
 
-def run(run_dir: str | Path) -> int:
-    """The trainer process: 0 when finished or stopped, 1 when failed."""
+def run(run_dir: str | Path, early_signals: list[int] | None = None) -> int:
+    """The trainer process: 0 when finished or stopped, 1 when failed. `early_signals`: SIGTERMs that
+    arrived while the process was still importing torch (python -m trainer records them)."""
     recipe = Recipe(Path(run_dir))
+    recipe.stop.requested |= bool(early_signals)
     try:
+        if recipe.stop.requested:       # Stop pressed while starting: don't load models to throw them away
+            recipe.events.starting()
+            recipe.finish("stopped")
+            return 0
         recipe.setup()
         state = "stopped" if recipe.stop.requested else recipe.train()
         recipe.finish(state)

@@ -159,18 +159,24 @@ def launch(run_dir: str | Path, foreground: bool = False) -> subprocess.Popen:
         if busy is not None and busy != run_dir:
             raise RunError(f"output {cfg.output_name} in {cfg.output_dir} is already being trained by "
                            f"run {busy.name}; stop it first or change output_name")
-        log = open(run_dir / "trainer.log", "ab")
-        proc = subprocess.Popen(trainer_command(run_dir), cwd=PROJECT_ROOT, env=trainer_env(),
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        log.close()
+        if not (run_dir / "status.json").exists():     # before the trainer can write its own
+            write_status(run_dir, state="starting", started_at=time.time())
+        with open(run_dir / "trainer.log", "ab") as log:
+            proc = subprocess.Popen(trainer_command(run_dir), cwd=PROJECT_ROOT, env=trainer_env(),
+                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
         start = proc_start_time(proc.pid)
         write_json_atomic(lock, {"pid": proc.pid, "pid_start": start, "run_dir": str(run_dir)})
+        _record_pid(run_dir, proc.pid, start)
     if not foreground:
         _children.add(proc.pid)
-    if not (run_dir / "status.json").exists():
-        write_status(run_dir, pid=proc.pid, pid_start=start, state="starting", started_at=time.time())
     return proc
+
+
+def _record_pid(run_dir: Path, pid: int, start: int | None) -> None:
+    """Put the pid into status.json unless the trainer already wrote its own (it knows best)."""
+    if not read_status(run_dir).get("pid"):
+        write_status(run_dir, pid=pid, pid_start=start)
 
 
 def stop(run_dir: str | Path) -> bool:
@@ -201,10 +207,12 @@ class RunInfo:
 
 
 def run_info(run_dir: str | Path) -> RunInfo:
+    reap_children()          # every look at a run also collects finished trainers (no zombies)
     run_dir = Path(run_dir)
     status = read_status(run_dir)
     state = status.get("state", "unknown")
-    if state in ACTIVE_STATES and not pid_alive(status.get("pid"), status.get("pid_start")):
+    launching = state == "starting" and not status.get("pid")     # launch() is about to record it
+    if state in ACTIVE_STATES and not launching and not pid_alive(status.get("pid"), status.get("pid_start")):
         state = "crashed"
     return RunInfo(run_dir, status, state)
 
