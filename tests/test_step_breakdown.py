@@ -6,7 +6,8 @@ import pytest
 from tests.conftest import make_image
 from workbench.config import TrainConfig
 from workbench.plan import make_plan
-from workbench.step_breakdown import breakdown, stop_text_encoder_step, warmup_of
+from workbench.schedules import stop_text_encoder_step
+from workbench.step_breakdown import breakdown, warmup_of
 
 
 @pytest.fixture

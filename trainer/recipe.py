@@ -22,6 +22,7 @@ from workbench import metadata
 from workbench.config import load_toml
 from workbench.errors import UserError
 from workbench.plan import make_plan
+from workbench.schedules import stop_text_encoder_step
 from workbench.validate import errors, validate
 
 WEIGHT_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -184,10 +185,7 @@ class Recipe:
         self.stepper = Stepper(cfg, self.models, self.accelerator, self.plan.total_steps)
         self.network, self.optimizer = self.stepper.network, self.stepper.optimizer
         self.scheduler = self.stepper.scheduler
-        te_stop = cfg.stop_text_encoder_training
-        self.te_stop_step = None           # stop_text_encoder_training: the step after which it is frozen
-        if te_stop and cfg.trains_text_encoder():
-            self.te_stop_step = math.ceil(self.plan.total_steps * te_stop / 100)
+        self.te_stop_step = stop_text_encoder_step(cfg, self.plan.total_steps)   # the chart marks the same step
         self.events.log(self.describe_network(self.stepper.groups))
 
     def describe_network(self, groups) -> str:

@@ -17,7 +17,7 @@ import streamlit as st
 from ui.common import save_config
 from ui.dataset_folders import folder_browser
 from ui.params_state import current_config, sync_widget
-from workbench.config import FIELDS, from_dict
+from workbench.config import FIELDS, field_type, from_dict
 from workbench.errors import UserError
 from workbench.schedules import warmup_steps_for
 
@@ -27,16 +27,11 @@ FINDING_LEVELS = {"error": st.error, "warning": st.warning, "note": st.info}
 
 
 def field_kind(f: Field) -> str:
-    """bool, choice, int, float, list or text, from the annotation and metadata."""
-    kind = str(f.type)
-    if kind.startswith("bool"):
-        return "bool"
+    """bool, choice, int, float, list or text: the config's field type, choices first."""
     if f.metadata.get("choices"):
         return "choice"
-    for name in ("int", "float", "list"):
-        if kind.startswith(name):
-            return name
-    return "text"
+    kind, _ = field_type(f.name)
+    return "text" if kind == "str" else kind
 
 
 def optional(f: Field) -> bool:

@@ -191,7 +191,7 @@ KIND_WORDS = {"bool": "true or false", "int": "a whole number", "float": "a numb
               "list": 'a list of "key=value" texts'}
 
 
-def _kind(name: str) -> tuple[str, bool]:
+def field_type(name: str) -> tuple[str, bool]:
     """("int" | "float" | "bool" | "str" | "list", optional) of a field."""
     text = str(FIELDS[name].type)
     return text.split("[")[0].split(" ")[0], "None" in text
@@ -199,7 +199,7 @@ def _kind(name: str) -> tuple[str, bool]:
 
 def _coerce(name: str, value: Any) -> Any:
     """Turn a TOML/JSON value into the field's type, or raise a ConfigError naming the key."""
-    kind, optional = _kind(name)
+    kind, optional = field_type(name)
     if value is None or (optional and value == ""):
         if optional:
             return None
@@ -301,7 +301,7 @@ def _walk(data: dict[str, Any], table: str):
 
 
 def _is_list_field(key: str) -> bool:
-    return key in FIELDS and _kind(key)[0] == "list"
+    return key in FIELDS and field_type(key)[0] == "list"
 
 
 def from_dict(data: dict[str, Any]) -> tuple[TrainConfig, list[str]]:

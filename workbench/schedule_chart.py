@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from workbench.schedules import lr_lambda, make_schedule
-from workbench.step_breakdown import stop_text_encoder_step, warmup_of
+from workbench.schedules import lr_lambda, make_schedule, stop_text_encoder_step
+from workbench.step_breakdown import warmup_of
 
 MAX_POINTS = 1500     # per curve; a 10,000-step run is thinned to this, markers kept exact
 UNET, TEXT_ENCODER = "UNet", "Text encoder"

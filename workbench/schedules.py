@@ -87,6 +87,14 @@ class Schedule:
                 "unet": self.unet, "text_encoder": self.text_encoder}
 
 
+def stop_text_encoder_step(cfg, total_steps: int) -> int | None:
+    """The optimizer step after which the text encoder stops learning: stop_text_encoder_training
+    is a percent of the total, rounded up as the kohya_ss GUI does. None when it never stops."""
+    if not cfg.stop_text_encoder_training or not cfg.trains_text_encoder():
+        return None
+    return math.ceil(total_steps * cfg.stop_text_encoder_training / 100)
+
+
 def has_warmup(name: str) -> bool:
     return name not in ("constant", "adafactor")
 

@@ -7,11 +7,10 @@ then the warmup and stop-text-encoder steps those totals imply.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from workbench.plan import Plan, count_steps
-from workbench.schedules import has_warmup, warmup_steps_for
+from workbench.schedules import has_warmup, stop_text_encoder_step, warmup_steps_for
 
 
 @dataclass(frozen=True)
@@ -82,14 +81,6 @@ def _subset_line(s: SubsetSteps, num_train_images: int) -> str:
         return counted
     return (f"Reg {counted}; balanced to the {num_train_images} training images: {s.used} used "
             "(reg images are repeated or left out until they match)")
-
-
-def stop_text_encoder_step(cfg, total_steps: int) -> int | None:
-    """The optimizer step after which the text encoder stops learning: stop_text_encoder_training
-    is a percent of the total, rounded up as the kohya_ss GUI does. None when it never stops."""
-    if not cfg.stop_text_encoder_training or not cfg.trains_text_encoder():
-        return None
-    return math.ceil(total_steps * cfg.stop_text_encoder_training / 100)
 
 
 def warmup_of(cfg, total_steps: int) -> int:
