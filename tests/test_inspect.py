@@ -237,6 +237,16 @@ def test_norms_per_block_equal_the_full_update_norm(tmp_path):
     assert by_label["te layer 11"].mean == pytest.approx(update_norm(list(TEXT)[2]), rel=1e-9)
 
 
+def test_norms_through_the_cli_match_the_library(kohya):
+    """The Inspect page runs `inspect --norms --json` in a subprocess (the app never imports torch)."""
+    done = cli(str(kohya), "--norms", "--json")
+    assert done.returncode == 0, done.stderr
+    expected = [{"label": b.label, "modules": b.modules, "mean": b.mean, "max": b.max} for b in norms_by_block(kohya)]
+    assert json.loads(done.stdout) == expected
+    text = cli(str(kohya), "--norms")
+    assert text.returncode == 0 and all(b["label"] in text.stdout for b in expected)
+
+
 # ------------------------------------------------------------------ hash
 
 def test_hash_verifies_when_right(kohya):

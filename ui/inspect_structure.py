@@ -13,18 +13,6 @@ import streamlit as st
 
 from workbench.inspect import Inspection, modules_by_block
 
-# prints [{"label", "modules", "mean", "max"}] or {"error": one line}
-NORMS_SCRIPT = """
-import dataclasses, json, sys
-from workbench.errors import UserError
-from workbench.inspect import norms_by_block
-try:
-    print(json.dumps([dataclasses.asdict(b) for b in norms_by_block(sys.argv[1])]))
-except UserError as exc:
-    print(json.dumps({"error": str(exc)}))
-"""
-
-
 def structure_section(i: Inspection) -> None:
     s = i.structure
     left, right = st.columns(2)
@@ -44,10 +32,13 @@ def _dist(dist: dict) -> str:
 
 @st.cache_data(show_spinner="Reading the tensors…", max_entries=16)
 def block_norms(path: str, size: int, mtime_ns: int) -> dict | list:
-    done = subprocess.run([sys.executable, "-c", NORMS_SCRIPT, path], capture_output=True, text=True)
+    """`workbench inspect --norms --json` in a subprocess: [{label, modules, mean, max}] or {"error": line}."""
+    done = subprocess.run([sys.executable, "-m", "workbench", "inspect", path, "--norms", "--json"],
+                          capture_output=True, text=True)
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines()
-        return {"error": lines[-1] if lines else f"exit status {done.returncode}"}
+        return {"error": lines[-1].removeprefix("workbench inspect: error: ") if lines
+                else f"exit status {done.returncode}"}
     return json.loads(done.stdout)
 
 

@@ -19,6 +19,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of the report")
     parser.add_argument("--compare", action="store_true", help="show what differs between two LoRAs")
     parser.add_argument("--top", type=int, default=30, help="tags shown in the tag frequency (default 30)")
+    parser.add_argument("--norms", action="store_true", help="weight-update norms ‖up·down·alpha/rank‖ per block "
+                        "(reads the tensors; with --json: [{label, modules, mean, max}])")
 
 
 def run(args) -> int:
@@ -33,12 +35,27 @@ def run(args) -> int:
         else:
             print(comparison_report(comparison))
         return 0
+    if args.norms:
+        return print_norms(args.files[0], args.json)
     inspection = describe(args.files[0])
     hash_check = check_hash(inspection)
     if args.json:
         print_json(to_json(inspection, hash_check))
     else:
         print(report(inspection, hash_check, args.top))
+    return 0
+
+
+def print_norms(path: str, as_json: bool) -> int:
+    import dataclasses
+    from workbench.inspect import norms_by_block
+    blocks = norms_by_block(path)
+    if as_json:
+        print_json([dataclasses.asdict(b) for b in blocks])
+        return 0
+    print(f"{'block':<32}{'modules':>8}{'mean':>12}{'max':>12}")
+    for b in blocks:
+        print(f"{b.label:<32}{b.modules:>8}{b.mean:>12.4g}{b.max:>12.4g}")
     return 0
 
 
