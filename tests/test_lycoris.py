@@ -4,8 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from test_network import (kohya_names, make_network, save_lora, saved_names, text_output, tiny_text_encoder,
-                          unet_output)
+from tests.kohya_naming import kohya_names
+from tests.test_network import (make_network, save_lora, saved_names, text_output, tiny_text_encoder,
+                                unet_output)
 from workbench.config import TrainConfig
 from workbench.errors import UserError
 

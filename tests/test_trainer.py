@@ -19,6 +19,7 @@ from workbench.demo import build_demo
 from workbench.plan import make_plan
 from workbench.schedules import make_schedule
 from workbench.safetensors_header import metadata_of, read_header, tensor_entries
+from tests.kohya_naming import kohya_names
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,29 +50,6 @@ def of_kind(events: list[dict], kind: str) -> list[dict]:
 def lora_module_names(path: Path) -> set[str]:
     _, header = read_header(path)
     return {key.split(".")[0] for key in tensor_entries(header)}
-
-
-def expected_names(unet, text_encoders) -> set[str]:
-    """Kohya's naming rule, written here independently of trainer/network*.py: every Linear and
-    1x1 Conv2d inside a Transformer2DModel of the UNet, every Linear inside CLIPAttention/CLIPMLP
-    of each text encoder, named prefix + module path with "." -> "_", CLIP paths under text_model."""
-    import torch
-    names = set()
-    for path, block in unet.named_modules():
-        if type(block).__name__ == "Transformer2DModel":
-            for sub, m in block.named_modules():
-                if isinstance(m, torch.nn.Linear) or (isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1)):
-                    names.add("lora_unet_" + f"{path}.{sub}".replace(".", "_"))
-    prefixes = ["lora_te"] if len(text_encoders) == 1 else ["lora_te1", "lora_te2"]
-    for prefix, encoder in zip(prefixes, text_encoders):
-        for path, block in encoder.named_modules():
-            if type(block).__name__ in ("CLIPAttention", "CLIPMLP"):
-                for sub, m in block.named_modules():
-                    if isinstance(m, torch.nn.Linear):
-                        full = f"{path}.{sub}"
-                        full = full if full.startswith("text_model.") else f"text_model.{full}"
-                        names.add(f"{prefix}_" + full.replace(".", "_"))
-    return names
 
 
 # ---------------------------------------------------------------- SD1 through `workbench train`
@@ -157,7 +135,7 @@ def test_saved_key_names_follow_kohyas_rule(sd1_run, demo):
     unet = UNet2DConditionModel.from_pretrained(demo.sd1_model, subfolder="unet")
     encoder = CLIPTextModel.from_pretrained(demo.sd1_model, subfolder="text_encoder")
     names = lora_module_names(Path(sd1_run["cfg"].output_dir) / "demo-lora.safetensors")
-    assert names == expected_names(unet, [encoder])
+    assert names == kohya_names(unet, [encoder])
     assert any(n.startswith("lora_te_text_model_encoder_layers_0_") for n in names)
 
 
@@ -211,7 +189,7 @@ def test_sdxl_trains_and_diffusers_loads_it(demo, tmp_path):
     assert meta["ss_base_model_version"] == "sdxl_base_v1-0"
     assert meta["modelspec.architecture"] == "stable-diffusion-xl-v1-base/lora"
     pipe = StableDiffusionXLPipeline.from_pretrained(demo.sdxl_model)
-    assert lora_module_names(path) == expected_names(pipe.unet, [pipe.text_encoder, pipe.text_encoder_2])
+    assert lora_module_names(path) == kohya_names(pipe.unet, [pipe.text_encoder, pipe.text_encoder_2])
     time_ids = torch.tensor([[128, 128, 0, 0, 128, 128]])
     added = {"added_cond_kwargs": {"text_embeds": torch.ones(1, 32), "time_ids": time_ids}}
     before = unet_output(pipe, 64, **added)
