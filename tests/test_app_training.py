@@ -195,3 +195,15 @@ def test_tensorboard_button_starts_one_server_in_its_own_session_and_reuses_it(c
         if board is not None:
             tensorboard.stop(board)
     assert tensorboard.running() is None
+
+
+def test_an_output_with_saved_files_offers_the_next_free_name(cfg):
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{cfg.output_name}.safetensors").write_bytes(b"an earlier run's LoRA")
+    at = run_page()
+    assert any("never overwritten" in w.value for w in at.warning)
+    at.button(key="free_output_name").click().run()
+    assert workspace.load_current().output_name == f"{cfg.output_name}-2"
+    assert not any("never overwritten" in w.value for w in at.warning)
+    assert (out / f"{cfg.output_name}.safetensors").read_bytes() == b"an earlier run's LoRA"

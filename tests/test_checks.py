@@ -125,9 +125,10 @@ def test_folders_and_loose_images_that_sd_scripts_skips(tmp_path):
 
 
 def test_output_that_would_be_overwritten(tmp_path):
-    cfg = clean_setup(tmp_path)
+    cfg = clean_setup(tmp_path, max_train_epochs=4, save_every_n_epochs=1)
     (tmp_path / "out" / "dog.safetensors").write_bytes(b"x")
     (tmp_path / "out" / "dog-000002.safetensors").write_bytes(b"x")
+    (tmp_path / "out" / "dog-000009.safetensors").write_bytes(b"x")   # a 4-epoch run never writes it
     (tmp_path / "out" / "dogs.safetensors").write_bytes(b"x")          # another name: fine
     [f] = about(run_checks(cfg, cuda=False), "would overwrite")
     assert f.level == "error" and f.field == "output_name"

@@ -177,21 +177,6 @@ def test_lora_bytes_carry_sd_scripts_hashes_of_the_tensor_bytes():
     assert set(load(blob)) == set(tensors)
 
 
-def test_planned_outputs_skip_the_last_epoch_and_existing_ones_are_refused(tmp_path):
-    cfg = TrainConfig(output_dir=str(tmp_path), output_name="x", save_every_n_epochs=2, save_state=True)
-    names = [p.name for p in saving.planned_outputs(cfg, epochs=6)]
-    assert names == ["x-000002.safetensors", "x-000004.safetensors", "x.safetensors",
-                     "x-000002-state", "x-000004-state", "x-state"]
-    resumed = [p.name for p in saving.planned_outputs(cfg, epochs=6, first_epoch=3)]
-    assert resumed[:2] == ["x-000004.safetensors", "x.safetensors"]
-    (tmp_path / "x-000004.safetensors").write_bytes(b"old")
-    with pytest.raises(UserError, match=r"x-000004.safetensors already exists: it is never overwritten"):
-        saving.refuse_existing(saving.planned_outputs(cfg, epochs=6))
-    stopped = saving.lora_path(cfg, saving.stopped_tag(7))
-    stopped.write_bytes(b"old")
-    assert saving.unique_path(stopped).name == "x-stopped-step7-2.safetensors"
-
-
 def test_fp16_on_the_cpu_is_refused_before_loading_anything(tmp_path):
     from trainer.recipe import read_config
     make_image(tmp_path / "data" / "1_a" / "a.png", (64, 64))

@@ -18,7 +18,7 @@ import torch
 
 from trainer import data, models as model_loading, optim, saving, sampling
 from trainer.events import LossWindow, RunEvents, StopRequest
-from workbench import metadata
+from workbench import metadata, outputs
 from workbench.config import load_toml
 from workbench.errors import UserError
 from workbench.plan import make_plan
@@ -155,7 +155,7 @@ class Recipe:
             self.progress = Progress(**{k: resumed["progress"][k] for k in asdict(Progress())})
         else:
             self.progress.seed = cfg.seed if cfg.seed is not None else random.SystemRandom().randrange(2**31)
-        saving.refuse_existing(saving.planned_outputs(cfg, self.plan.epochs, self.progress.epoch + 1))
+        outputs.refuse_existing(outputs.planned_outputs(cfg, self.plan.epochs, self.progress.epoch + 1))
         samples_wanted = cfg.sample_every_n_epochs and cfg.sample_prompts
         self.prompts = sampling.read_prompt_file(cfg.sample_prompts) if samples_wanted else []
         self.events.status(total_steps=self.plan.total_steps, seed=self.progress.seed)
@@ -244,7 +244,7 @@ class Recipe:
             last = time.perf_counter()      # saving and sampling are not part of the next step's time
             if s.step >= p.total_steps:
                 break
-        self.save(saving.lora_path(self.cfg), p.epochs)
+        self.save(outputs.lora_path(self.cfg), p.epochs)
         return "finished"
 
     def epoch_groups(self, epoch: int) -> list[list[data.Batch]]:
@@ -296,8 +296,8 @@ class Recipe:
 
     def end_epoch(self, epoch: int) -> None:
         self.events.emit("epoch", epoch=epoch, step=self.progress.step, loss_avg=self.loss_window.mean)
-        if saving.saves_epoch(self.cfg, epoch, self.plan.epochs):
-            self.save(saving.lora_path(self.cfg, saving.epoch_tag(epoch)), epoch)
+        if outputs.saves_epoch(self.cfg, epoch, self.plan.epochs):
+            self.save(outputs.lora_path(self.cfg, outputs.epoch_tag(epoch)), epoch)
         if self.prompts and epoch % self.cfg.sample_every_n_epochs == 0:
             self.sample(epoch)
 
@@ -309,7 +309,7 @@ class Recipe:
         tensors = self.network.kohya_state_dict(dtype=SAVE_DTYPES[cfg.save_precision])
         saving.save_lora(path, tensors, metadata.for_save(self.metadata, cfg, epoch, step, time.time()))
         if cfg.save_state:
-            saving.save_state(saving.state_dir(path), self.network, self.optimizer, self.scheduler,
+            saving.save_state(outputs.state_dir(path), self.network, self.optimizer, self.scheduler,
                               self.accelerator.scaler, asdict(self.progress))
         self.outputs.append(str(path))
         self.events.emit("save", path=str(path), epoch=epoch, step=step)
@@ -320,7 +320,7 @@ class Recipe:
         if self.progress.step == 0:
             self.events.log("stopped before the first step: nothing to save")
             return "stopped"
-        path = saving.unique_path(saving.lora_path(self.cfg, saving.stopped_tag(self.progress.step)))
+        path = outputs.unique_path(outputs.lora_path(self.cfg, outputs.stopped_tag(self.progress.step)))
         self.save(path, self.progress.epoch + 1)
         return "stopped"
 

@@ -16,59 +16,7 @@ import torch
 from workbench.errors import UserError
 from workbench.fileio import write_bytes_atomic
 from workbench.hashes import hashes_of_bytes
-
-
-class OutputExistsError(UserError):
-    pass
-
-
-# ---------------------------------------------------------------- names
-
-def lora_path(cfg, tag: str = "") -> Path:
-    """<output_dir>/<output_name>[-<tag>].<save_model_as>"""
-    name = f"{cfg.output_name}-{tag}" if tag else cfg.output_name
-    return Path(cfg.output_dir).expanduser() / f"{name}.{cfg.save_model_as}"
-
-
-def epoch_tag(epoch: int) -> str:
-    return f"{epoch:06d}"
-
-
-def stopped_tag(step: int) -> str:
-    return f"stopped-step{step}"
-
-
-def state_dir(lora: Path) -> Path:
-    return lora.with_name(f"{lora.stem}-state")
-
-
-def saves_epoch(cfg, epoch: int, epochs: int) -> bool:
-    """sd-scripts saves every N epochs except after the last one (that is the final file)."""
-    return bool(cfg.save_every_n_epochs) and epoch % cfg.save_every_n_epochs == 0 and epoch < epochs
-
-
-def planned_outputs(cfg, epochs: int, first_epoch: int = 1) -> list[Path]:
-    """Every file and state folder a run from `first_epoch` to the end will write."""
-    loras = [lora_path(cfg, epoch_tag(e)) for e in range(first_epoch, epochs + 1) if saves_epoch(cfg, e, epochs)]
-    loras.append(lora_path(cfg))
-    return loras + ([state_dir(p) for p in loras] if cfg.save_state else [])
-
-
-def refuse_existing(paths: list[Path]) -> None:
-    existing = [p for p in paths if p.exists()]
-    if existing:
-        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
-        raise OutputExistsError(f"{existing[0]} already exists{more}: it is never overwritten; change output_name "
-                                "or output_dir, or move the old file away")
-
-
-def unique_path(path: Path) -> Path:
-    """`path`, or `stem-2.ext`, `stem-3.ext` … when taken (for stop saves, which cannot be planned)."""
-    n, candidate = 1, path
-    while candidate.exists() or state_dir(candidate).exists():
-        n += 1
-        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
-    return candidate
+from workbench.outputs import state_dir
 
 
 # ---------------------------------------------------------------- LoRA files

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import streamlit as st
 
+from ui.common import save_config
 from workbench.config import TrainConfig
 from workbench.errors import UserError
+from workbench.outputs import existing_outputs, free_output_name
 from workbench.training_view import start_blockers, start_run
 
 
@@ -17,8 +19,20 @@ def start_panel(cfg: TrainConfig) -> None:
     st.markdown(f"Model `{cfg.pretrained_model_name_or_path or '(not set)'}` · data `{cfg.train_data_dir or '(not set)'}`"
                 f" · writes `{target}`")
     st.page_link("pages/2_Parameters.py", label="Change the parameters", icon="⚙️")
+    _offer_free_name(cfg)
     if st.button("Start training", type="primary", key="start"):
         _start(cfg)
+
+
+def _offer_free_name(cfg: TrainConfig) -> None:
+    """Outputs are never overwritten: when this name's files exist, offer the next free name."""
+    if not cfg.output_dir or not existing_outputs(cfg, cfg.max_train_epochs):
+        return
+    free = free_output_name(cfg, cfg.max_train_epochs)
+    st.warning(f"`{cfg.output_name}` already has saved files in `{cfg.output_dir}`; they are never overwritten.")
+    if st.button(f"Use output name “{free}”", key="free_output_name"):
+        save_config(cfg.replace(output_name=free))
+        st.rerun()
 
 
 def _start(cfg: TrainConfig) -> None:

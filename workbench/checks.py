@@ -119,23 +119,12 @@ def model_findings(cfg) -> list[Finding]:
     return out
 
 
-def output_files(cfg) -> list[Path]:
-    """Files this run would write into output_dir that already exist (last and per-epoch saves,
-    named as sd-scripts names them: NAME.EXT and NAME-000001.EXT)."""
-    folder = Path(cfg.output_dir).expanduser()
-    if not cfg.output_dir or not folder.is_dir():
-        return []
-    ext = cfg.save_model_as
-    last = folder / f"{cfg.output_name}.{ext}"
-    epochs = sorted(folder.glob(f"{cfg.output_name}-[0-9][0-9][0-9][0-9][0-9][0-9].{ext}"))
-    return ([last] if last.exists() else []) + epochs
-
-
 def output_findings(cfg) -> list[Finding]:
     folder = Path(cfg.output_dir).expanduser()
     if cfg.output_dir and folder.exists() and not folder.is_dir():
         return [Finding("error", "output_dir", f"{folder} is a file, not a folder; choose a folder", (str(folder),))]
-    existing = output_files(cfg)
+    from workbench.outputs import existing_outputs
+    existing = existing_outputs(cfg, cfg.max_train_epochs) if cfg.output_dir else []
     if not existing:
         return []
     return [Finding("error", "output_name", f"{cfg.output_name!r} would overwrite {len(existing)} existing "

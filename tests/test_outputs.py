@@ -1,0 +1,40 @@
+"""Output names (workbench/outputs.py): what a run writes, what is refused, the free name offered."""
+from __future__ import annotations
+
+import pytest
+
+from workbench import outputs
+from workbench.config import TrainConfig
+from workbench.errors import UserError
+
+
+def test_planned_outputs_skip_the_last_epoch_and_existing_ones_are_refused(tmp_path):
+    cfg = TrainConfig(output_dir=str(tmp_path), output_name="x", save_every_n_epochs=2, save_state=True)
+    names = [p.name for p in outputs.planned_outputs(cfg, epochs=6)]
+    assert names == ["x-000002.safetensors", "x-000004.safetensors", "x.safetensors",
+                     "x-000002-state", "x-000004-state", "x-state"]
+    resumed = [p.name for p in outputs.planned_outputs(cfg, epochs=6, first_epoch=3)]
+    assert resumed[:2] == ["x-000004.safetensors", "x.safetensors"]
+    (tmp_path / "x-000004.safetensors").write_bytes(b"old")
+    with pytest.raises(UserError, match=r"x-000004.safetensors already exists: it is never overwritten"):
+        outputs.refuse_existing(outputs.planned_outputs(cfg, epochs=6))
+    stopped = outputs.lora_path(cfg, outputs.stopped_tag(7))
+    stopped.write_bytes(b"old")
+    assert outputs.unique_path(stopped).name == "x-stopped-step7-2.safetensors"
+
+
+def test_existing_outputs_with_and_without_the_epoch_count(tmp_path):
+    cfg = TrainConfig(output_dir=str(tmp_path), output_name="x", save_every_n_epochs=1)
+    (tmp_path / "x-000007.safetensors").write_bytes(b"old")       # from an earlier, longer run
+    assert outputs.existing_outputs(cfg, epochs=3) == []          # a 3-epoch run never writes epoch 7
+    assert outputs.existing_outputs(cfg) == [tmp_path / "x-000007.safetensors"]   # no plan: counted
+    (tmp_path / "x.safetensors").write_bytes(b"old")
+    assert outputs.existing_outputs(cfg, epochs=3) == [tmp_path / "x.safetensors"]
+
+
+def test_free_output_name_skips_every_taken_name(tmp_path):
+    cfg = TrainConfig(output_dir=str(tmp_path), output_name="demo", save_every_n_epochs=1)
+    assert outputs.free_output_name(cfg, epochs=2) == "demo"
+    (tmp_path / "demo.safetensors").write_bytes(b"old")
+    (tmp_path / "demo-2-000001.safetensors").write_bytes(b"old")
+    assert outputs.free_output_name(cfg, epochs=2) == "demo-3"

@@ -1,0 +1,81 @@
+"""What a run writes and under which names, as sd-scripts names them: NAME.EXT at the end,
+NAME-000001.EXT every save_every_n_epochs, NAME-stopped-stepN.EXT on Stop, NAME-state/ folders
+for resuming. One rule for the trainer (it refuses to start over an existing file), preflight and
+the Training page (which offers a free name instead)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from workbench.errors import UserError
+
+
+class OutputExistsError(UserError):
+    pass
+
+
+# ---------------------------------------------------------------- names
+
+def lora_path(cfg, tag: str = "") -> Path:
+    """<output_dir>/<output_name>[-<tag>].<save_model_as>"""
+    name = f"{cfg.output_name}-{tag}" if tag else cfg.output_name
+    return Path(cfg.output_dir).expanduser() / f"{name}.{cfg.save_model_as}"
+
+
+def epoch_tag(epoch: int) -> str:
+    return f"{epoch:06d}"
+
+
+def stopped_tag(step: int) -> str:
+    return f"stopped-step{step}"
+
+
+def state_dir(lora: Path) -> Path:
+    return lora.with_name(f"{lora.stem}-state")
+
+
+def saves_epoch(cfg, epoch: int, epochs: int) -> bool:
+    """sd-scripts saves every N epochs except after the last one (that is the final file)."""
+    return bool(cfg.save_every_n_epochs) and epoch % cfg.save_every_n_epochs == 0 and epoch < epochs
+
+
+def planned_outputs(cfg, epochs: int, first_epoch: int = 1) -> list[Path]:
+    """Every file and state folder a run from `first_epoch` to the end will write."""
+    loras = [lora_path(cfg, epoch_tag(e)) for e in range(first_epoch, epochs + 1) if saves_epoch(cfg, e, epochs)]
+    loras.append(lora_path(cfg))
+    return loras + ([state_dir(p) for p in loras] if cfg.save_state else [])
+
+
+def refuse_existing(paths: list[Path]) -> None:
+    existing = [p for p in paths if p.exists()]
+    if existing:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise OutputExistsError(f"{existing[0]} already exists{more}: it is never overwritten; change output_name "
+                                "or output_dir, or move the old file away")
+
+
+def unique_path(path: Path) -> Path:
+    """`path`, or `stem-2.ext`, `stem-3.ext` … when taken (for stop saves, which cannot be planned)."""
+    n, candidate = 1, path
+    while candidate.exists() or state_dir(candidate).exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate
+
+
+def existing_outputs(cfg, epochs: int | None = None) -> list[Path]:
+    """The files a run would write that already exist. Without the epoch count (no plan yet), every
+    per-epoch save of that name counts, so nothing is missed."""
+    if epochs is not None:
+        return [p for p in planned_outputs(cfg, epochs) if p.exists()]
+    last = lora_path(cfg)
+    per_epoch = sorted(last.parent.glob(f"{cfg.output_name}-[0-9][0-9][0-9][0-9][0-9][0-9].{cfg.save_model_as}"))
+    return ([last] if last.exists() else []) + per_epoch
+
+
+def free_output_name(cfg, epochs: int | None = None) -> str:
+    """output_name, or NAME-2, NAME-3 … : the first name none of whose outputs exist yet."""
+    n, name = 1, cfg.output_name
+    while existing_outputs(cfg.replace(output_name=name), epochs):
+        n += 1
+        name = f"{cfg.output_name}-{n}"
+    return name
