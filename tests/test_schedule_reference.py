@@ -54,7 +54,7 @@ def test_schedule_cli_json(tmp_path):
 @pytest.mark.parametrize("warmup,total,cycles,power", [(0, 50, 1, 1.0), (7, 113, 3, 2.0), (10, 12, 2, 0.5)])
 def test_lambda_equals_transformers(name, warmup, total, cycles, power):
     """The trainer and the preview use lr_lambda; it must be transformers' schedule exactly."""
-    torch = pytest.importorskip("torch")
+    import torch
     from transformers import get_scheduler
     lr = 3e-4
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
