@@ -113,6 +113,30 @@ def test_prompt_file_lines_in_kohyas_format(tmp_path):
         sampling.read_prompt_file(path)
 
 
+@pytest.mark.parametrize("name", list(sampling.SAMPLERS))
+def test_every_sampler_denoises_on_the_training_schedule(name):
+    """diffusers 0.42 refuses dpmsolver with a zero final sigma; LMS needs scipy, which the
+    workbench does not install: refused by name instead of an ImportError traceback."""
+    import importlib.util
+    import inspect
+    from trainer.models import noise_scheduler
+    if name.endswith("lms") and importlib.util.find_spec("scipy") is None:
+        with pytest.raises(UserError, match=f"sample_sampler: {name} needs the scipy package"):
+            sampling.make_scheduler(name, noise_scheduler(False))
+        return
+    scheduler = sampling.make_scheduler(name, noise_scheduler(False))
+    scheduler.set_timesteps(6)
+    start = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0)) * scheduler.init_noise_sigma
+    noisy = start
+    ancestral = "generator" in inspect.signature(scheduler.step).parameters
+    extra = {"generator": torch.Generator().manual_seed(1)} if ancestral else {}
+    for t in scheduler.timesteps:
+        scheduler.scale_model_input(noisy, t)       # the model's input; the "model" here is random numbers
+        model_output = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(int(t)))
+        noisy = scheduler.step(model_output, t, noisy, **extra).prev_sample
+    assert torch.isfinite(noisy).all() and not torch.equal(noisy, start)
+
+
 # ---------------------------------------------------------------- optimizers and schedules
 
 def test_optimizer_args_are_python_literals():
@@ -133,7 +157,7 @@ def test_every_optimizer_builds_and_steps(name):
     optimizer.step()
     scheduler.step()
     assert not torch.equal(param.detach(), torch.ones(64, 80))
-    assert description.endswith(type(optimizer).__name__)
+    assert description.partition("(")[0].endswith(type(optimizer).__name__)     # class path, then any args
 
 
 def test_lambda_schedule_is_the_curve_the_app_draws():

@@ -96,6 +96,24 @@ def encode_sd(models: Models, captions: list[str], clip_skip: int, device) -> Co
     return Conditioning(_final_norm(encoder)(out.hidden_states[-clip_skip]))
 
 
+def sdxl_time_ids(original_size: tuple[int, int], bucket: tuple[int, int], flipped: bool = False) -> list[int]:
+    """SDXL's size conditioning as sd-scripts computes it: original (h, w), crop (top, left),
+    target (h, w) = the bucket. sd-scripts' crop (BucketManager.get_crop_ltrb, "as Stability AI's
+    preprocessing") is where the image would sit scaled to FIT inside the bucket and centred, so an
+    image taller than its bucket gets a left offset, not the rows the cover-crop really cut. A
+    mirrored image mirrors that box. Sizes (w, h) in pixels."""
+    (w, h), (bucket_w, bucket_h) = original_size, bucket
+    aspect = w / h
+    if bucket_w / bucket_h > aspect:        # the bucket is wider: fit the height
+        fit_w, fit_h = bucket_h * aspect, bucket_h
+    else:
+        fit_w, fit_h = bucket_w, bucket_w / aspect
+    left, top = (bucket_w - fit_w) // 2, (bucket_h - fit_h) // 2
+    if flipped:
+        left = bucket_w - (left + fit_w)
+    return [h, w, int(top), int(left), bucket_h, bucket_w]
+
+
 def encode_sdxl(models: Models, captions: list[str], clip_skip: int, device) -> Conditioning:
     """SDXL: both encoders' penultimate layers side by side (768 + 1280 = 2048 wide), and the
     second encoder's projected pooled output. clip_skip does not apply (SDXL fixes the layer)."""
@@ -138,11 +156,10 @@ def quiet_libraries() -> None:
 
 def noise_scheduler(v_parameterization: bool):
     """sd-scripts' training schedule whatever the model folder says: DDPM, 1,000 steps,
-    scaled_linear betas 0.00085–0.012."""
+    scaled_linear betas 0.00085–0.012, the class's other defaults (the samplers start from it)."""
     from diffusers import DDPMScheduler
     return DDPMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                         clip_sample=False, steps_offset=1,
-                         prediction_type="v_prediction" if v_parameterization else "epsilon")
+                         clip_sample=False, prediction_type="v_prediction" if v_parameterization else "epsilon")
 
 
 # ---------------------------------------------------------------- which model

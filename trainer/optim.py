@@ -1,9 +1,12 @@
 """Optimizers and the LR schedule: a registry of small builder functions, one per optimizer_type.
 
 optimizer_args are "key=value" strings whose values are Python literals (ast.literal_eval, as
-sd-scripts). The schedule is a torch LambdaLR with one workbench.schedules.lr_lambda per param
-group, the very function the app draws, so the preview is the curve run. Adafactor with its
-relative step uses transformers' AdafactorSchedule instead (its LR lives inside the optimizer).
+sd-scripts). A builder may add the arguments sd-scripts adds (SGD's momentum, Adafactor's
+relative_step) to the dict it is given; ss_optimizer records them, as sd-scripts does.
+
+The schedule is a torch LambdaLR with one workbench.schedules.lr_lambda per param group, the very
+function the app draws, so the preview is the curve run. Adafactor with its relative step uses
+transformers' AdafactorSchedule instead (its LR lives inside the optimizer).
 """
 from __future__ import annotations
 
@@ -51,11 +54,14 @@ def _sgd_nesterov(cls):
     return build
 
 
+def adafactor_relative_step(kwargs: dict) -> bool:
+    """sd-scripts' rule: relative_step unless turned off, and always with warmup_init."""
+    return bool(kwargs.get("relative_step", True) or kwargs.get("warmup_init", False))
+
+
 def _adafactor(groups, lr, kwargs):
     from transformers.optimization import Adafactor
-    kwargs.setdefault("relative_step", True)
-    kwargs.setdefault("scale_parameter", True)
-    kwargs.setdefault("warmup_init", False)
+    kwargs["relative_step"] = adafactor_relative_step(kwargs)
     if kwargs["relative_step"]:
         # the step size comes from the optimizer itself; the configured LR only seeds the schedule's report
         return Adafactor(groups, lr=None, **kwargs)
@@ -96,7 +102,7 @@ def build_optimizer(cfg, groups: list[dict]) -> tuple[torch.optim.Optimizer, str
         raise UserError(f"optimizer_type: unknown {cfg.optimizer_type!r}; valid: {', '.join(OPTIMIZERS)}")
     kwargs = parse_optimizer_args(cfg.optimizer_args)
     try:
-        optimizer = OPTIMIZERS[cfg.optimizer_type](groups, cfg.learning_rate, dict(kwargs))
+        optimizer = OPTIMIZERS[cfg.optimizer_type](groups, cfg.learning_rate, kwargs)   # may add defaults
     except TypeError as exc:
         raise UserError(f"optimizer_args: {cfg.optimizer_type} does not take them ({exc})") from None
     cls = type(optimizer)
@@ -108,7 +114,7 @@ def uses_adafactor_schedule(cfg) -> bool:
     """Adafactor's relative step makes its own LR: the scheduler must be its AdafactorSchedule."""
     if cfg.optimizer_type != "Adafactor":
         return False
-    return bool(parse_optimizer_args(cfg.optimizer_args).get("relative_step", True))
+    return adafactor_relative_step(parse_optimizer_args(cfg.optimizer_args))
 
 
 def scheduler_name(cfg) -> str:

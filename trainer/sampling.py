@@ -1,6 +1,7 @@
 """Sample images during training from a prompt file in kohya's format: one prompt per line,
-options after it: --w width --h height --s steps --l guidance scale --n negative prompt --d seed.
-Lines starting with # are comments. Images go to RUN_DIR/samples, one sample event each.
+options after it: --w width --h height --s steps --l guidance scale --n negative prompt --d seed
+(in either letter case, as sd-scripts reads them). Lines starting with # are comments. Images go
+to RUN_DIR/samples, one sample event each.
 """
 from __future__ import annotations
 
@@ -19,11 +20,13 @@ SAMPLERS = {
     "heun": ("HeunDiscreteScheduler", {}),
     "dpm_2": ("KDPM2DiscreteScheduler", {}), "k_dpm_2": ("KDPM2DiscreteScheduler", {}),
     "dpm_2_a": ("KDPM2AncestralDiscreteScheduler", {}), "k_dpm_2_a": ("KDPM2AncestralDiscreteScheduler", {}),
-    "dpmsolver": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver"}),
+    # diffusers refuses dpmsolver's default final sigma of zero
+    "dpmsolver": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver", "final_sigmas_type": "sigma_min"}),
     "dpmsolver++": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++"}),
     "dpmsingle": ("DPMSolverSinglestepScheduler", {}),
 }
 DEFAULTS = {"width": 512, "height": 512, "steps": 30, "scale": 7.5}     # kohya's
+MAX_STEPS = 1000        # sd-scripts clamps --s to 1 … 1000 (the training schedule's length)
 
 
 @dataclass
@@ -50,6 +53,7 @@ def parse_prompt_line(line: str, where: str = "") -> SamplePrompt | None:
     sample = SamplePrompt(prompt.strip())
     for option in options:
         key, _, value = option.strip().partition(" ")
+        key = key.lower()
         if key not in OPTIONS:
             continue      # kohya ignores options it does not know; so do we
         name, kind = OPTIONS[key]
@@ -59,6 +63,7 @@ def parse_prompt_line(line: str, where: str = "") -> SamplePrompt | None:
             raise UserError(f"{where}: --{key} {value.strip()!r} is not a valid {kind.__name__}") from None
     # the UNet needs sides divisible by 8 (latents are 1/8 of the image)
     sample.width, sample.height = (max(64, v - v % 8) for v in (sample.width, sample.height))
+    sample.steps = max(1, min(MAX_STEPS, sample.steps))
     return sample
 
 
@@ -73,11 +78,25 @@ def read_prompt_file(path: str | Path) -> list[SamplePrompt]:
 
 
 def make_scheduler(name: str, training_scheduler):
+    """The sampler as sd-scripts builds it: the class's own defaults on the training schedule's
+    betas and prediction type (not the model folder's scheduler config), with clip_sample turned
+    on where the class has it (sd-scripts does so for DDIM)."""
     import diffusers
     if name not in SAMPLERS:
         raise UserError(f"sample_sampler: unknown {name!r}; valid: {', '.join(SAMPLERS)}")
     class_name, extra = SAMPLERS[name]
-    return getattr(diffusers, class_name).from_config(training_scheduler.config, **extra)
+    schedule = training_scheduler.config
+    try:
+        scheduler = getattr(diffusers, class_name)(
+            num_train_timesteps=schedule.num_train_timesteps, beta_start=schedule.beta_start,
+            beta_end=schedule.beta_end, beta_schedule=schedule.beta_schedule,
+            prediction_type=schedule.prediction_type, **extra)
+    except ImportError:     # diffusers' LMS sampler needs scipy, which the workbench does not install
+        raise UserError(f"sample_sampler: {name} needs the scipy package (pip install scipy); "
+                        "or choose another sampler") from None
+    if "clip_sample" in scheduler.config:
+        scheduler.register_to_config(clip_sample=True)
+    return scheduler
 
 
 def build_pipeline(models, noise_scheduler, sampler: str):

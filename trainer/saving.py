@@ -16,7 +16,6 @@ import torch
 from workbench.errors import UserError
 from workbench.fileio import write_bytes_atomic
 from workbench.hashes import hashes_of_bytes
-from workbench.outputs import state_dir
 
 
 # ---------------------------------------------------------------- LoRA files
@@ -89,13 +88,18 @@ def load_state(folder: Path) -> dict:
     return {"network": load_file(str(files[0])), **training, "progress": json.loads(files[2].read_text())}
 
 
+# What sd-scripts records as the base model's hashes when the model is a folder (a diffusers
+# model): its hash functions answer the IsADirectoryError with this text.
+FOLDER_HASH = "IsADirectory"
+
+
 def base_model_hashes(path: Path) -> tuple[str, str]:
     """(legacy 8-hex, sha256) of a single-file base model, as sd-scripts records them
-    (ss_sd_model_hash, ss_new_sd_model_hash); ("", "") for a diffusers folder."""
+    (ss_sd_model_hash, ss_new_sd_model_hash); FOLDER_HASH twice for a diffusers folder."""
     import hashlib
     from workbench.hashes import legacy_hash_stream
-    if not Path(path).is_file():
-        return "", ""
+    if Path(path).is_dir():
+        return FOLDER_HASH, FOLDER_HASH
     with open(path, "rb") as f:
         legacy = legacy_hash_stream(f)
         f.seek(0)

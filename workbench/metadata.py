@@ -20,6 +20,17 @@ SAI_MODEL_SPEC = "1.0.1"
 IMPL_STABILITY_AI = "https://github.com/Stability-AI/generative-models"
 IMPL_DIFFUSERS = "diffusers"
 CONFIG_KEY = "workbench_config"
+# Options sd-scripts always records and the workbench does not offer, with the value sd-scripts
+# writes when they are off, so a file reads like a kohya one to the tools that show them.
+OPTIONS_NOT_OFFERED = {
+    "ss_max_token_length": "75",            # captions are cut at 75 tokens; the kohya_ss GUI records 75
+    "ss_full_fp16": "False", "ss_lowram": "False", "ss_color_aug": "False", "ss_random_crop": "False",
+    "ss_caption_dropout_rate": "0.0", "ss_caption_dropout_every_n_epochs": "0",
+    "ss_caption_tag_dropout_rate": "0.0", "ss_face_crop_aug_range": "None",
+    "ss_adaptive_noise_scale": "None", "ss_multires_noise_iterations": "None",
+    "ss_multires_noise_discount": "0.3", "ss_zero_terminal_snr": "False", "ss_ip_noise_gamma": "None",
+    "ss_debiased_estimation": "False", "ss_loss_type": "l2",
+}
 
 
 @dataclass(frozen=True)
@@ -32,17 +43,17 @@ class RunFacts:
     lr_scheduler: str               # the schedule run (Adafactor's relative step: "adafactor:<lr>")
     network_dim: int                # the rank trained (dim_from_weights may change it)
     network_alpha: float
-    sd_model_hash: str = ""         # legacy 8-hex hash of a single-file base model ("" for a folder)
-    new_sd_model_hash: str = ""     # sha256 of that file
+    sd_model_hash: str = ""         # legacy 8-hex hash of a single-file base model ("IsADirectory": a folder)
+    new_sd_model_hash: str = ""     # sha256 of that file (also "IsADirectory" for a folder)
     num_processes: int = 1
 
 
 def base_model_version(cfg: TrainConfig) -> str:
+    """sd-scripts' vocabulary: sd_v1, sd_v2, "_v" added for v-prediction (SD1 too), sdxl_base_v1-0."""
     if cfg.sdxl:
         return "sdxl_base_v1-0"
-    if cfg.v2:
-        return "sd_v2_v" if cfg.v_parameterization else "sd_v2"
-    return "sd_v1"
+    version = "sd_v2" if cfg.v2 else "sd_v1"
+    return version + "_v" if cfg.v_parameterization else version
 
 
 def dataset_dirs(plan, reg: bool) -> dict[str, dict[str, int]]:
@@ -63,13 +74,36 @@ def bucket_info(cfg: TrainConfig, plan) -> dict | None:
     return {"buckets": dict(sorted(buckets.items())), "mean_img_ar_error": sum(errors) / max(1, len(errors))}
 
 
+def learning_rates(cfg: TrainConfig, facts: RunFacts) -> dict:
+    """sd-scripts clears learning_rate and unet_lr when Adafactor makes its own step size (relative
+    step, the schedule recorded as "adafactor:<lr>"): the configured rate only seeds that schedule."""
+    relative_step = facts.lr_scheduler.startswith("adafactor:")
+    return {"ss_learning_rate": None if relative_step else cfg.learning_rate,
+            "ss_unet_lr": None if relative_step else cfg.unet_lr, "ss_text_encoder_lr": cfg.text_encoder_lr}
+
+
+def bucket_settings(cfg: TrainConfig) -> dict:
+    """sd-scripts keeps the bucket sizes only while bucketing is on; off, they are None and
+    bucket_no_upscale False. The sizes are the ones the bucket list is made from."""
+    if not cfg.enable_bucket:
+        return {"ss_min_bucket_reso": None, "ss_max_bucket_reso": None, "ss_bucket_no_upscale": False}
+    spec = BucketSpec.from_config(cfg)
+    return {"ss_min_bucket_reso": spec.min_reso, "ss_max_bucket_reso": spec.max_reso,
+            "ss_bucket_no_upscale": spec.no_upscale}
+
+
+def off_as_none(value: float) -> float | None:
+    """noise_offset / min_snr_gamma of 0 are "not given": sd-scripts' default None, which is also
+    what the kohya_ss GUI passes for 0."""
+    return value or None
+
+
 def training_metadata(cfg: TrainConfig, plan, facts: RunFacts) -> dict[str, str]:
     """The ss_* keys fixed for the whole run (for_save adds the per-file ones)."""
     w, h = cfg.resolution_wh()
     values = {
         "ss_session_id": facts.session_id, "ss_training_started_at": facts.started_at,
-        "ss_output_name": cfg.output_name, "ss_learning_rate": cfg.learning_rate,
-        "ss_text_encoder_lr": cfg.text_encoder_lr, "ss_unet_lr": cfg.unet_lr,
+        "ss_output_name": cfg.output_name, **learning_rates(cfg, facts),
         "ss_num_train_images": plan.num_train_images, "ss_num_reg_images": plan.num_reg_images,
         "ss_num_batches_per_epoch": -(-plan.batches_per_epoch // facts.num_processes),
         "ss_num_epochs": plan.epochs, "ss_max_train_steps": plan.total_steps,
@@ -80,21 +114,22 @@ def training_metadata(cfg: TrainConfig, plan, facts: RunFacts) -> dict[str, str]
         "ss_network_alpha": facts.network_alpha, "ss_network_dropout": cfg.network_dropout,
         "ss_mixed_precision": cfg.mixed_precision, "ss_v2": cfg.v2, "ss_base_model_version": base_model_version(cfg),
         "ss_clip_skip": cfg.clip_skip, "ss_cache_latents": cfg.cache_latents, "ss_seed": facts.seed,
-        "ss_noise_offset": cfg.noise_offset, "ss_min_snr_gamma": cfg.min_snr_gamma,
+        "ss_noise_offset": off_as_none(cfg.noise_offset), "ss_min_snr_gamma": off_as_none(cfg.min_snr_gamma),
         "ss_prior_loss_weight": cfg.prior_loss_weight, "ss_scale_weight_norms": cfg.scale_weight_norms,
         "ss_max_grad_norm": cfg.max_grad_norm, "ss_training_comment": cfg.training_comment,
         "ss_optimizer": facts.optimizer,
         "ss_batch_size_per_device": cfg.train_batch_size,
         "ss_total_batch_size": cfg.train_batch_size * facts.num_processes * cfg.gradient_accumulation_steps,
-        "ss_resolution": (w, h), "ss_enable_bucket": cfg.enable_bucket, "ss_bucket_no_upscale": cfg.bucket_no_upscale,
-        "ss_min_bucket_reso": cfg.min_bucket_reso, "ss_max_bucket_reso": cfg.max_bucket_reso,
+        "ss_resolution": (w, h), "ss_enable_bucket": cfg.enable_bucket, **bucket_settings(cfg),
         "ss_flip_aug": cfg.flip_aug, "ss_shuffle_caption": cfg.shuffle_caption, "ss_keep_tokens": cfg.keep_tokens,
         "ss_sd_model_name": _model_name(cfg.pretrained_model_name_or_path),
         "ss_sd_model_hash": facts.sd_model_hash, "ss_new_sd_model_hash": facts.new_sd_model_hash,
+        **OPTIONS_NOT_OFFERED,
     }
     metadata = {key: str(value) for key, value in values.items()}
+    if cfg.network_args:        # sd-scripts writes the key only when network_args are given
+        metadata["ss_network_args"] = json.dumps(cfg.network_args_dict())
     metadata.update({
-        "ss_network_args": json.dumps(cfg.network_args_dict()),
         "ss_dataset_dirs": json.dumps(dataset_dirs(plan, reg=False)),
         "ss_reg_dataset_dirs": json.dumps(dataset_dirs(plan, reg=True)),
         "ss_tag_frequency": json.dumps(tag_frequency_by_folder(plan.dataset)),
