@@ -86,14 +86,10 @@ def make_scheduler(name: str, training_scheduler):
         raise UserError(f"sample_sampler: unknown {name!r}; valid: {', '.join(SAMPLERS)}")
     class_name, extra = SAMPLERS[name]
     schedule = training_scheduler.config
-    try:
-        scheduler = getattr(diffusers, class_name)(
-            num_train_timesteps=schedule.num_train_timesteps, beta_start=schedule.beta_start,
-            beta_end=schedule.beta_end, beta_schedule=schedule.beta_schedule,
-            prediction_type=schedule.prediction_type, **extra)
-    except ImportError:     # diffusers' LMS sampler needs scipy, which the workbench does not install
-        raise UserError(f"sample_sampler: {name} needs the scipy package (pip install scipy); "
-                        "or choose another sampler") from None
+    scheduler = getattr(diffusers, class_name)(       # LMS needs scipy: a project dependency
+        num_train_timesteps=schedule.num_train_timesteps, beta_start=schedule.beta_start,
+        beta_end=schedule.beta_end, beta_schedule=schedule.beta_schedule,
+        prediction_type=schedule.prediction_type, **extra)
     if "clip_sample" in scheduler.config:
         scheduler.register_to_config(clip_sample=True)
     return scheduler
