@@ -168,3 +168,18 @@ def test_no_upscale_refuses_what_sd_scripts_would_crash_on():
 def test_assignment_is_memoised_per_size():
     bucketer = Bucketer(BucketSpec((512, 512), True, 256, 1024, 64))
     assert bucketer.assign(777, 333) is bucketer.assign(777, 333)
+
+
+def test_min_and_max_bucket_reso_are_rounded_to_the_step_as_sd_scripts_does(tmp_path):
+    from tests.conftest import make_image
+    from workbench.buckets import bucket_range
+    from workbench.config import TrainConfig
+    from workbench.plan import make_plan
+    assert bucket_range(200, 1000, 64) == (192, 1024)
+    assert bucket_range(256, 1024, 64) == (256, 1024)
+    assert bucket_range(250, 1030, 64) == (192, 1088)
+    make_image(tmp_path / "1_x" / "tall.png", (300, 1500))       # aspect 0.2: wants the narrowest bucket
+    cfg = TrainConfig(train_data_dir=str(tmp_path), resolution="512,512", min_bucket_reso=200,
+                      max_bucket_reso=1000, max_train_epochs=1)
+    (image,) = make_plan(cfg).images
+    assert image.bucket == (192, 1024)        # unrounded it would be (200, 1000), not a multiple of 64

@@ -477,6 +477,8 @@ def test_config_best_effort_from_ss_keys(kohya):
     ({"ss_network_dim": "eight"}, {"network_dim": 8}, "ss_network_dim = eight"),
     ({"ss_network_module": "networks.dylora"}, {"network_module": "networks.lora"}, "no choice 'networks.dylora'"),
     ({"ss_base_model_version": "sd_v2_v"}, {"v2": True, "v_parameterization": True}, None),
+    ({"ss_base_model_version": "sd_v1_v"}, {"v2": False, "v_parameterization": True}, None),
+    ({"ss_network_args": json.dumps({"conv_dim": "4", "dropout": "0.1"})}, {"network_args": ["conv_dim=4"]}, None),
     ({"ss_base_model_version": "sdxl_base_v1-0"}, {"sdxl": True}, None),
     ({"ss_unet_lr": "None", "ss_seed": "None"}, {"unet_lr": None, "seed": None}, None),
     ({"ss_datasets": json.dumps([{"resolution": [640, 640], "batch_size_per_device": 3,

@@ -96,3 +96,15 @@ def test_model_flags_and_network_rules():
 def test_required_paths_only_when_asked():
     assert [f.field for f in validate(CLEAN, require_paths=True)] == [
         "pretrained_model_name_or_path", "train_data_dir", "output_dir"]
+
+
+def test_bucket_range_rounding_and_sdxl_clip_skip_are_noted():
+    from workbench.config import TrainConfig
+    from workbench.validate import validate
+    notes = {f.field: f for f in validate(TrainConfig(min_bucket_reso=200, max_bucket_reso=1000))}
+    assert notes["min_bucket_reso"].level == "note" and "used as 192" in notes["min_bucket_reso"].message
+    assert "used as 1024" in notes["max_bucket_reso"].message
+    assert "min_bucket_reso" not in {f.field for f in validate(TrainConfig())}
+    sdxl = {f.field: f for f in validate(TrainConfig(sdxl=True, bucket_reso_steps=32, clip_skip=2))}
+    assert sdxl["clip_skip"].level == "note" and "no effect" in sdxl["clip_skip"].message
+    assert "clip_skip" not in {f.field for f in validate(TrainConfig(clip_skip=2))}

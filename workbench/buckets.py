@@ -31,8 +31,16 @@ class BucketSpec:
 
     @classmethod
     def from_config(cls, cfg) -> "BucketSpec":
-        return cls(cfg.resolution_wh(), cfg.enable_bucket, cfg.min_bucket_reso,
-                   cfg.max_bucket_reso, cfg.bucket_reso_steps, cfg.bucket_no_upscale)
+        low, high = bucket_range(cfg.min_bucket_reso, cfg.max_bucket_reso, cfg.bucket_reso_steps)
+        return cls(cfg.resolution_wh(), cfg.enable_bucket, low, high, cfg.bucket_reso_steps, cfg.bucket_no_upscale)
+
+
+def bucket_range(min_reso: int, max_reso: int, steps: int) -> tuple[int, int]:
+    """sd-scripts makes min/max bucket reso multiples of bucket_reso_steps: min rounded down,
+    max rounded up (200, 1000 with steps 64 -> 192, 1024)."""
+    if steps <= 0:            # refused by validation; don't divide by it here
+        return min_reso, max_reso
+    return min_reso - min_reso % steps, max_reso + (-max_reso % steps)
 
 
 @dataclass(frozen=True)

@@ -232,6 +232,7 @@ OPTIMIZER_CLASSES = {"AdamW": "AdamW", "AdamW8bit": "AdamW8bit", "PagedAdamW8bit
                      "DAdaptAdaGrad": "DAdaptAdaGrad", "DAdaptAdan": "DAdaptAdan", "DAdaptLion": "DAdaptLion",
                      "DAdaptSGD": "DAdaptSGD", "Prodigy": "Prodigy"}
 MODEL_FLAGS = {"sd_v1": {"v2": False, "sdxl": False}, "sd_v2": {"v2": True, "sdxl": False},
+               "sd_v1_v": {"v2": False, "v_parameterization": True, "sdxl": False},
                "sd_v2_v": {"v2": True, "v_parameterization": True, "sdxl": False}}
 
 
@@ -329,7 +330,8 @@ def _scheduler(raw: str, meta) -> dict[str, Any]:
 def _network_args(raw: str, meta) -> dict[str, Any]:
     args = json_value(meta, "ss_network_args")
     _expect(isinstance(args, dict), "ss_network_args", "a {key: value} object")
-    return _checked("network_args", [f"{k}={v}" for k, v in args.items()])
+    # newer sd-scripts also records "dropout" here; it is network_dropout (ss_network_dropout), not an arg
+    return _checked("network_args", [f"{k}={v}" for k, v in args.items() if k != "dropout"])
 
 
 def _model_version(raw: str, meta) -> dict[str, Any]:

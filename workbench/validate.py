@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from workbench.buckets import bucket_range
 from workbench.config import FIELDS, ConfigError, TrainConfig, parse_key_values, parse_resolution
 
 
@@ -89,7 +90,17 @@ def _bucket_sizes(cfg: TrainConfig, w: int, h: int) -> list[Finding]:
     if cfg.bucket_no_upscale:
         out.append(Finding("note", "bucket_no_upscale", "min_bucket_reso and max_bucket_reso are ignored: "
                            "each image's bucket comes from its own size"))
+    elif cfg.bucket_reso_steps > 0:
+        out += _bucket_range_rounding(cfg)
     return out
+
+
+def _bucket_range_rounding(cfg: TrainConfig) -> list[Finding]:
+    low, high = bucket_range(cfg.min_bucket_reso, cfg.max_bucket_reso, cfg.bucket_reso_steps)
+    return [Finding("note", name, f"{given} is used as {used}, a multiple of bucket_reso_steps "
+                    f"{cfg.bucket_reso_steps} (as sd-scripts does)")
+            for name, given, used in (("min_bucket_reso", cfg.min_bucket_reso, low),
+                                      ("max_bucket_reso", cfg.max_bucket_reso, high)) if given != used]
 
 
 def _steps(cfg: TrainConfig) -> list[Finding]:
@@ -155,6 +166,13 @@ def _text_encoder(cfg: TrainConfig) -> list[Finding]:
     return []
 
 
+def _clip_skip(cfg: TrainConfig) -> list[Finding]:
+    if cfg.sdxl and cfg.clip_skip > 1:
+        return [Finding("note", "clip_skip", "SDXL always uses the penultimate layer of both text encoders; "
+                        f"clip_skip {cfg.clip_skip} has no effect (as in sd-scripts)")]
+    return []
+
+
 def _samples(cfg: TrainConfig) -> list[Finding]:
     if cfg.sample_every_n_epochs and not cfg.sample_prompts:
         return [Finding("warning", "sample_prompts", "sample_every_n_epochs is set but there is no prompt file")]
@@ -182,7 +200,7 @@ def _latent_cache(cfg: TrainConfig) -> list[Finding]:
 
 
 RULES = (_choices, _ranges, _resolution_and_buckets, _steps, _warmup, _scheduler_needs_optimizer, _model_flags,
-         _network, _text_encoder, _samples, _flip_with_cache, _latent_cache)
+         _network, _text_encoder, _clip_skip, _samples, _flip_with_cache, _latent_cache)
 
 
 def validate(cfg: TrainConfig, require_paths: bool = False) -> list[Finding]:
