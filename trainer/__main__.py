@@ -1,6 +1,7 @@
 """`python -m trainer RUN_DIR`: train the run whose frozen config is RUN_DIR/config.toml.
 
-Several GPUs: `accelerate launch --num_processes N -m trainer RUN_DIR`."""
+Several processes: `accelerate launch --num_processes N -m trainer RUN_DIR` or
+`torchrun --nproc_per_node N -m trainer RUN_DIR` (trainer/processes.py says how they work together)."""
 from __future__ import annotations
 
 import signal

@@ -53,8 +53,11 @@ def epoch_batches(plan: Plan, seed: int, epoch: int) -> list[Batch]:
 
 
 def process_share(batches: list[Batch], index: int, count: int) -> list[Batch]:
-    """This process's batches when `count` processes train together: every count-th one, the
-    list padded from its start so all processes step the same number of times (accelerate's even_batches)."""
+    """This process's batches when `count` processes train together: every count-th one, so the
+    shares of a round are disjoint. A last round that the batches do not fill is completed with the
+    epoch's first batches (accelerate's even_batches, which sd-scripts' prepared DataLoader uses):
+    every process then has a batch in every step, steps as often as the others and meets them in
+    each gradient all-reduce. So ceil(batches / count) each, the count the plan divides by."""
     if count == 1:
         return batches
     per_process = -(-len(batches) // count)

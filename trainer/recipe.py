@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 import time
 import traceback
 from dataclasses import asdict, dataclass
@@ -16,11 +17,12 @@ from pathlib import Path
 
 import torch
 
-from trainer import data, models as model_loading, optim, saving, sampling
+from trainer import data, models as model_loading, optim, processes, saving, sampling
 from trainer.events import LossWindow, RunEvents, StopRequest
 from workbench import metadata, outputs
 from workbench.config import load_toml
 from workbench.errors import UserError
+from workbench.hashes import hashes_of_bytes
 from workbench.plan import make_plan
 from workbench.schedules import stop_text_encoder_step
 from workbench.validate import errors, validate
@@ -39,6 +41,7 @@ class Progress:
     epoch: int = 0           # 0-based epoch in progress
     groups_done: int = 0     # optimizer steps done inside that epoch
     seed: int = 0
+    processes: int = 1       # that trained together: the steps and the data order depend on it
 
 
 @dataclass
@@ -86,11 +89,11 @@ class Stepper:
             # accelerate's rule: divide by the configured accumulation even for a short last group
             acc.backward(loss / cfg.gradient_accumulation_steps)
             total += loss.detach()
-        mean = float(total) / count
+        # the loss of every process: a NaN on one stops them all at once, none is left waiting
+        mean = processes.average_gradients(acc, self.trainable, float(total) / count)
         if not math.isfinite(mean):
             raise TrainingError(f"loss became {mean} at {where}: training diverged; lower learning_rate "
                                 f"(now {cfg.learning_rate:g}) or use max_grad_norm")
-        self.all_reduce_grads()
         if cfg.max_grad_norm:
             acc.clip_grad_norm_(self.trainable, cfg.max_grad_norm)
         self.optimizer.step()
@@ -121,18 +124,11 @@ class Stepper:
             loss = loss * torch.clamp(snr, max=cfg.min_snr_gamma) / (snr + 1 if cfg.v_parameterization else snr)
         return loss.mean()
 
-    def all_reduce_grads(self) -> None:
-        """Several GPUs: average the LoRA gradients (the network is hooked into the UNet, not wrapped in DDP)."""
-        if self.accelerator.num_processes > 1:
-            for p in self.trainable:
-                if p.grad is not None:
-                    p.grad.copy_(self.accelerator.reduce(p.grad, reduction="mean"))
-
 
 class Recipe:
     def __init__(self, run_dir: Path):
         self.run_dir = Path(run_dir).absolute()
-        self.events = RunEvents(self.run_dir)
+        self.events = RunEvents(self.run_dir, enabled=processes.launched_rank() == 0)   # only process 0 writes
         self.stop = StopRequest()
         self.progress = Progress()
         self.outputs: list[str] = []
@@ -143,30 +139,29 @@ class Recipe:
         self.events.starting()
         cfg = self.cfg = read_config(self.run_dir)
         model_loading.quiet_libraries()
-        from accelerate import Accelerator
         from accelerate.utils import set_seed
-        self.accelerator = Accelerator(mixed_precision=cfg.mixed_precision)
-        self.events.enabled = self.accelerator.is_main_process
+        self.accelerator = processes.make_accelerator(cfg.mixed_precision)
         self.device, self.dtype = self.accelerator.device, WEIGHT_DTYPES[cfg.mixed_precision]
         torch.set_num_threads(cfg.num_cpu_threads_per_process)
         self.plan = make_plan(cfg, num_processes=self.accelerator.num_processes)
         resumed = saving.load_state(Path(cfg.resume)) if cfg.resume else None
         if resumed:
-            self.progress = Progress(**{k: resumed["progress"][k] for k in asdict(Progress())})
+            self.progress = resumed_progress(resumed["progress"], cfg.resume, self.accelerator.num_processes)
         else:
-            self.progress.seed = cfg.seed if cfg.seed is not None else random.SystemRandom().randrange(2**31)
+            drawn = cfg.seed if cfg.seed is not None else random.SystemRandom().randrange(2**31)
+            self.progress.seed = processes.from_process_zero(self.accelerator, drawn)
+            self.progress.processes = self.accelerator.num_processes
         outputs.refuse_existing(outputs.planned_outputs(cfg, self.plan.epochs, self.progress.epoch + 1))
         samples_wanted = cfg.sample_every_n_epochs and cfg.sample_prompts
         self.prompts = sampling.read_prompt_file(cfg.sample_prompts) if samples_wanted else []
         self.events.status(total_steps=self.plan.total_steps, seed=self.progress.seed)
-        set_seed(self.progress.seed)
+        set_seed(self.progress.seed)        # the same on every process: the same initial LoRA weights
         self.load_models()
         self.build_network()
         if resumed:
             self.restore(resumed)
-        self.latents = data.Latents(self.models.vae, self.models.family.scaling_factor, self.device,
-                                    self.progress.seed, cfg)
-        self.latents.fill_cache(self.plan, log=self.events.log)
+        self.check_processes_agree("initial LoRA weights")
+        self.fill_latents()
         self.metadata = metadata.training_metadata(cfg, self.plan, self.run_facts())
         self.loss_window = LossWindow(self.plan.steps_per_epoch)
         tb = self.events.open_tensorboard(cfg.logging_dir)
@@ -188,17 +183,41 @@ class Recipe:
         self.te_stop_step = stop_text_encoder_step(cfg, self.plan.total_steps)   # the chart marks the same step
         self.events.log(self.describe_network(self.stepper.groups))
 
+    def fill_latents(self) -> None:
+        """The latent cache: every process encodes every image with the run's seed, so all hold the
+        same latents (each trains on any image over the epochs). With cache_latents_to_disk process 0
+        encodes and writes the .npz files first and the others read them. Batches encoded as they
+        come (no cache) draw each process's own sampling noise."""
+        cfg, seed = self.cfg, self.progress.seed
+        noise_seed = seed if cfg.cache_latents else processes.process_seed(seed, self.accelerator.process_index)
+        self.latents = data.Latents(self.models.vae, self.models.family.scaling_factor, self.device, noise_seed, cfg)
+        with processes.main_process_first(self.accelerator, wanted=cfg.cache_latents and cfg.cache_latents_to_disk):
+            self.latents.fill_cache(self.plan, log=self.events.log)
+
+    def check_processes_agree(self, what: str, tensors: dict[str, torch.Tensor] | None = None) -> None:
+        """Several processes: refuse to go on unless all hold these exact tensors (the network's by
+        default), compared by the sshs_model_hash they would have in a file."""
+        if self.accelerator.num_processes == 1:
+            return
+        from safetensors.torch import save
+        tensors = tensors if tensors is not None else self.network.kohya_state_dict()
+        digest = hashes_of_bytes(save(tensors))[0]
+        processes.agree(self.accelerator, digest, what)
+        self.events.log(f"{what}: the same on all {self.accelerator.num_processes} processes "
+                        f"(sshs_model_hash {digest})")
+
     def describe_network(self, groups) -> str:
         n = self.network
         sizes = ", ".join(f"{g['name']} {sum(p.numel() for p in g['params']):,} params at lr "
                           f"{g.get('initial_lr', g['lr']):g}" for g in groups)
         p = self.plan
+        shared = f" shared by {p.num_processes} processes" if p.num_processes > 1 else ""
         return (f"network: {self.cfg.network_module} {n.algo} rank {n.rank} alpha {n.alpha:g}: "
                 f"{len(n.unet_modules)} UNet + {len(n.text_encoder_modules)} text-encoder modules; {sizes}\n"
                 f"optimizer: {self.stepper.optimizer_name}, schedule {optim.scheduler_name(self.cfg)}\n"
                 f"plan: {p.num_train_images} train images × repeats, {p.num_reg_images} reg; {p.batches_per_epoch} "
-                f"batches/epoch of {p.train_batch_size} → {p.steps_per_epoch} steps/epoch × {p.epochs} epochs = "
-                f"{p.total_steps} steps; seed {self.progress.seed}")
+                f"batches/epoch of {p.train_batch_size}{shared} → {p.steps_per_epoch} steps/epoch × {p.epochs} "
+                f"epochs = {p.total_steps} steps; seed {self.progress.seed}")
 
     def restore(self, state: dict) -> None:
         """Continue a saved run: weights, optimizer and LR schedule, RNG, step and data position."""
@@ -221,10 +240,9 @@ class Recipe:
     # ================================================================ train
     def train(self) -> str:
         p, s = self.plan, self.progress
-        if getattr(self, "resumed_rng", None):
-            saving.set_rng_state(self.resumed_rng)      # after the cache: its encoding drew no training noise
+        self.seed_noise()
         self.events.emit("start", total_steps=p.total_steps, epochs=p.epochs, batches_per_epoch=p.batches_per_epoch,
-                         initial_step=s.step)
+                         initial_step=s.step, num_processes=p.num_processes)
         self.events.status(state="running", step=s.step)
         last = time.perf_counter()
         for epoch in range(s.epoch, p.epochs):
@@ -246,6 +264,16 @@ class Recipe:
                 break
         self.save(outputs.lora_path(self.cfg), p.epochs)
         return "finished"
+
+    def seed_noise(self) -> None:
+        """The noise, timesteps and dropout of the steps: process 0 draws on from where setup left
+        the RNG (a resumed run from its saved state), as a run in one process does; every other
+        process from its own seed."""
+        from accelerate.utils import set_seed
+        if getattr(self, "resumed_rng", None):
+            saving.set_rng_state(self.resumed_rng)      # after the cache: its encoding drew no training noise
+        if self.accelerator.process_index > 0:
+            set_seed(processes.process_seed(self.progress.seed, self.accelerator.process_index, self.progress.step))
 
     def epoch_groups(self, epoch: int) -> list[list[data.Batch]]:
         batches = data.epoch_batches(self.plan, self.progress.seed, epoch)
@@ -273,10 +301,9 @@ class Recipe:
             self.events.log(f"step {self.progress.step}: stop_text_encoder_training reached; the UNet goes on")
 
     def stop_requested(self) -> bool:
-        if self.accelerator.num_processes == 1:
-            return self.stop.requested
-        flag = torch.tensor(float(self.stop.requested), device=self.device)
-        return bool(self.accelerator.reduce(flag, reduction="sum") > 0)
+        """SIGTERM reaches one process (the app's Stop: process 0) or all (the launcher's); every
+        process must stop after the same step."""
+        return processes.any_process(self.accelerator, self.stop.requested)
 
     def after_step(self, epoch: int, loss: float, seconds: float, images: int) -> None:
         s = self.progress
@@ -303,10 +330,11 @@ class Recipe:
 
     # ================================================================ save
     def save(self, path: Path, epoch: int) -> None:
-        if not self.accelerator.is_main_process:
-            return
         cfg, step = self.cfg, self.progress.step
         tensors = self.network.kohya_state_dict(dtype=SAVE_DTYPES[cfg.save_precision])
+        self.check_processes_agree(f"LoRA weights at step {step}", tensors)
+        if not self.accelerator.is_main_process:
+            return
         saving.save_lora(path, tensors, metadata.for_save(self.metadata, cfg, epoch, step, time.time()))
         if cfg.save_state:
             saving.save_state(outputs.state_dir(path), self.network, self.optimizer, self.scheduler,
@@ -345,6 +373,8 @@ class Recipe:
 
     # ================================================================ end
     def finish(self, state: str, error: str | None = None) -> None:
+        if error and not self.events.enabled:      # another process than 0: its error goes to the log only
+            print(f"process {processes.launched_rank()}: {state}: {error}", file=sys.stderr, flush=True)
         fields = {"error": error} if error else {}
         self.events.emit("end", status=state, step=self.progress.step, **fields)
         self.events.status(state=state, step=self.progress.step, error=error, finished_at=time.time())
@@ -356,6 +386,8 @@ class Recipe:
         # accelerate keeps one process-wide state; reset it so another run in this process may
         # choose another mixed precision (tests, benchmarks)
         from accelerate.state import AcceleratorState
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()     # local: a process that ends needs no peer for it
         AcceleratorState._reset_state(reset_partial_state=True)
 
 
@@ -368,6 +400,16 @@ def read_config(run_dir: Path):
     if cfg.mixed_precision == "fp16" and not torch.cuda.is_available():
         raise UserError("mixed_precision: fp16 needs a CUDA GPU; on the CPU choose bf16 or no")
     return cfg
+
+
+def resumed_progress(saved: dict, folder: str, num_processes: int) -> Progress:
+    """Where a saved state left off; refused when another number of processes would train on (the
+    steps of an epoch and each process's batches depend on it)."""
+    progress = Progress(**{key: saved.get(key, default) for key, default in asdict(Progress()).items()})
+    if progress.processes != num_processes:
+        raise UserError(f"resume: {folder} was trained by {progress.processes} process(es); resume it with "
+                        f"{progress.processes} (now {num_processes}): the steps per epoch depend on it")
+    return progress
 
 
 def failure_message(exc: BaseException, recipe: Recipe) -> str:
@@ -385,12 +427,14 @@ def run(run_dir: str | Path, early_signals: list[int] | None = None) -> int:
     recipe = Recipe(Path(run_dir))
     recipe.stop.requested |= bool(early_signals)
     try:
-        if recipe.stop.requested:       # Stop pressed while starting: don't load models to throw them away
+        # Stop pressed while starting: don't load models to throw them away (several processes must
+        # meet first: one that left now would leave the others waiting for it)
+        if recipe.stop.requested and processes.launched_world_size() == 1:
             recipe.events.starting()
             recipe.finish("stopped")
             return 0
         recipe.setup()
-        state = "stopped" if recipe.stop.requested else recipe.train()
+        state = "stopped" if recipe.stop_requested() else recipe.train()
         recipe.finish(state)
         return 0
     except Exception as exc:   # every failure ends the run with its reason in status.json and the end event
