@@ -342,6 +342,8 @@ def test_loop_options_accumulate_stop_the_text_encoder_and_cap_norms(demo, tmp_p
 
 def test_latents_cached_on_disk_are_reused_and_uncached_flipped_batches_train(demo, tmp_path):
     import shutil
+
+    import numpy as np
     train = tmp_path / "train"
     shutil.copytree(demo.train_dir, train)
     cfg = demo_config(demo, tmp_path / "out1", train_data_dir=str(train), cache_latents_to_disk=True,
@@ -356,6 +358,10 @@ def test_latents_cached_on_disk_are_reused_and_uncached_flipped_batches_train(de
                            flip_aug=True)
     code, status, events = train_in_process(uncached, tmp_path / "run3")
     assert code == 0 and len(of_kind(events, "step")) == 2, status.get("error")
+    flipped = cfg.replace(output_dir=str(tmp_path / "out4"), flip_aug=True)    # the caches lack mirrored latents
+    code, status, events = train_in_process(flipped, tmp_path / "run4")
+    assert code == 0 and len(of_kind(events, "step")) == 2, status.get("error")
+    assert all("latents_flipped" in np.load(p) for p in caches)             # rewritten with them
 
 
 def test_ctrl_c_on_workbench_train_stops_the_trainer_which_saves_first(demo, tmp_path):

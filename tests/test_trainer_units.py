@@ -78,7 +78,6 @@ def test_pixels_cover_and_centre_crop_to_the_bucket(small_plan):
     pixels = data.load_pixels(wide)
     assert tuple(pixels.shape) == (3, wide.bucket[1], wide.bucket[0])
     assert -1.0 <= float(pixels.min()) and float(pixels.max()) <= 1.0
-    assert data.size_conditioning(wide) == [96, 288, 0, 0, wide.bucket[1], wide.bucket[0]]
 
 
 def test_latent_cache_on_disk_is_reused_only_while_image_and_bucket_are_unchanged(small_plan):
@@ -86,9 +85,41 @@ def test_latent_cache_on_disk_is_reused_only_while_image_and_bucket_are_unchange
     image = plan.used_images[0]
     latent = torch.randn(4, image.bucket[1] // 8, image.bucket[0] // 8)
     data.write_npz(image, latent)
-    assert torch.equal(data.read_npz(image), latent)
+    cached, mirrored = data.read_npz(image)
+    assert torch.equal(cached, latent) and mirrored is None
+    assert data.read_npz(image, mirrored=True) is None          # flip_aug needs the mirrored latents too
+    data.write_npz(image, latent, -latent)
+    cached, mirrored = data.read_npz(image, mirrored=True)
+    assert torch.equal(cached, latent) and torch.equal(mirrored, -latent)
     make_image(image.info.path, image.info.size, color=(1, 2, 3))      # the image changed
     assert data.read_npz(image) is None
+
+
+def test_flip_aug_with_cached_latents_mirrors_about_half_the_uses(small_plan):
+    """sd-scripts caches the mirrored latents too and picks one per image and use with p = 0.5;
+    a deterministic VAE stand-in (average-pool to 1/8) shows which version each use got."""
+    cfg, plan = small_plan
+
+    class PoolVAE(torch.nn.Module):          # encode(x).latent_dist with mean = 8x8 average, std 0
+        dtype = torch.float32
+
+        def encode(self, pixels):
+            pooled = torch.nn.functional.avg_pool2d(pixels, 8)
+            dist = type("Dist", (), {"mean": pooled.repeat(1, 2, 1, 1)[:, :4], "std": torch.zeros(())})
+            return type("Out", (), {"latent_dist": dist})()
+
+    cfg = cfg.replace(flip_aug=True, cache_latents=True)
+    latents = data.Latents(PoolVAE(), 1.0, "cpu", 0, cfg)
+    latents.fill_cache(plan, log=lambda _: None)
+    wide = next(im for im in plan.used_images if im.info.size == (288, 96))
+    plain, mirrored = latents.cache[wide.info.path]
+    assert torch.equal(mirrored, plain.flip(-1))
+    flips = []
+    for i in range(200):
+        out, chosen = latents.for_batch(data.Batch([wide], i), random.Random(i))
+        assert torch.equal(out[0], mirrored if chosen[0] else plain)
+        flips += chosen
+    assert 70 < sum(flips) < 130
 
 
 def test_a_latent_cache_that_cannot_be_written_is_a_clear_error(small_plan):

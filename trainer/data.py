@@ -5,8 +5,9 @@ plan says) are shuffled, cut into batches, and the batches of all buckets shuffl
 sd-scripts' BucketManager does. So a resumed run sees exactly the batches the first run would have.
 
 Latents are VAE samples × the family's scaling factor. With cache_latents every image is encoded
-once (in memory; with cache_latents_to_disk also in a .npz beside the image, reused while the
-image and its bucket are unchanged); without, each batch is encoded as it comes.
+once (twice with flip_aug: as is and mirrored), in memory, and with cache_latents_to_disk also in a
+.npz beside the image, reused while the image and its bucket are unchanged; without, each batch is
+encoded as it comes.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from workbench.buckets import crop_box
+from workbench.buckets import crop_box, sdxl_crop_ltrb
 from workbench.dataset import DatasetError
 from workbench.fileio import write_bytes_atomic
 from workbench.plan import Plan, PlannedImage
@@ -110,25 +111,21 @@ def load_pixels(image: PlannedImage, flip: bool = False) -> torch.Tensor:
     return torch.from_numpy(array).permute(2, 0, 1)
 
 
-def size_conditioning(image: PlannedImage) -> list[int]:
-    """SDXL's time ids: original (h, w), crop (top, left) in the resized image, target (h, w)."""
-    left, top, _, _ = crop_box(image.resized, image.bucket)
-    w, h = image.info.size
-    return [h, w, top, left, image.bucket[1], image.bucket[0]]
-
-
 # ---------------------------------------------------------------- latents
 
 class Latents:
     """Latents of a batch: from the cache, or encoded now. Unscaled VAE samples are what is cached
-    (as sd-scripts does); the scaling factor is applied on the way out."""
+    (as sd-scripts does); the scaling factor is applied on the way out. With flip_aug each image
+    is mirrored with p = 0.5 per use; cached runs encode both versions once (as sd-scripts does),
+    so flipping works with cache_latents too, at twice the caching time."""
 
     def __init__(self, vae, scaling_factor: float, device, seed: int, cfg):
         self.vae, self.scaling, self.device = vae, scaling_factor, device
         self.generator = torch.Generator(device="cpu").manual_seed(seed)
-        self.flip = cfg.flip_aug and not cfg.cache_latents
+        self.flip = cfg.flip_aug
         self.to_disk = cfg.cache_latents_to_disk
-        self.cache: dict[Path, torch.Tensor] | None = {} if cfg.cache_latents else None
+        # path -> (latents, mirrored latents or None)
+        self.cache: dict[Path, tuple[torch.Tensor, torch.Tensor | None]] | None = {} if cfg.cache_latents else None
 
     @torch.no_grad()
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -142,7 +139,7 @@ class Latents:
             return
         pending = []
         for image in plan.used_images:
-            cached = read_npz(image) if self.to_disk else None
+            cached = read_npz(image, self.flip) if self.to_disk else None
             if cached is not None:
                 self.cache[image.info.path] = cached
             else:
@@ -154,22 +151,28 @@ class Latents:
             images = by_bucket[bucket]
             for start in range(0, len(images), VAE_BATCH):
                 self._cache_group(images[start:start + VAE_BATCH])
-        log(f"latents: {len(plan.used_images)} images cached ({len(plan.used_images) - len(pending)} from disk)")
+        log(f"latents: {len(plan.used_images)} images cached ({len(plan.used_images) - len(pending)} from disk)"
+            + (", mirrored too (flip_aug)" if self.flip else ""))
 
     def _cache_group(self, group: list[PlannedImage]) -> None:
         latents = self.encode(torch.stack([load_pixels(im) for im in group])).float().cpu()
-        for image, latent in zip(group, latents):
-            self.cache[image.info.path] = latent
+        mirrored = (self.encode(torch.stack([load_pixels(im, flip=True) for im in group])).float().cpu()
+                    if self.flip else [None] * len(group))
+        for image, latent, flipped in zip(group, latents, mirrored):
+            self.cache[image.info.path] = (latent, flipped)
             if self.to_disk:
-                write_npz(image, latent)
+                write_npz(image, latent, flipped)
 
-    def for_batch(self, batch: Batch, rng: random.Random) -> torch.Tensor:
+    def for_batch(self, batch: Batch, rng: random.Random) -> tuple[torch.Tensor, list[bool]]:
+        """(latents × scaling factor, which images are mirrored)."""
+        flips = [self.flip and rng.random() < 0.5 for _ in batch.images]
         if self.cache is not None:
-            latents = torch.stack([self.cache[im.info.path] for im in batch.images]).to(self.device)
+            entries = [self.cache[im.info.path] for im in batch.images]
+            latents = torch.stack([e[1] if f else e[0] for e, f in zip(entries, flips)]).to(self.device)
         else:
-            pixels = torch.stack([load_pixels(im, flip=self.flip and rng.random() < 0.5) for im in batch.images])
+            pixels = torch.stack([load_pixels(im, flip=f) for im, f in zip(batch.images, flips)])
             latents = self.encode(pixels).float()
-        return latents * self.scaling
+        return latents * self.scaling, flips
 
 
 def npz_path(image: PlannedImage) -> Path:
@@ -182,23 +185,30 @@ def _source_key(image: PlannedImage) -> str:
     return f"{stat.st_size}:{stat.st_mtime_ns}:{image.bucket}:{image.resized}"
 
 
-def read_npz(image: PlannedImage) -> torch.Tensor | None:
+def read_npz(image: PlannedImage, mirrored: bool = False) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+    """(latents, mirrored latents) from a valid cache file; None when it is missing, stale, or
+    lacks the mirrored latents that flip_aug needs."""
     path = npz_path(image)
     try:
         with np.load(path, allow_pickle=False) as data:
             if str(data["workbench_source"]) != _source_key(image):
                 return None
-            return torch.from_numpy(data["latents"].copy())
+            flipped = torch.from_numpy(data["latents_flipped"].copy()) if mirrored else None
+            return torch.from_numpy(data["latents"].copy()), flipped
     except (OSError, KeyError, ValueError):
         return None
 
 
-def write_npz(image: PlannedImage, latent: torch.Tensor) -> None:
-    """sd-scripts' cache layout (latents, original_size, crop_ltrb) plus the key it is valid for."""
+def write_npz(image: PlannedImage, latent: torch.Tensor, flipped: torch.Tensor | None = None) -> None:
+    """sd-scripts' cache layout (latents, original_size, crop_ltrb, latents_flipped with flip_aug)
+    plus the key it is valid for."""
     buffer = io.BytesIO()
-    np.savez(buffer, latents=latent.numpy(), original_size=np.array(image.info.size),
-             crop_ltrb=np.array(crop_box(image.resized, image.bucket)),
-             workbench_source=np.array(_source_key(image)))
+    arrays = {"latents": latent.numpy(), "original_size": np.array(image.info.size),
+              "crop_ltrb": np.array(sdxl_crop_ltrb(image.info.size, image.bucket), dtype=np.int64),
+              "workbench_source": np.array(_source_key(image))}
+    if flipped is not None:
+        arrays["latents_flipped"] = flipped.numpy()
+    np.savez(buffer, **arrays)
     try:
         write_bytes_atomic(npz_path(image), buffer.getvalue())
     except OSError as exc:

@@ -17,6 +17,7 @@ from typing import Callable
 
 import torch
 
+from workbench.buckets import sdxl_crop_ltrb
 from workbench.modelinfo import ModelError, ModelInfo, contradiction, family_from_tensor_names, model_info
 
 CONFIG_DIR = Path(__file__).parent / "model_configs"
@@ -97,20 +98,12 @@ def encode_sd(models: Models, captions: list[str], clip_skip: int, device) -> Co
 
 
 def sdxl_time_ids(original_size: tuple[int, int], bucket: tuple[int, int], flipped: bool = False) -> list[int]:
-    """SDXL's size conditioning as sd-scripts computes it: original (h, w), crop (top, left),
-    target (h, w) = the bucket. sd-scripts' crop (BucketManager.get_crop_ltrb, "as Stability AI's
-    preprocessing") is where the image would sit scaled to FIT inside the bucket and centred, so an
-    image taller than its bucket gets a left offset, not the rows the cover-crop really cut. A
-    mirrored image mirrors that box. Sizes (w, h) in pixels."""
+    """SDXL's size conditioning as sd-scripts computes it: original (h, w), crop (top, left) from
+    sd-scripts' fit-inside crop box (a mirrored image mirrors it), target (h, w) = the bucket."""
     (w, h), (bucket_w, bucket_h) = original_size, bucket
-    aspect = w / h
-    if bucket_w / bucket_h > aspect:        # the bucket is wider: fit the height
-        fit_w, fit_h = bucket_h * aspect, bucket_h
-    else:
-        fit_w, fit_h = bucket_w, bucket_w / aspect
-    left, top = (bucket_w - fit_w) // 2, (bucket_h - fit_h) // 2
+    left, top, right, _ = sdxl_crop_ltrb(original_size, bucket)
     if flipped:
-        left = bucket_w - (left + fit_w)
+        left = bucket_w - right
     return [h, w, int(top), int(left), bucket_h, bucket_w]
 
 

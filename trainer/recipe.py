@@ -98,7 +98,8 @@ class Stepper:
             acc.clip_grad_norm_(self.trainable, cfg.max_grad_norm)
         self.optimizer.step()
         self.used_lrs = optim.group_lrs(self.optimizer, self.scheduler)     # this step's, before the schedule moves
-        self.scheduler.step()
+        if not self.optimizer.step_was_skipped:      # fp16 skipped an inf step: sd-scripts' schedule waits too
+            self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         if cfg.scale_weight_norms:
             self.network.apply_max_norm(cfg.scale_weight_norms, self.device)
@@ -288,8 +289,9 @@ class Recipe:
     def micro_batch(self, batch: data.Batch, epoch: int) -> "MicroBatch":
         """What the step needs from a planned batch: latents, captions, SDXL size ids, loss weights."""
         cfg, seed = self.cfg, self.progress.seed
-        latents = self.latents.for_batch(batch, random.Random(f"{seed}/{epoch}/{batch.index}"))
-        time_ids = (torch.tensor([data.size_conditioning(im) for im in batch.images], device=self.device)
+        latents, flips = self.latents.for_batch(batch, random.Random(f"{seed}/{epoch}/{batch.index}"))
+        time_ids = (torch.tensor([model_loading.sdxl_time_ids(im.info.size, im.bucket, flipped)
+                                  for im, flipped in zip(batch.images, flips)], device=self.device)
                     if self.models.family.uses_time_ids else None)
         weights = torch.tensor([cfg.prior_loss_weight if im.is_reg else 1.0 for im in batch.images], device=self.device)
         return MicroBatch(latents, data.batch_captions(batch, cfg, seed, epoch), time_ids, weights)

@@ -159,3 +159,17 @@ def crop_box(resized: tuple[int, int], bucket: tuple[int, int]) -> tuple[int, in
     left = (resized[0] - bucket[0]) // 2
     top = (resized[1] - bucket[1]) // 2
     return left, top, left + bucket[0], top + bucket[1]
+
+
+def sdxl_crop_ltrb(image_size: tuple[int, int], bucket: tuple[int, int]) -> tuple[float, float, float, float]:
+    """The crop box sd-scripts reports to SDXL (and stores in its latent cache): where the image
+    would sit scaled to FIT inside the bucket and centred, "as Stability AI's preprocessing" — not
+    the pixels the cover-crop really cut. (left, top, right, bottom) in bucket pixels."""
+    (w, h), (bucket_w, bucket_h) = image_size, bucket
+    aspect = w / h
+    if bucket_w / bucket_h > aspect:        # the bucket is wider: fit the height
+        fit_w, fit_h = bucket_h * aspect, bucket_h
+    else:
+        fit_w, fit_h = bucket_w, bucket_w / aspect
+    left, top = (bucket_w - fit_w) // 2, (bucket_h - fit_h) // 2
+    return left, top, left + fit_w, top + fit_h

@@ -189,7 +189,8 @@ def _required_paths(cfg: TrainConfig) -> list[Finding]:
 
 def _flip_with_cache(cfg: TrainConfig) -> list[Finding]:
     if cfg.flip_aug and cfg.cache_latents:
-        return [Finding("warning", "flip_aug", "has no effect with cache_latents (latents are encoded once, unflipped)")]
+        return [Finding("note", "flip_aug", "with cache_latents every image is encoded twice (as is and mirrored): "
+                        "caching takes twice as long")]
     return []
 
 
