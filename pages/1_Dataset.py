@@ -1,6 +1,8 @@
 """Dataset: choose the folders, see the subsets, look at and caption the images, edit captions in
 bulk (with undo), see tag frequency, buckets and the preflight findings. Everything computed here
 comes from workbench/; the scan is cached per version of the folders."""
+from pathlib import Path
+
 import streamlit as st
 
 from ui.common import setup_page
@@ -30,6 +32,10 @@ try:
     dataset = load_dataset(cfg)
 except UserError as exc:
     st.error(str(exc))
+    # one unreadable image stops the scan; preflight still reads everything and names every bad file
+    if cfg.train_data_dir and Path(cfg.train_data_dir).expanduser().is_dir():
+        st.subheader("Preflight")
+        findings_panel(cfg)
     st.stop()
 
 st.subheader("Subsets")

@@ -78,7 +78,23 @@ def test_caption_changed_on_disk_is_a_conflict_not_an_overwrite(dataset):
     (dataset / "3_sks dog" / "dog2.txt").write_text("edited in another tool")
     caption_box(at, "dog2.png").set_value("mine").run()
     assert (dataset / "3_sks dog" / "dog2.txt").read_text() == "edited in another tool"
-    assert "dog2.txt: changed on disk since this page read it" in messages(at)
+    notice = text_of(at.error)
+    assert "Not saved: dog2.txt changed on disk" in notice and "What you typed: “mine”" in notice
+    assert caption_box(at, "dog2.png").value == "edited in another tool"     # the box shows the file now
+
+
+def test_caption_edited_in_place_elsewhere_shows_after_a_refresh(dataset):
+    """Another tool rewrites a caption in place (its folder's mtime unchanged): a new session
+    must show the new text, not the scan cached before the edit."""
+    import os
+    folder = dataset / "3_sks dog"
+    os.utime(folder / "dog3.txt", ns=(10**9, 10**9))
+    assert caption_box(run_page(), "dog3.png").value == "sks dog, grass, pose3"
+    stamp = folder.stat().st_mtime_ns
+    with open(folder / "dog3.txt", "w", encoding="utf-8") as f:
+        f.write("rewritten by a tagger")
+    assert folder.stat().st_mtime_ns == stamp
+    assert caption_box(run_page(), "dog3.png").value == "rewritten by a tagger"
 
 
 def grid_labels(at):
@@ -107,7 +123,7 @@ def test_filters_are_read_from_the_url_so_a_refresh_keeps_them(dataset):
 def test_bulk_prepend_previews_applies_and_undo_restores_after_a_refresh(dataset):
     originals = {p: p.read_bytes() for p in (dataset / "3_sks dog").glob("*.txt")}
     at = run_page("Bulk edit")
-    at.radio(key="bulk_scope").set_value("all images")
+    at.radio(key="bulk_scope").set_value("all training images")
     at.text_input(key="bulk_text").set_value("trigger").run()        # default operation: prepend
     preview = next(d.value for d in at.dataframe if "after" in d.value.columns)
     assert len(preview) == 5 and preview.after[0].startswith("trigger, sks dog")
@@ -122,6 +138,24 @@ def test_bulk_prepend_previews_applies_and_undo_restores_after_a_refresh(dataset
     assert "5 captions restored" in messages(refreshed)
 
 
+def test_bulk_edits_leave_regularisation_captions_alone_unless_asked(dataset, tmp_path):
+    """A trigger word prepended to reg captions teaches the class the trigger: the default scopes
+    are training images only; reg captions change only with the scope that says so."""
+    reg = tmp_path / "reg" / "1_dog"
+    make_image(reg / "r0.png", (512, 512))
+    (reg / "r0.txt").write_text("a dog", encoding="utf-8")
+    workspace.save_current(workspace.load_current().replace(reg_data_dir=str(tmp_path / "reg")))
+    at = run_page("Bulk edit")
+    at.text_input(key="bulk_text").set_value("sks").run()
+    preview = next(d.value for d in at.dataframe if "after" in d.value.columns)
+    assert "r0.txt" not in set(preview.file) and len(preview) == 5
+    at.radio(key="bulk_scope").set_value("all images, regularisation too").run()
+    preview = next(d.value for d in at.dataframe if "after" in d.value.columns)
+    assert "r0.txt" in set(preview.file) and set(preview.folder) == {"3_sks dog", "1_dog"}
+    at.button(key="bulk_apply").click().run()
+    assert (reg / "r0.txt").read_text(encoding="utf-8") == "sks, a dog"
+
+
 def test_changing_repeats_renames_only_after_confirmation(dataset):
     at = run_page()
     at.selectbox(key="repeats_subset").set_value("3_sks dog").run()
@@ -133,6 +167,7 @@ def test_changing_repeats_renames_only_after_confirmation(dataset):
     assert not at.exception
     assert (dataset / "7_sks dog" / "dog0.png").is_file() and not (dataset / "3_sks dog").exists()
     assert "7_sks dog" in list(at.dataframe[0].value.folder)
+    assert at.selectbox(key="repeats_subset").value == "7_sks dog"      # the renamed subset stays chosen
 
 
 def test_rename_refused_when_target_exists(dataset):
@@ -239,3 +274,43 @@ def test_preflight_runs_on_request_and_names_the_files(dataset):
                    or "decode" in e.value.lower())
     assert finding.startswith("error")
     assert "dog0.png" in " ".join(c.value for c in at.code) + finding
+
+
+def run_preflight(at) -> AppTest:
+    """Ask for preflight and poll until its thread has finished and the page drew the findings."""
+    import time
+    at.button(key="preflight_run").click().run()
+    for _ in range(100):
+        if any(b.key == "preflight_again" for b in at.button):
+            return at
+        time.sleep(0.1)
+        at.run()
+    raise AssertionError("preflight did not finish")
+
+
+def test_an_unreadable_image_still_leaves_preflight_to_name_every_bad_file(dataset):
+    """One broken file stops the scan (sd-scripts would stop on it too), but the page must not
+    end there: preflight reads everything and lists each bad file."""
+    (dataset / "1_cat" / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    (dataset / "3_sks dog" / "also-broken.png").write_bytes(b"nope")
+    at = run_page()
+    assert any("not a readable image" in e.value for e in at.error)
+    run_preflight(at)
+    named = " ".join(c.value for c in at.code)
+    assert "broken.jpg" in named and "also-broken.png" in named
+
+
+def test_preflight_says_a_repeated_finding_once_with_its_files(dataset):
+    """Three pairs of duplicate images give one warning saying so three times, not three copies."""
+    import shutil
+    for i in range(5):                    # the fixture's images are one colour each: make them differ
+        make_image(dataset / "3_sks dog" / f"dog{i}.png", (512, 512), color=(40 * i, 10, 10))
+    for i in range(2):
+        make_image(dataset / "1_cat" / f"cat{i}.jpg", (768, 512), color=(10, 40 * i, 10))
+    for i in range(3):
+        shutil.copy(dataset / "3_sks dog" / f"dog{i}.png", dataset / "3_sks dog" / f"copy{i}.png")
+    at = run_preflight(run_page("Preflight"))
+    duplicates = [w.value for w in at.warning if "same image" in w.value]
+    assert duplicates == [duplicates[0]] and duplicates[0].endswith("— 3 times")
+    files = next(c.value for c in at.code if "copy0.png" in c.value)
+    assert all(f"copy{i}.png" in files and f"dog{i}.png" in files for i in range(3))

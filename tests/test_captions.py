@@ -76,6 +76,26 @@ def test_first_line_matches_the_dataset_scan(tmp_path):
 
 # ---------------------------------------------------------------- tags
 
+def test_writes_keep_the_caption_files_permissions(tmp_path):
+    """An atomic write renames an owner-only temp file into place: without care every caption the
+    app touches turns 0600, unreadable to a trainer running as another user."""
+    import os
+    import stat
+    folder = tmp_path / "10_dog"
+    folder.mkdir()
+    os.chmod(folder, 0o755)
+    shared = write(folder / "a.txt", "old")
+    os.chmod(shared, 0o664)
+    captions.write_caption(shared, "new", expected="old")
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o664
+    captions.write_caption(folder / "b.txt", "fresh", expected=None)          # new file: the folder's r/w bits
+    assert stat.S_IMODE((folder / "b.txt").stat().st_mode) == 0o644
+    changes = captions.preview(BulkOp("prepend", "sks"), [(shared, "new")])
+    captions.apply_changes(changes, "prepend", tmp_path / "journal")
+    captions.undo_last(tmp_path / "journal")
+    assert shared.read_text() == "new" and stat.S_IMODE(shared.stat().st_mode) == 0o664
+
+
 def test_tag_operations():
     assert captions.prepend_tag("a, sks, b", "sks") == "sks, a, b"
     assert captions.prepend_tag("sks, a", "sks") == "sks, a"

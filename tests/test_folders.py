@@ -86,3 +86,18 @@ def test_fingerprint_changes_on_caption_write_and_rename_not_on_reads(root):
     assert after_write != before
     folders.rename_for_repeats(root / "10_sks dog", 2)
     assert folders.fingerprint([root]) != after_write
+
+
+def test_fingerprint_sees_a_caption_edited_in_place_by_another_tool(root):
+    """An editor that rewrites a caption in place leaves its folder's mtime alone: the page's scan
+    cache must still see it, or the old caption stays on screen even after a refresh."""
+    import os
+    folder = root / "10_sks dog"
+    caption = folder / "a.txt"
+    os.utime(caption, ns=(10**9, 10**9))
+    folder_mtime = folder.stat().st_mtime_ns
+    before = folders.fingerprint([root])
+    with open(caption, "w", encoding="utf-8") as f:          # in place: same inode, folder untouched
+        f.write("edited elsewhere")
+    assert folder.stat().st_mtime_ns == folder_mtime
+    assert folders.fingerprint([root]) != before

@@ -63,3 +63,19 @@ def test_unreadable_image_named_and_page_batch_goes_on(tmp_path):
 def test_missing_image_named(tmp_path):
     with pytest.raises(UserError, match="gone.png: image not found"):
         thumbnails.thumbnail(tmp_path / "gone.png", tmp_path / "cache")
+
+
+def test_square_thumbnails_line_up_a_grid_and_keep_the_picture(tmp_path):
+    """The Dataset grid asks for squares: a tall and a wide image give cells of one height, the
+    picture centred and unscaled beyond the usual thumbnail, the rest the letterbox colour."""
+    tall = make_image(tmp_path / "tall.png", (300, 600), color=(255, 0, 0))
+    wide = make_image(tmp_path / "wide.jpg", (1000, 500), color=(0, 0, 255))
+    with Image.open(thumbnails.thumbnail(tall, tmp_path / "cache", square=True)) as im:
+        assert im.size == (256, 256)
+        assert im.getpixel((128, 128))[0] > 200                          # the picture, centred
+        assert max(abs(a - b) for a, b in zip(im.getpixel((5, 128)), thumbnails.LETTERBOX)) < 8
+    with Image.open(thumbnails.thumbnail(wide, tmp_path / "cache", square=True)) as im:
+        assert im.size == (256, 256) and im.getpixel((128, 128))[2] > 200
+    plain = thumbnails.thumbnail(tall, tmp_path / "cache")                 # its own cache entry
+    with Image.open(plain) as im:
+        assert im.size == (128, 256)

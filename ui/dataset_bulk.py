@@ -43,10 +43,19 @@ def _undo() -> None:
                          + ", ".join(p.name for p in result.skipped[:10]))
 
 
+# what a bulk edit applies to. Regularisation captions are left out unless asked for: a trigger
+# word prepended to them teaches the class itself the trigger, the mistake reg images exist to prevent
+SCOPES = {
+    "training images matching the filters": lambda all_images, filtered: [im for im in filtered if not im.is_reg],
+    "all training images": lambda all_images, filtered: [im for im in all_images if not im.is_reg],
+    "all images, regularisation too": lambda all_images, filtered: all_images,
+}
+
+
 def bulk_panel(all_images: list, filtered: list, caption_extension: str) -> None:
     op = _op_inputs()
-    scope = st.radio("Apply to", ["images matching the filters", "all images"], horizontal=True, key="bulk_scope")
-    images = filtered if scope.startswith("images matching") else all_images
+    scope = st.radio("Apply to", list(SCOPES), horizontal=True, key="bulk_scope")
+    images = SCOPES[scope](all_images, filtered)
     try:
         changes = preview(op, [caption_of(im.info, caption_extension) for im in images])
     except UserError as exc:       # the operation is not complete yet: say what it needs
@@ -60,9 +69,11 @@ def bulk_panel(all_images: list, filtered: list, caption_extension: str) -> None
 def _preview_table(changes, op: BulkOp, images: list) -> None:
     uncaptioned = sum(1 for im in images if not im.info.has_caption)
     st.markdown(f"**Preview:** {len(changes)} of {len(images)} captions change"
-                + (f" ({uncaptioned} images without a caption file are left alone)" if uncaptioned else ""))
+                + (f" ({uncaptioned} images without a caption file are left alone)" if uncaptioned else "")
+                + (f"; the first {PREVIEW_ROWS} are listed" if len(changes) > PREVIEW_ROWS else ""))
     if changes:
-        st.dataframe({"file": [c.path.name for c in changes[:PREVIEW_ROWS]],
+        st.dataframe({"folder": [c.path.parent.name for c in changes[:PREVIEW_ROWS]],
+                      "file": [c.path.name for c in changes[:PREVIEW_ROWS]],
                       "before": [c.before for c in changes[:PREVIEW_ROWS]],
                       "after": [c.after for c in changes[:PREVIEW_ROWS]]}, hide_index=True)
     st.button(f"Apply to {len(changes)} captions", key="bulk_apply", type="primary", disabled=not changes,

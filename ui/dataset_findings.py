@@ -14,6 +14,7 @@ from workbench.folders import fingerprint
 LEVELS = {"error": st.error, "warning": st.warning, "note": st.info}
 REQUESTED = "dataset_preflight_requested"
 MAX_FILES_SHOWN = 200
+FILES_IN_SIGHT = 3       # a finding naming this many lines or fewer shows them without an expander
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
@@ -58,10 +59,34 @@ def show_findings(check: BackgroundCheck) -> None:
         return
     if not check.findings:
         st.success("Preflight found nothing to fix.")
-    for finding in check.findings:
-        LEVELS.get(finding.level, st.info)(finding.line())
-        if finding.files:
-            with st.expander(f"{len(finding.files)} file(s)"):
-                st.code("\n".join(finding.files[:MAX_FILES_SHOWN]), language=None)
-                if len(finding.files) > MAX_FILES_SHOWN:
-                    st.caption(f"… and {len(finding.files) - MAX_FILES_SHOWN} more")
+        return
+    counts = {level: sum(1 for f in check.findings if f.level == level) for level in LEVELS}
+    st.markdown("**Preflight:** " + ", ".join(f"{n} {level}(s)" for level, n in counts.items() if n))
+    for line, same in grouped(check.findings):
+        level = same[0].level
+        LEVELS.get(level, st.info)(line if len(same) == 1 else f"{line} — {len(same)} times")
+        files = [f.files for f in same if f.files]
+        if files:
+            _files_expander(files)
+
+
+def grouped(findings: list) -> list[tuple[str, list]]:
+    """Findings with the same sentence together, in order (twelve "2 files are the same image"
+    read as one finding with twelve pairs, not twelve identical warnings)."""
+    groups: dict[str, list] = {}
+    for finding in findings:
+        groups.setdefault(finding.line(), []).append(finding)
+    return list(groups.items())
+
+
+def _files_expander(file_groups: list[tuple[str, ...]]) -> None:
+    """The files a finding names (a blank line between occurrences when it occurs more than
+    once): a few in plain sight, more in an expander."""
+    lines = "\n\n".join("\n".join(files) for files in file_groups).splitlines()
+    if len(lines) <= FILES_IN_SIGHT:
+        st.code("\n".join(lines), language=None)
+        return
+    with st.expander(f"{sum(len(files) for files in file_groups)} file(s)"):
+        st.code("\n".join(lines[:MAX_FILES_SHOWN]), language=None)
+        if len(lines) > MAX_FILES_SHOWN:
+            st.caption(f"… and {len(lines) - MAX_FILES_SHOWN} more lines")

@@ -37,6 +37,11 @@ def folder_field(cfg, name: str, label: str | None = None) -> None:
     folder_browser(name, getattr(cfg, name))
 
 
+def _use(name: str, path: str) -> None:
+    set_folder(name, path)
+    flash("success", f"{name} = {path}")
+
+
 def _open(state_key: str, path: Path) -> None:
     st.session_state[state_key] = str(path)
 
@@ -56,7 +61,7 @@ def folder_browser(name: str, start: str) -> None:
         up.button("⬆ Up", key=f"{state_key}_up", disabled=listing.parent is None,
                   on_click=_open, args=(state_key, listing.parent))
         use.button("Use this folder", key=f"{state_key}_use", type="primary",
-                   on_click=set_folder, args=(name, str(listing.path)))
+                   on_click=_use, args=(name, str(listing.path)))
         if not listing.subfolders:
             st.caption("No subfolders here.")
             return

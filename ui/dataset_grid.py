@@ -9,13 +9,14 @@ import math
 import streamlit as st
 
 from ui.dataset_data import forget_scan
-from ui.params_state import run_action
-from workbench.captions import write_caption
-from workbench.dataset_tables import ImageFilter, caption_of, filter_images, size_label
+from ui.params_state import flash, show_flash
+from workbench.captions import CaptionConflict, write_caption
+from workbench.dataset_tables import ImageFilter, caption_of, size_label
+from workbench.errors import UserError
 from workbench.thumbnails import thumbnails
 
 PAGE_SIZE = 24          # images per grid page
-COLUMNS = 6
+COLUMNS = 4             # wide enough for a caption's first tags to be readable in its box
 ANY = "any"
 
 
@@ -47,15 +48,27 @@ def caption_key(path, shown: str | None) -> str:
 
 
 def _save(caption_file, expected: str | None, key: str) -> None:
-    if run_action(lambda: write_caption(caption_file, st.session_state[key], expected),
-                  f"Saved {caption_file.name}"):
-        forget_scan()
+    """on_change of a caption box. A refused write (the file changed on disk meanwhile) is said
+    under the box, with the text typed, since the box then shows the file's text again; the scan
+    is dropped either way, so the page shows what is on disk now."""
+    typed = st.session_state[key]
+    try:
+        write_caption(caption_file, typed, expected)
+    except CaptionConflict:
+        flash("error", f"Not saved: {caption_file.name} changed on disk since the page showed it; the box "
+                       f"now shows the file. What you typed: “{typed}”", slot=str(caption_file))
+    except UserError as exc:
+        flash("error", f"Not saved: {exc}", slot=str(caption_file))
+    else:
+        flash("success", f"Saved {caption_file.name}")
+    forget_scan()
 
 
 def image_grid(images: list, caption_extension: str) -> None:
     st.caption(f"{len(images)} images match")
     _, shown = page_of(images, "grid_page", PAGE_SIZE)
-    thumbs = thumbnails([im.info.path for im in shown])
+    # square thumbnails: tall and wide images give cells of one height, so the caption boxes line up
+    thumbs = thumbnails([im.info.path for im in shown], square=True)
     for start in range(0, len(shown), COLUMNS):
         for column, im, thumb in zip(st.columns(COLUMNS), shown[start:], thumbs[start:start + COLUMNS]):
             with column:
@@ -66,16 +79,11 @@ def _cell(im, thumb, caption_extension: str) -> None:
     if isinstance(thumb, Exception):
         st.warning(str(thumb))
     else:
-        st.image(str(thumb))
+        st.image(str(thumb), width="stretch")      # every square as wide as its column: even rows
     caption_file, shown = caption_of(im.info, caption_extension)
     key = caption_key(caption_file, shown)
     st.text_input(im.info.path.name, value=shown or "", key=key, on_change=_save, args=(caption_file, shown, key),
                   placeholder=f"no caption: trains on “{im.subset.class_tokens}”",
-                  help=f"{size_label(im.info.size)} → bucket {size_label(im.bucket)}, {im.repeats} repeats")
-
-
-def grid_panel(plan, caption_extension: str) -> list:
-    """Filters and the grid; returns the filtered images (the caption table and bulk edits use them)."""
-    images = filter_images(plan, image_filter(plan))
-    image_grid(images, caption_extension)
-    return images
+                  help=f"{im.subset.name}: {size_label(im.info.size)} → bucket {size_label(im.bucket)}, "
+                       f"{im.repeats} repeat(s)")
+    show_flash(str(caption_file))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ui.dataset_data import forget_scan
-from ui.params_state import run_action
+from ui.params_state import flash
 from workbench.dataset_tables import subset_rows
 from workbench.errors import UserError
 from workbench.folders import rename_for_repeats, repeats_folder_name
@@ -27,8 +27,14 @@ def _ask(folder: str, key: str) -> None:
 
 def _confirm(folder: str, repeats: int) -> None:
     st.session_state.pop(PENDING, None)
-    if run_action(lambda: rename_for_repeats(folder, repeats), "Renamed to {result.name}"):
-        forget_scan()
+    try:
+        target = rename_for_repeats(folder, repeats)
+    except UserError as exc:
+        flash("error", str(exc))
+        return
+    st.session_state["repeats_subset"] = target.name       # the renamed subset stays selected
+    flash("success", f"Renamed to {target.name}")
+    forget_scan()
 
 
 def repeats_editor(dataset) -> None:

@@ -13,12 +13,13 @@ import streamlit as st
 
 from ui.dataset_data import forget_scan
 from ui.dataset_grid import page_of
-from ui.params_state import flash
+from ui.params_state import flash, show_flash
 from workbench.captions import write_caption
 from workbench.dataset_tables import caption_of
 from workbench.errors import UserError
 
 ROWS_PER_PAGE = 50
+NOTICES = "captions_table"     # flash slot right above the table, where the edit was made
 
 
 def save_edited_rows(key: str, rows: list[tuple]) -> None:
@@ -32,14 +33,14 @@ def save_edited_rows(key: str, rows: list[tuple]) -> None:
         try:
             write_caption(caption_file, change["caption"] or "", expected)
             saved.append(caption_file.name)
-        except UserError as exc:
-            failed.append(str(exc))
+        except UserError as exc:      # the cell now shows the file again: keep what was typed in the notice
+            failed.append(f"{exc}. What you typed: “{change['caption']}”")
     del st.session_state[key]
     forget_scan()
     if saved:
         flash("success", f"Saved {', '.join(saved)}")
     for message in failed:
-        flash("error", message)
+        flash("error", message, slot=NOTICES)
 
 
 def caption_table(images: list, caption_extension: str) -> None:
@@ -49,6 +50,7 @@ def caption_table(images: list, caption_extension: str) -> None:
             "caption": [line or "" for _, line in rows], "has file": [line is not None for _, line in rows]}
     digest = hashlib.md5(repr(rows).encode()).hexdigest()[:12]
     key = f"captions_p{page}_{digest}"
+    show_flash(NOTICES)
     st.data_editor(data, key=key, hide_index=True, disabled=["image", "folder", "has file"],
                    on_change=save_edited_rows, args=(key, rows),
                    column_config={"caption": st.column_config.TextColumn("caption", width="large")})

@@ -14,7 +14,10 @@ from workbench import workspace
 from workbench.config import TrainConfig
 from workbench.errors import UserError
 
-FLASH_KEY = "workbench_flash"
+FLASH_KEY = "workbench_flash"      # slot -> [(level, message)] for the next render
+SHOWN_KEY = "workbench_flash_shown"  # the same, taken by this render
+# Material icons: Streamlit ships their font, where emoji need one the browser may not have
+TOAST_ICONS = {"success": ":material/check_circle:", "info": ":material/info:"}
 
 
 def sync_widget(key: str, disk_value: Any) -> None:
@@ -30,19 +33,24 @@ def current_config() -> TrainConfig:
     return workspace.load_current() or TrainConfig()
 
 
-def flash(level: str, message: str) -> None:
-    """A notice for the next render: success and info as a toast, warning and error at the top of
-    the page until the next rerun."""
-    st.session_state.setdefault(FLASH_KEY, []).append((level, message))
+def flash(level: str, message: str, slot: str = "page") -> None:
+    """A notice for the next render: success and info as a toast, warning and error in the
+    `slot`'s box ("page": the top of the page; another slot: where the page draws that box, e.g.
+    right under the caption that could not be saved) until the next rerun."""
+    st.session_state.setdefault(FLASH_KEY, {}).setdefault(slot, []).append((level, message))
 
 
-def show_flash() -> None:
-    """Call once, near the top: the container is always there, so notices don't shift the page's
-    elements (a shift remounts widgets below it)."""
+def show_flash(slot: str = "page") -> None:
+    """Call once per slot where its notices belong: "page" first, near the top (it takes this
+    render's notices, so one left unshown in a slot the page no longer draws is dropped, not shown
+    later somewhere else). The box is always there, so notices don't shift the page's elements (a
+    shift remounts widgets below it)."""
+    if slot == "page":
+        st.session_state[SHOWN_KEY] = st.session_state.pop(FLASH_KEY, {})
     box = st.container()
-    for level, message in st.session_state.pop(FLASH_KEY, []):
+    for level, message in st.session_state.get(SHOWN_KEY, {}).pop(slot, []):
         if level in ("success", "info"):
-            st.toast(message, icon="✅" if level == "success" else "ℹ️")
+            st.toast(message, icon=TOAST_ICONS[level])
         else:
             getattr(box, level)(message)
 
