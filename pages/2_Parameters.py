@@ -6,7 +6,7 @@ import streamlit as st
 
 from ui.common import setup_page
 from ui.params_fields import field_widget, lr_warmup_widget, show_findings
-from ui.params_io import kohya_panel, toml_panel
+from ui.params_io import import_report, kohya_panel, toml_panel
 from ui.params_state import show_flash
 from ui.params_summary import lr_chart, model_panel, steps_panel
 from workbench.config import FIELDS, GROUPS, fields_in_group
@@ -18,17 +18,29 @@ cfg = setup_page("Parameters")
 st.title("Parameters")
 show_flash()
 
-model_panel(cfg)
-plan = steps_panel(cfg)
-if plan is not None:
-    lr_chart(cfg, plan)
+# one container above the tabs: whatever it holds (a chart, or a warning instead), the tabs stay at
+# the same place in the page, so the browser never remounts them and the open tab stays open
+with st.container():
+    model_panel(cfg)
+    plan = steps_panel(cfg)
+    if plan is not None:
+        lr_chart(cfg, plan)
+    findings = validate(cfg)
+    for finding in findings:
+        if finding.field not in FIELDS:
+            show_findings([finding])
+    # each finding sits beside its field, in its tab: say which tabs have one
+    flagged = [f for f in findings if f.field in FIELDS and f.level in ("error", "warning")]
+    if flagged:
+        st.caption("To look at: " + ", ".join(f"{FIELDS[f.field].metadata['group']} › `{f.field}` ({f.level})"
+                                              for f in flagged))
 
-findings = validate(cfg)
-for finding in findings:
-    if finding.field not in FIELDS:
-        show_findings([finding])
-
-for tab, group in zip(st.tabs(list(GROUPS)), GROUPS):
+# the open tab is in the URL (?group=): a refresh or a link opens the same group. Only the open
+# tab is drawn: its widgets are made fresh when it opens (widgets of a hidden tab shown by the
+# rerun that opens it can come up blank in the browser), and a rerun draws a third of the fields
+for tab, group in zip(st.tabs(list(GROUPS), key="group", bind="query-params"), GROUPS):
+    if not tab.open:
+        continue
     with tab:
         columns = st.columns(COLUMNS)
         for i, f in enumerate(fields_in_group(group)):
@@ -45,3 +57,4 @@ with toml:
     toml_panel(cfg)
 with kohya:
     kohya_panel(cfg)
+import_report()

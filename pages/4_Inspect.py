@@ -35,20 +35,26 @@ if lora is None:
 summary(lora)
 hash_section(lora)
 use_settings_section(lora, cfg)
-training, data, tags, structure, everything, other = st.tabs(
-    ["Training parameters", "Dataset & buckets", "Tags", "Structure", "All metadata", "Compare"])
-with training:
-    decoded("Training parameters", lambda: training_section(lora))
-with data:
-    decoded("Dataset folders and buckets", lambda: dataset_section(lora))
-with tags:
-    decoded("Tag frequency", lambda: tags_section(lora))
-with structure:
-    structure_section(lora)
-with everything:
-    raw_metadata(lora)
-with other:
+
+
+def compare_view() -> None:
     second_path = pick_lora("compare", "Compare with")
     second = inspected(second_path) if second_path else None
     if second is not None:
         comparison_section(compare(lora, second))
+
+
+SECTIONS = {
+    "Training parameters": lambda: decoded("Training parameters", lambda: training_section(lora)),
+    "Dataset & buckets": lambda: decoded("Dataset folders and buckets", lambda: dataset_section(lora)),
+    "Tags": lambda: decoded("Tag frequency", lambda: tags_section(lora)),
+    "Structure": lambda: structure_section(lora),
+    "All metadata": lambda: raw_metadata(lora),
+    "Compare": compare_view,
+}
+# the open tab is in the URL (?section=), so choosing a file to compare (a rerun) keeps Compare
+# open; only the open tab is drawn, its widgets fresh when it opens
+for tab, draw in zip(st.tabs(list(SECTIONS), key="section", bind="query-params"), SECTIONS.values()):
+    if tab.open:
+        with tab:
+            draw()

@@ -89,18 +89,23 @@ def test_metadata_structure_and_hash_of_a_real_lora(tmp_path):
     assert metrics == {"Network": "lora", "Modules": "5", "Rank": "4", "Alpha": "2", "Base model": "sd_v1"}
     assert any("Hash verified" in s.value for s in at.success)
     assert any("trigger word: wbcat" in m.value for m in at.markdown)
-    tables = frames(at)
-    params = next(f for f in tables if "parameter" in f.columns)
+    params = next(f for f in frames(at) if "parameter" in f.columns)      # the tab open by default
     assert dict(zip(params.parameter, params.value))["network_dim"] == "4"
-    folders = next(f for f in tables if "folder" in f.columns)
+    folders = next(f for f in frames(open_section(at, "Dataset & buckets")) if "folder" in f.columns)
     assert folders.to_dict("records") == [{"folder": "2_cat", "repeats": 2, "images": 12, "images × repeats": 24}]
-    blocks = next(f for f in tables if "block" in f.columns)
+    blocks = next(f for f in frames(open_section(at, "Structure")) if "block" in f.columns)
     assert list(blocks.block) == ["unet down_blocks_0", "unet mid_block", "unet up_blocks_1", "te layer 0"]
     assert list(blocks.modules) == [1, 1, 1, 2]
-    (tag_chart,) = [c for c in at.get("vega_lite_chart") if '"tag"' in c.proto.spec]
+    (tag_chart,) = [c for c in open_section(at, "Tags").get("vega_lite_chart") if '"tag"' in c.proto.spec]
     assert chart_rows(tag_chart) == [{"tag": "wbcat", "count": 12}, {"tag": "猫", "count": 7}, {"tag": "café", "count": 3}]
-    everything = next(f for f in tables if "key" in f.columns and "value" in f.columns)
+    everything = next(f for f in frames(open_section(at, "All metadata")) if "key" in f.columns and "value" in f.columns)
     assert "ss_tag_frequency" in set(everything.key)
+
+
+def open_section(at: AppTest, name: str) -> AppTest:
+    """Open a tab, as a click on it does (only the open tab is drawn)."""
+    at.session_state["section"] = name
+    return at.run()
 
 
 def test_altered_tensor_bytes_fail_the_hash(tmp_path):
@@ -150,7 +155,7 @@ def test_upload_is_written_into_the_workspace_and_inspected(tmp_path):
 def test_compare_two_loras(tmp_path):
     a = write_lora(tmp_path / "a.safetensors", rank=4)
     b = write_lora(tmp_path / "b.safetensors", rank=8)
-    at = inspect_page(file=a, compare=b)
+    at = inspect_page(file=a, compare=b, section="Compare")        # a link that opens the Compare tab
     tables = frames(at)
     rank_rows = next(f for f in tables if "module" in f.columns)
     assert len(rank_rows) == 5 and set(rank_rows.A) == {4} and set(rank_rows.B) == {8}
@@ -169,12 +174,31 @@ def test_use_these_settings_loads_the_training_config_into_parameters(tmp_path, 
     # the LoRA keeps no paths: the current model and data folder stay
     assert cfg.pretrained_model_name_or_path == current_config.pretrained_model_name_or_path
     assert cfg.train_data_dir == current_config.train_data_dir
+    # Parameters opens saying so, and the config it replaced is one click away
+    assert "Loaded the training settings of catlora.safetensors" in " ".join(t.value for t in at.toast)
+    restore = at.button(key="config_restore")
+    assert "Used the settings of catlora.safetensors" in restore.label
+    restore.click().run()
+    assert workspace.load_current() == current_config
+
+
+def test_a_file_without_training_settings_offers_none_to_use(tmp_path, current_config):
+    """A UNet or any non-LoRA .safetensors: "use these settings" would reset the config to the
+    defaults, so it is not offered, and the page says the file holds no LoRA modules."""
+    from safetensors.numpy import save_file
+    unet = tmp_path / "diffusion_pytorch_model.safetensors"
+    save_file({"conv_in.weight": np.zeros((4, 4), np.float32)}, str(unet))
+    at = inspect_page(file=unet)
+    assert "use-settings" not in [b.key for b in at.button]
+    assert any("No LoRA modules in this file" in w.value for w in at.warning)
+    assert any("stores no training settings" in c.value for c in at.caption)
+    assert workspace.load_current() == current_config
 
 
 @pytest.mark.slow
 def test_norms_per_block_are_computed_in_a_subprocess(tmp_path):
     lora = write_lora(tmp_path / "catlora.safetensors")
-    at = inspect_page(file=lora)
+    at = inspect_page(file=lora, section="Structure")
     at.toggle(key=f"norms-{lora}").set_value(True).run()
     assert not at.exception and not at.warning
     (norms,) = [c for c in at.get("vega_lite_chart") if '"mean"' in c.proto.spec]

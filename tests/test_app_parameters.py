@@ -29,8 +29,12 @@ def cfg(tmp_path):
     return cfg
 
 
-def run_page() -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=60).run()
+def run_page(**query) -> AppTest:
+    """A new session (as a browser refresh), with the URL's query parameters."""
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    for key, value in query.items():
+        at.query_params[key] = value
+    at.run()
     assert not at.exception, [e.message for e in at.exception]
     return at
 
@@ -43,7 +47,16 @@ def text_of(elements) -> str:
     return " | ".join(e.value for e in elements)
 
 
+def open_group(at, group: str) -> None:
+    """Open a tab of fields, as a click on it does (only the open tab is drawn)."""
+    if at.session_state["group"] != group:
+        at.session_state["group"] = group
+        at.run()
+
+
 def widget(at, name):
+    """Field `name`'s widget, its tab opened first."""
+    open_group(at, FIELDS[name].metadata["group"])
     for kind in (at.text_input, at.number_input, at.checkbox, at.selectbox):
         found = [w for w in kind if w.key == f"param_{name}"]
         if found:
@@ -55,6 +68,7 @@ def test_every_config_field_has_a_widget_with_its_help(cfg):
     at = run_page()
     for name, f in FIELDS.items():
         if name == "lr_warmup_steps":
+            open_group(at, f.metadata["group"])
             assert at.number_input(key="param_lr_warmup_pct").value == 10.0
             continue
         w = widget(at, name)
@@ -70,7 +84,8 @@ def test_train_batch_size_changes_total_steps_and_is_saved(cfg):
     widget(at, "train_batch_size").set_value(4).run()
     assert metric(at, "Total steps") == "18"
     assert workspace.load_current().train_batch_size == 4
-    assert run_page().number_input(key="param_train_batch_size").value == 4   # a refresh keeps it
+    refreshed = run_page(group="Basic")          # a refresh: the URL names the open tab
+    assert refreshed.number_input(key="param_train_batch_size").value == 4
     breakdown = text_of(at.markdown)
     assert "⌈24 / 4⌉ = 6 batches" in breakdown and "Total: 3 epochs × 6 = 18 steps" in breakdown
 
@@ -79,6 +94,9 @@ def test_invalid_value_shows_its_finding_beside_the_field(cfg):
     at = run_page()
     widget(at, "bucket_reso_steps").set_value(96).run()
     assert "bucket_reso_steps: 96 is not a multiple of 64" in text_of(at.error)
+    # only the open tab is drawn: the line above the tabs says where the finding is
+    group = FIELDS["bucket_reso_steps"].metadata["group"]
+    assert f"{group} › `bucket_reso_steps` (error)" in text_of(run_page().caption)
     widget(at, "network_alpha").set_value("16").run()
     assert "alpha 16 is above rank 8" in text_of(at.warning)
 
@@ -124,7 +142,7 @@ def test_lr_chart_has_both_curves_and_marks_warmup_and_saves(cfg):
 
 
 def test_warmup_as_percent_or_steps(cfg):
-    at = run_page()
+    at = run_page(group="Basic")
     at.number_input(key="param_lr_warmup_pct").set_value(25.0).run()
     assert workspace.load_current().lr_warmup_steps == 0.25
     assert metric(at, "Warmup steps") == "18"
@@ -179,6 +197,8 @@ def test_upload_of_bad_toml_is_one_clear_error(cfg):
     at = run_page()
     at.file_uploader(key="io_upload").set_value(("bad.toml", b"network_dim = 'many'", "application/toml")).run()
     assert "network_dim: 'many' is not a whole number" in text_of(at.error)
+    # named as the user knows it, not as the temporary copy the page read
+    assert text_of(at.error).startswith("bad.toml: ")
     assert workspace.load_current().network_dim == 8
 
 
@@ -198,6 +218,11 @@ def test_kohya_json_import_with_its_report(cfg, tmp_path):
     assert status["max_resolution"] == "mapped" and status["wandb_api_key"] == "dropped"
     assert status["xformers"] == "ignored"
     assert widget(at, "network_dim").value == 16 and widget(at, "optimizer_type").value == "AdamW"
+    # the config the import replaced was never saved to a file: it is kept, and comes back
+    at.button(key="config_restore").click().run()
+    assert workspace.load_current() == cfg
+    assert widget(at, "network_dim").value == cfg.network_dim
+    assert "config_restore" not in [b.key for b in at.button]
 
 
 def test_export_shows_the_sd_scripts_command(cfg):

@@ -85,12 +85,19 @@ def field_widget(f: Field, cfg) -> None:
     _path_note(f, getattr(cfg, f.name))
 
 
+# folders the run writes into: the trainer creates them, so a missing one is news, not a problem
+CREATED_BY_THE_RUN = ("output_dir", "logging_dir")
+
+
 def _path_note(f: Field, value: str) -> None:
     kind = f.metadata.get("path")
     if not kind or not value:
         return
     if not Path(value).expanduser().exists():
-        st.caption(f":orange[not found: `{value}`]")
+        if f.name in CREATED_BY_THE_RUN:
+            st.caption(f"`{value}` does not exist yet: the run creates it")
+        else:
+            st.caption(f":orange[not found: `{value}`]")
     if kind == "dir":
         folder_browser(f.name, value if Path(value).expanduser().is_dir() else "")
 

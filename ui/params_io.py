@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui.common import save_config
+from ui.config_history import replace_config, restore_button
 from ui.params_state import current_config, flash, run_action
 from workbench import workspace
 from workbench.config import load_toml, save_toml, to_toml
@@ -28,7 +28,7 @@ def _save_to(key: str, overwrite_key: str) -> None:
 
 def _use_loaded(path: Path, shown_name: str) -> None:
     cfg, unknown = load_toml(path)
-    save_config(cfg)
+    replace_config(cfg, f"Loaded {Path(shown_name).name}")
     flash("success", f"Loaded {shown_name}")
     if unknown:
         flash("warning", f"{shown_name}: unknown keys ignored: {', '.join(unknown)}")
@@ -48,7 +48,15 @@ def _with_upload(key: str, use) -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / Path(upload.name).name
         path.write_bytes(upload.getvalue())
-        run_action(lambda: use(path, upload.name))
+        run_action(lambda: _named_as_uploaded(use, path, upload.name))
+
+
+def _named_as_uploaded(use, path: Path, name: str) -> None:
+    """`use(path, name)`; an error names the file as the user knows it, not the temporary copy."""
+    try:
+        use(path, name)
+    except UserError as exc:
+        raise UserError(str(exc).replace(str(path), name)) from None
 
 
 def toml_panel(cfg) -> None:
@@ -63,6 +71,7 @@ def toml_panel(cfg) -> None:
                        mime="application/toml", key="io_download")
     st.file_uploader("Load an uploaded TOML", type=["toml"], key="io_upload", on_change=_with_upload,
                      args=("io_upload", _use_loaded))
+    restore_button()
 
 
 REPORT = "params_kohya_report"    # (file name, source, report lines) of the last import, shown until the next
@@ -70,7 +79,7 @@ REPORT = "params_kohya_report"    # (file name, source, report lines) of the las
 
 def _use_imported(path: Path, shown_name: str) -> None:
     imported = import_file(path)
-    save_config(imported.config)
+    replace_config(imported.config, f"Imported {shown_name}")
     st.session_state[REPORT] = (shown_name, imported.source, imported.report)
     flash("success", f"Imported {shown_name} ({imported.source})")
 
@@ -78,23 +87,26 @@ def _use_imported(path: Path, shown_name: str) -> None:
 def kohya_panel(cfg) -> None:
     st.file_uploader("Import a kohya_ss GUI .json or an sd-scripts .toml", type=["json", "toml"],
                      key="io_kohya_upload", on_change=_with_upload, args=("io_kohya_upload", _use_imported))
-    if REPORT in st.session_state:
-        _import_report(*st.session_state[REPORT])
     export = export_sd_scripts(cfg)
     toml_name = f"{cfg.output_name or 'config'}-sd-scripts.toml"
     st.markdown("**Run the same job with sd-scripts:** save this TOML beside sd-scripts, then run")
-    st.code(export.command(toml_name), language="bash")
+    st.code(export.command(toml_name), language="bash", wrap_lines=True)
     st.download_button(f"Download {toml_name}", export.toml(), file_name=toml_name, mime="application/toml",
                        key="io_export_download")
     for note in export.notes:
         st.caption(note)
 
 
-def _import_report(name: str, source: str, report: list) -> None:
+def import_report() -> None:
+    """The per-key report of the last kohya_ss import (full width: the detail column is the point)."""
+    if REPORT not in st.session_state:
+        return
+    name, source, report = st.session_state[REPORT]
     shown = [r for r in report if r.status != "unset"]
     unset = [r.key for r in report if r.status == "unset"]
     with st.expander(f"Import report: {name} ({source}, {len(shown)} keys)", expanded=True):
         st.dataframe({"status": [r.status for r in shown], "key": [r.key for r in shown],
-                      "detail": [r.detail for r in shown]}, hide_index=True)
+                      "detail": [r.detail for r in shown]}, hide_index=True,
+                     column_config={"detail": st.column_config.TextColumn("detail", width="large")})
         if unset:
             st.caption(f"Empty or off in the file, nothing lost: {', '.join(unset)}")
