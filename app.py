@@ -12,11 +12,16 @@ st.markdown(
     "every number before you spend GPU hours on it: buckets, step counts, the learning-rate curve, "
     "and the metadata of the LoRA that comes out.")
 
+# Material icons: Streamlit ships their font; emoji need one the browser may lack (a box instead)
 JOBS = (
-    ("pages/1_Dataset.py", "Dataset", "🖼️", "look at your images, edit captions, see the buckets and preflight findings"),
-    ("pages/2_Parameters.py", "Parameters", "⚙️", "every option with its help, total steps with the breakdown, the LR curve"),
-    ("pages/3_Training.py", "Training", "📈", "start a run, watch loss and LR live, stop it, open past runs"),
-    ("pages/4_Inspect.py", "Inspect", "🔎", "look inside a LoRA: metadata, structure, hash check, compare two"),
+    ("pages/1_Dataset.py", "Dataset", ":material/photo_library:",
+     "look at your images, edit captions, see the buckets and preflight findings"),
+    ("pages/2_Parameters.py", "Parameters", ":material/tune:",
+     "every option with its help, total steps with the breakdown, the LR curve"),
+    ("pages/3_Training.py", "Training", ":material/monitoring:",
+     "start a run, watch loss and LR live, stop it, open past runs"),
+    ("pages/4_Inspect.py", "Inspect", ":material/search:",
+     "look inside a LoRA: metadata, structure, hash check, compare two"),
 )
 for page, label, icon, what in JOBS:
     left, right = st.columns([1, 3])

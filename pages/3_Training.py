@@ -4,7 +4,7 @@ session, so a refresh, a closed browser or a restarted app shows the same runs."
 import streamlit as st
 
 from ui.common import setup_page
-from ui.training_history import history_panel, selected_run, tensorboard_panel
+from ui.training_history import run_picker, selected_run, tensorboard_panel
 from ui.training_live import live_view
 from ui.training_start import start_panel
 from workbench import runs
@@ -15,10 +15,6 @@ infos = runs.list_runs()
 start_panel(cfg)
 st.divider()
 selected = selected_run(infos)
-if selected is not None:
-    live_view(selected.dir)
-else:
-    st.info("No runs yet: start one above.")
-st.divider()
-history_panel(infos, selected)
+live_view(selected, infos)
+run_picker(infos, selected)
 tensorboard_panel()

@@ -94,6 +94,16 @@ def test_renders_with_no_runs(cfg):
     assert not at.get("progress")
 
 
+def test_start_panel_says_how_long_the_run_is(cfg):
+    """The number to check before pressing Start: the plan's steps, next to the button."""
+    from workbench.plan import make_plan
+    plan = make_plan(cfg)
+    at = run_page()
+    assert f"**{plan.total_steps} steps** ({plan.epochs} epoch(s) of {plan.steps_per_epoch} steps" in texts(at)
+    workspace.save_current(cfg.replace(train_data_dir=""))
+    assert "**steps unknown**" in texts(run_page())
+
+
 def test_finished_run_shows_progress_charts_outputs_and_history(cfg, tmp_path):
     lora = tmp_path / "out" / "catlora.safetensors"
     lora.parent.mkdir()

@@ -18,12 +18,18 @@ def selected_run(infos: list[RunInfo]) -> RunInfo | None:
     return next((i for i in infos if i.active), infos[0] if infos else None)
 
 
-def history_panel(infos: list[RunInfo], selected: RunInfo | None) -> None:
+def history_table(infos: list[RunInfo]) -> None:
     st.subheader("Run history")
     if not infos:
         st.caption("No runs yet in this workspace.")
         return
     st.dataframe(history_rows(infos), hide_index=True, key="history")
+
+
+def run_picker(infos: list[RunInfo], selected: RunInfo | None) -> None:
+    """Open any run of the history in the view above (?run= in the URL)."""
+    if not infos:
+        return
     names = [info.name for info in infos]
     current = names.index(selected.name) if selected else 0
     chosen = st.selectbox("Open a run", names, index=current)
@@ -40,3 +46,5 @@ def tensorboard_panel() -> None:
         st.caption("TensorBoard is starting; the link answers in a few seconds.")
     if board is not None:
         st.link_button(f"Open TensorBoard (port {board.port})", board.url)
+        st.caption(f"It listens on 127.0.0.1 like the workbench: from another machine, tunnel its port too "
+                   f"(`ssh -L {board.port}:127.0.0.1:{board.port} you@gpu-box`).")

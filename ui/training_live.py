@@ -1,6 +1,6 @@
-"""The live view of one run: progress, loss and LR charts, samples, log tail, Stop, outputs, and
-the error with its diagnosis. Rendered inside the page's one fragment, which refreshes every
-REFRESH_S seconds while the run is active and is off otherwise."""
+"""The live view of one run — progress, loss and LR charts, samples, log tail, Stop, outputs, the
+error with its diagnosis — and the run history under it. Rendered inside the page's one
+fragment, which refreshes every REFRESH_S seconds while a run is active and is off otherwise."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,6 +8,7 @@ from pathlib import Path
 import altair as alt
 import streamlit as st
 
+from ui.training_history import history_table
 from workbench import runs
 from workbench.thumbnails import ThumbnailError, thumbnail
 from workbench.training_view import (RunMetrics, diagnose, output_files, progress, run_error,
@@ -16,13 +17,29 @@ from workbench.training_view import (RunMetrics, diagnose, output_files, progres
 REFRESH_S = 1.5          # seconds between refreshes of a running run
 LOG_LINES = 40           # lines of trainer.log shown
 SAMPLES_SHOWN = 6        # newest sample images shown
+MAX_SAMPLE_COLUMNS = 4
 
 
-def live_view(run_dir: Path) -> None:
-    """The one top-level fragment of the Training page: timed only while the run is active."""
-    was_active = runs.run_info(run_dir).active
-    fragment = st.fragment(_render_run, run_every=REFRESH_S if was_active else None)
-    fragment(run_dir, was_active)
+def live_view(selected: runs.RunInfo | None, infos: list[runs.RunInfo]) -> None:
+    """The one top-level fragment of the Training page: the selected run and the run history,
+    refreshed every REFRESH_S seconds while any run is active, off otherwise (the history is in
+    it, so its row of a running run says what the live view says, not the state at page load)."""
+    active = frozenset(i.name for i in infos if i.active)
+    fragment = st.fragment(_render, run_every=REFRESH_S if active else None)
+    fragment(selected.name if selected else None, active)
+
+
+def _render(selected: str | None, was_active: frozenset) -> None:
+    infos = runs.list_runs()
+    if frozenset(i.name for i in infos if i.active) != was_active:
+        st.rerun()          # a run ended or started: the whole page re-renders (outputs, picker, timer)
+    by_name = {i.name: i for i in infos}
+    if selected in by_name:
+        _render_run(by_name[selected])
+    else:
+        st.info("No runs yet: start one above.")
+    st.divider()
+    history_table(infos)
 
 
 def cached_metrics(run_dir: Path) -> RunMetrics:
@@ -37,10 +54,8 @@ def cached_metrics(run_dir: Path) -> RunMetrics:
     return metrics
 
 
-def _render_run(run_dir: Path, was_active: bool) -> None:
-    info = runs.run_info(run_dir)
-    if was_active and not info.active:
-        st.rerun()          # the run ended: the whole page re-renders (history, outputs, fragment off)
+def _render_run(info: runs.RunInfo) -> None:
+    run_dir = info.dir
     metrics = cached_metrics(run_dir)
     log = runs.log_tail(run_dir)
     _header(info)
@@ -73,8 +88,8 @@ def _problem(info: runs.RunInfo, metrics: RunMetrics, log: str) -> None:
     diagnosis = diagnose(status, log, info.state)
     if diagnosis is not None:
         st.warning(f"**{diagnosis.title}** {diagnosis.advice}")
-        if diagnosis.line:
-            st.code(diagnosis.line, language=None)
+        if diagnosis.line and diagnosis.line.strip() != (status["error"] or "").strip():
+            st.code(diagnosis.line, language=None)       # the log line it read, unless it is the error above
 
 
 def _charts(metrics: RunMetrics) -> None:
@@ -106,17 +121,20 @@ def _outputs(info: runs.RunInfo, metrics: RunMetrics) -> None:
         text = f"`{path}`" + (f" ({size:.1f} MB)" if size is not None else " (missing on disk)")
         left, right = st.columns([4, 1])
         left.markdown(text)
-        right.page_link("pages/4_Inspect.py", label="Inspect", icon="🔎", query_params={"file": path})
+        right.page_link("pages/4_Inspect.py", label="Inspect", icon=":material/search:", query_params={"file": path})
 
 
 def _samples(run_dir: Path, metrics: RunMetrics) -> None:
-    samples = sample_images(run_dir, metrics)[-SAMPLES_SHOWN:]
+    samples = sample_images(run_dir, metrics)
     if not samples:
         return
     st.markdown("**Samples**")
-    columns = st.columns(min(len(samples), 3))
+    # one column per prompt (captions read "step N: prompt"), so each row is one sampling step
+    per_row = max(1, min(len({caption.partition(": ")[2] for _, caption in samples}), MAX_SAMPLE_COLUMNS))
+    samples = samples[-per_row * max(1, SAMPLES_SHOWN // per_row):]
+    columns = st.columns(per_row)
     for i, (path, caption) in enumerate(samples):
         try:     # a cached thumbnail: the fragment refreshes every REFRESH_S, never decode the original
-            columns[i % len(columns)].image(str(thumbnail(path)), caption=caption)
+            columns[i % len(columns)].image(str(thumbnail(path, square=True)), caption=caption, width="stretch")
         except ThumbnailError as exc:      # a sample still being written, or damaged
             columns[i % len(columns)].caption(str(exc))

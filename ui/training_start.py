@@ -7,6 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from ui.common import save_config
+from ui.dataset_data import load_plan
 from workbench.config import TrainConfig
 from workbench.errors import UserError
 from workbench.outputs import existing_outputs, free_output_name
@@ -16,12 +17,22 @@ from workbench.training_view import start_blockers, start_run
 def start_panel(cfg: TrainConfig) -> None:
     st.subheader("Start a run")
     target = Path(cfg.output_dir or ".") / f"{cfg.output_name}.{cfg.save_model_as}"
-    st.markdown(f"Model `{cfg.pretrained_model_name_or_path or '(not set)'}` · data `{cfg.train_data_dir or '(not set)'}`"
-                f" · writes `{target}`")
-    st.page_link("pages/2_Parameters.py", label="Change the parameters", icon="⚙️")
+    st.markdown(f"{_steps_line(cfg)} · model `{cfg.pretrained_model_name_or_path or '(not set)'}` · "
+                f"data `{cfg.train_data_dir or '(not set)'}` · writes `{target}`")
+    st.page_link("pages/2_Parameters.py", label="Change the parameters", icon=":material/tune:")
     _offer_free_name(cfg)
     if st.button("Start training", type="primary", key="start"):
         _start(cfg)
+
+
+def _steps_line(cfg: TrainConfig) -> str:
+    """The run's length, the number to check before pressing Start (the plan the trainer runs)."""
+    try:
+        plan = load_plan(cfg)
+    except UserError:
+        return "**steps unknown** (see Parameters)"
+    return (f"**{plan.total_steps:,} steps** ({plan.epochs} epoch(s) of {plan.steps_per_epoch:,} steps, "
+            f"batch size {plan.train_batch_size})")
 
 
 def _offer_free_name(cfg: TrainConfig) -> None:

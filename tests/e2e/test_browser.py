@@ -41,6 +41,7 @@ def test_home_builds_the_demo_on_first_start(page, server):
     expect(page.locator(TITLE).first).to_have_text("LoRA Workbench")
     expect(page.get_by_test_id("stMain").get_by_text("random weights", exact=False).first).to_be_visible()
     assert (server.home / "current.toml").is_file() and (server.home / "demo" / "demo.toml").is_file()
+    expect(page.get_by_text("Deploy", exact=True)).to_have_count(0)     # a local tool: no Streamlit Cloud button
     shot(page, "1-home")
 
 
@@ -96,6 +97,32 @@ def test_parameters_batch_size_changes_total_steps(page, server):
         .to_have_text(str(before))
 
 
+def test_parameters_tab_stays_open_through_edits_and_a_refresh(page, server):
+    """An edit that removes the LR chart above the tabs (no total steps) used to remount the tabs
+    and throw the user back to the first one; a refresh did the same. The open tab is in the URL."""
+    open_page(page, server)
+    go(page, "Parameters")
+    page.get_by_role("tab", name="Basic").click()
+    wait_idle(page)
+    epochs = page.get_by_label("max_train_epochs", exact=True)
+    shipped = epochs.input_value()
+    epochs.fill("0")                       # below the minimum: no plan, no chart above the tabs
+    epochs.press("Enter")
+    wait_idle(page)
+    expect(page.get_by_text("Total steps unknown", exact=False)).to_be_visible()
+    expect(page.get_by_role("tab", name="Basic")).to_have_attribute("aria-selected", "true")
+    shot(page, "3b-parameters-tab-kept")
+    epochs = page.get_by_label("max_train_epochs", exact=True)
+    epochs.fill(shipped)
+    epochs.press("Enter")
+    wait_idle(page)
+    expect(page.get_by_test_id("stVegaLiteChart")).to_have_count(1)
+    page.reload()
+    wait_idle(page)
+    expect(page.get_by_role("tab", name="Basic")).to_have_attribute("aria-selected", "true")
+    assert "group=Basic" in page.url
+
+
 def test_training_runs_the_demo_to_the_end_and_lists_the_lora(page, server):
     open_page(page, server)
     go(page, "Training")
@@ -104,6 +131,11 @@ def test_training_runs_the_demo_to_the_end_and_lists_the_lora(page, server):
     run_header = page.get_by_test_id("stMain").locator("h3").filter(has_text=re.compile(r"^Run \S+ — "))
     expect(run_header).to_contain_text(re.compile("starting|running|finished"))
     shot(page, "4-training-started")
+    # the history refreshes with the live view: while the run trains (about ten seconds of steps
+    # and samples) its row says "running" too, not the "starting" it had when the page was drawn
+    expect(run_header).to_contain_text("running", timeout=TRAIN_MS)
+    history_state = page.get_by_test_id("stDataFrame").last.get_by_test_id("glide-cell-1-0")
+    expect(history_state).to_have_text("running")
     expect(run_header).to_contain_text("finished", timeout=TRAIN_MS)
     wait_idle(page)
     bar = page.get_by_test_id("stProgress")
@@ -147,6 +179,22 @@ def test_inspect_opens_the_trained_lora_and_shows_its_metadata(page, server):
     shot(page, "6-inspect")
     # the app process never loaded torch, whatever it showed
     assert "libtorch" not in Path(f"/proc/{server.proc.pid}/maps").read_text()
+
+
+def test_choosing_a_lora_to_compare_keeps_the_compare_tab_open(page, server):
+    """Choosing the second file reruns the page; the open tab (in the URL) must stay Compare."""
+    lora = _final_lora(server)
+    epoch_file = next(p for p in lora.parent.glob(f"{lora.stem}-*.safetensors"))
+    open_page(page, server, f"Inspect?file={lora}")
+    page.get_by_role("tab", name="Compare").click()
+    wait_idle(page)
+    second = page.get_by_label("Compare with: or a path to a .safetensors file")
+    second.fill(str(epoch_file))
+    second.press("Enter")
+    wait_idle(page)
+    expect(page.get_by_role("tab", name="Compare")).to_have_attribute("aria-selected", "true")
+    expect(page.get_by_text("keys differ", exact=False)).to_be_visible()
+    shot(page, "6b-inspect-compare")
 
 
 def test_a_second_start_is_refused_and_stop_saves_a_stopped_lora(page, server):
