@@ -39,8 +39,15 @@ def test_home_links_the_four_jobs_and_names_the_workspace(tmp_path):
 
 
 @pytest.mark.slow
-def test_first_start_builds_the_demo_and_says_it_has_random_weights():
+def test_first_start_builds_the_demo_once_and_says_it_has_random_weights():
+    """Two sessions start at once (a refresh or a second tab while the first start builds the
+    demo): they used to run two builds that collided, "Directory not empty" in both tabs."""
+    from concurrent.futures import ThreadPoolExecutor
+    from ui.common import build_demo_once
     assert not workspace.current_config_path().exists()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        problems = list(pool.map(lambda _: build_demo_once(), range(2)))
+    assert problems == [None, None]
     at = run_home()
     cfg = workspace.load_current()
     assert cfg is not None and cfg.pretrained_model_name_or_path.startswith(str(workspace.demo_dir()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 
 import streamlit as st
 
@@ -12,21 +13,38 @@ from workbench.config import TrainConfig
 from workbench.errors import UserError
 
 
+# one demo build at a time in this server: a refresh or a second tab during the first start used
+# to start a second build, and the two collided ("Directory not empty") in both tabs
+_DEMO_BUILD = threading.Lock()
+
+
 def ensure_workspace() -> None:
-    """First start: build the demo (tiny random-weight models, dataset, configs) in a subprocess —
-    it needs torch, which the app process never imports — and make demo.toml the current config."""
+    """First start: build the demo and make demo.toml the current config (see build_demo_once)."""
     if workspace.current_config_path().is_file():
         return
-    demo = workspace.demo_dir()
     with st.spinner("First start: building the demo workspace (tiny models with random weights)…"):
-        done = subprocess.run([sys.executable, "-m", "workbench", "demo", str(demo)],
-                              capture_output=True, text=True)
-    if done.returncode != 0:
-        st.error(f"Could not build the demo: {done.stderr.strip().splitlines()[-1] if done.stderr else done.returncode}")
+        problem = build_demo_once()
+    if problem:
+        st.error(f"Could not build the demo: {problem} — reload the page to try again")
         st.stop()
-    from workbench.config import load_toml
-    cfg, _ = load_toml(demo / "demo.toml")
-    workspace.save_current(cfg)
+
+
+def build_demo_once() -> str | None:
+    """Build the demo (tiny random-weight models, dataset, configs) in a subprocess — it needs
+    torch, which the app process never imports — unless another session has built it meanwhile;
+    then make demo.toml the current config. Returns the build's error line, or None."""
+    with _DEMO_BUILD:
+        if workspace.current_config_path().is_file():
+            return None
+        demo = workspace.demo_dir()
+        done = subprocess.run([sys.executable, "-m", "workbench", "demo", str(demo)], capture_output=True, text=True)
+        if done.returncode != 0:
+            lines = done.stderr.strip().splitlines()
+            return lines[-1] if lines else f"exit status {done.returncode}"
+        from workbench.config import load_toml
+        cfg, _ = load_toml(demo / "demo.toml")
+        workspace.save_current(cfg)
+    return None
 
 
 def setup_page(title: str) -> TrainConfig:

@@ -70,5 +70,5 @@ def restore_button() -> None:
         return
     why, when = found
     stamp = datetime.datetime.fromtimestamp(when).strftime("%Y-%m-%d %H:%M")
-    st.button(f"Restore the config from before “{why}” ({stamp})", key="config_restore", on_click=_restore_clicked,
-              help="The whole config as it was before it was replaced; the current one is then dropped")
+    st.button(f"Restore the config from before “{why}”", key="config_restore", on_click=_restore_clicked,
+              help=f"The whole config as it was before it was replaced ({stamp}); the current one is then dropped")
