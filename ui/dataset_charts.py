@@ -24,7 +24,7 @@ def tag_chart(dataset, limit: int = 30) -> None:
 def bucket_panel(plan) -> None:
     histogram = pd.DataFrame(bucket_histogram_rows(plan))
     chart = alt.Chart(histogram).mark_bar().encode(
-        x=alt.X("bucket:N", sort=None, title="bucket (width×height)"),
+        x=alt.X("bucket:N", sort=None, title="bucket (width×height)", axis=alt.Axis(labelAngle=-45)),
         y=alt.Y("with repeats:Q", title="images × repeats"), tooltip=["bucket", "images", "with repeats"])
     st.altair_chart(chart, width="stretch")
     st.caption("Each row: the image's size, the bucket it trains in, the size it is scaled to, and the pixels "

@@ -60,9 +60,10 @@ def show_findings(check: BackgroundCheck) -> None:
     if not check.findings:
         st.success("Preflight found nothing to fix.")
         return
-    counts = {level: sum(1 for f in check.findings if f.level == level) for level in LEVELS}
+    groups = grouped(check.findings)
+    counts = {level: sum(1 for _, same in groups if same[0].level == level) for level in LEVELS}
     st.markdown("**Preflight:** " + ", ".join(f"{n} {level}(s)" for level, n in counts.items() if n))
-    for line, same in grouped(check.findings):
+    for line, same in groups:
         level = same[0].level
         LEVELS.get(level, st.info)(line if len(same) == 1 else f"{line} — {len(same)} times")
         files = [f.files for f in same if f.files]
