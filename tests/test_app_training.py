@@ -217,3 +217,25 @@ def test_an_output_with_saved_files_offers_the_next_free_name(cfg):
     assert workspace.load_current().output_name == f"{cfg.output_name}-2"
     assert not any("never overwritten" in w.value for w in at.warning)
     assert (out / f"{cfg.output_name}.safetensors").read_bytes() == b"an earlier run's LoRA"
+
+
+def test_samples_line_up_one_prompt_per_column(cfg):
+    """Two prompts sampled at four steps: the newest three steps are shown, one row per step and
+    one column per prompt (a 3-wide grid mixed the steps up)."""
+    from PIL import Image
+    run_dir = write_run(cfg, "20260101-000000-catlora", "finished", TOTAL, dead_pid())
+    (run_dir / "samples").mkdir()
+    events = []
+    for step in (3, 6, 9, 12):
+        for n, prompt in enumerate(("a cat", "a cat, night")):
+            path = run_dir / "samples" / f"s{step:03d}_{n}.png"
+            Image.new("RGB", (64, 96) if n else (96, 64), (step * 20, 60, 90)).save(path)
+            events.append({"event": "sample", "step": step, "prompt": prompt, "path": str(path)})
+    with open(run_dir / "metrics.jsonl", "a") as f:
+        f.writelines(json.dumps(e) + "\n" for e in events)
+    at = run_page()
+    shown = sorted(caption for im in at.image for caption in im.captions)
+    assert shown == sorted(f"step {s}: {p}" for s in (6, 9, 12) for p in ("a cat", "a cat, night"))
+    columns = [c for c in at.columns if c.image]
+    assert [[im.captions[0] for im in c.image] for c in columns] == \
+        [[f"step {s}: a cat" for s in (6, 9, 12)], [f"step {s}: a cat, night" for s in (6, 9, 12)]]
