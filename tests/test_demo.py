@@ -92,3 +92,13 @@ def test_the_configs_are_valid_and_plan_several_buckets(demo):
     assert len(images) + len(list(demo.reg_dir.rglob("*.png"))) >= 24
     captions = [p.with_suffix(".txt").read_text() for p in images]
     assert all(c.startswith(f"{TRIGGER}, ") for c in captions)
+
+
+def test_the_demo_passes_its_own_preflight_without_errors_or_duplicates(demo):
+    """A newcomer's first `workbench check` on the demo must not flag the demo itself."""
+    from workbench.checks import run_checks
+    from workbench.config import load_toml
+    cfg, _ = load_toml(demo.config)
+    findings = run_checks(cfg, cuda=False)
+    assert [f.line() for f in findings if f.level == "error"] == []
+    assert not [f for f in findings if "same image" in f.message]

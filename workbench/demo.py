@@ -263,7 +263,10 @@ def _build_dataset(folder: Path) -> None:
         for i in range(count):
             color, bg1, bg2 = names[i % 6], names[(i + 2) % 6], names[(i + 4) % 6]
             size = IMAGE_SIZES[i % len(IMAGE_SIZES)]
-            draw_image(size, shape, color, (bg1, bg2), vertical=i % 2 == 0).save(target / f"{shape}_{i:02d}.png")
+            # the second round of six flips the gradient's direction: no two images alike (preflight
+            # would rightly call them duplicates)
+            vertical = (i + i // 6) % 2 == 0
+            draw_image(size, shape, color, (bg1, bg2), vertical).save(target / f"{shape}_{i:02d}.png")
             tags = ([TRIGGER] if kind == "train" else []) + [shape, color, f"{bg1} {bg2} gradient background"]
             (target / f"{shape}_{i:02d}.txt").write_text(", ".join(tags) + "\n")
 
