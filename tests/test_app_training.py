@@ -239,3 +239,20 @@ def test_samples_line_up_one_prompt_per_column(cfg):
     columns = [c for c in at.columns if c.image]
     assert [[im.captions[0] for im in c.image] for c in columns] == \
         [[f"step {s}: a cat" for s in (6, 9, 12)], [f"step {s}: a cat, night" for s in (6, 9, 12)]]
+
+
+def test_a_long_run_lists_its_newest_saves_and_folds_the_rest(cfg, tmp_path):
+    """A save every epoch for 20 epochs listed 20 rows above the samples and the log."""
+    out = tmp_path / "out"
+    saves = [out / f"catlora-{n:06d}.safetensors" for n in range(1, 6)] + [out / "catlora.safetensors"]
+    saves[0].parent.mkdir()
+    for path in saves:
+        path.write_bytes(b"x" * 1024)
+    write_run(cfg, "20260101-000000-catlora", "finished", TOTAL, dead_pid(), outputs=[str(p) for p in saves])
+    at = run_page()
+    assert "**Saved LoRA files** (6)" in texts(at)
+    (folded,) = [e for e in at.expander if "earlier file(s)" in e.label]
+    assert folded.label == "3 earlier file(s)"
+    inside = " ".join(m.value for m in folded.markdown)
+    assert all(p.name in inside for p in saves[:3]) and not any(p.name in inside for p in saves[3:])
+    assert saves[-1].name in texts(at)

@@ -85,7 +85,8 @@ def dataset_section(i: Inspection) -> None:
                            "images × repeats": d.images_times_repeats} for d in dirs], hide_index=True)
     info = bucket_info(i.metadata)
     if info is not None:
-        error = f" — mean aspect-ratio error {info.mean_img_ar_error:.4f}" if info.mean_img_ar_error is not None else ""
+        error = ("" if info.mean_img_ar_error is None
+                 else f" — mean aspect-ratio error {info.mean_img_ar_error:.4f}")
         st.markdown(f"**Buckets** ({len(info.buckets)}){error}")
         st.dataframe([{"bucket": f"{b.width}×{b.height}", "images × repeats": b.count} for b in info.buckets],
                      hide_index=True)

@@ -18,6 +18,7 @@ REFRESH_S = 1.5          # seconds between refreshes of a running run
 LOG_LINES = 40           # lines of trainer.log shown
 SAMPLES_SHOWN = 6        # newest sample images shown
 MAX_SAMPLE_COLUMNS = 4
+OUTPUTS_IN_SIGHT = 3     # newest saved files listed outside the expander
 
 
 def live_view(selected: runs.RunInfo | None, infos: list[runs.RunInfo]) -> None:
@@ -115,13 +116,23 @@ def _outputs(info: runs.RunInfo, metrics: RunMetrics) -> None:
     files = output_files(info.status, metrics)
     if not files:
         return
-    st.markdown("**Saved LoRA files**")
-    for path in files:
-        size = Path(path).stat().st_size / 1e6 if Path(path).is_file() else None
-        text = f"`{path}`" + (f" ({size:.1f} MB)" if size is not None else " (missing on disk)")
-        left, right = st.columns([4, 1])
-        left.markdown(text)
-        right.page_link("pages/4_Inspect.py", label="Inspect", icon=":material/search:", query_params={"file": path})
+    st.markdown(f"**Saved LoRA files** ({len(files)})")
+    # the newest in sight; a save every epoch of a long run would push the samples and log far down
+    earlier, latest = files[:-OUTPUTS_IN_SIGHT], files[-OUTPUTS_IN_SIGHT:]
+    if earlier:
+        with st.expander(f"{len(earlier)} earlier file(s)"):
+            for path in earlier:
+                _output_row(path)
+    for path in latest:
+        _output_row(path)
+
+
+def _output_row(path: str) -> None:
+    size = Path(path).stat().st_size / 1e6 if Path(path).is_file() else None
+    text = f"`{path}`" + (f" ({size:.1f} MB)" if size is not None else " (missing on disk)")
+    left, right = st.columns([4, 1])
+    left.markdown(text)
+    right.page_link("pages/4_Inspect.py", label="Inspect", icon=":material/search:", query_params={"file": path})
 
 
 def _samples(run_dir: Path, metrics: RunMetrics) -> None:
@@ -132,9 +143,9 @@ def _samples(run_dir: Path, metrics: RunMetrics) -> None:
     # one column per prompt (captions read "step N: prompt"), so each row is one sampling step
     per_row = max(1, min(len({caption.partition(": ")[2] for _, caption in samples}), MAX_SAMPLE_COLUMNS))
     samples = samples[-per_row * max(1, SAMPLES_SHOWN // per_row):]
-    columns = st.columns(per_row)
+    columns = st.columns(MAX_SAMPLE_COLUMNS)[:per_row]       # a quarter of the width each, however many
     for i, (path, caption) in enumerate(samples):
         try:     # a cached thumbnail: the fragment refreshes every REFRESH_S, never decode the original
-            columns[i % len(columns)].image(str(thumbnail(path, square=True)), caption=caption, width="stretch")
+            columns[i % per_row].image(str(thumbnail(path, square=True)), caption=caption, width="stretch")
         except ThumbnailError as exc:      # a sample still being written, or damaged
-            columns[i % len(columns)].caption(str(exc))
+            columns[i % per_row].caption(str(exc))

@@ -22,6 +22,8 @@ IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 CONNECTED = '[data-testid="stApp"][data-test-connection-state="CONNECTED"]'
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 STARTUP_TIMEOUT_S = 60     # the health check answers in about 2 s; slow CI machines get room
+MAX_SHOT_PX = 6000         # tallest screenshot, in pixels
+SETTLE_MS = 800            # wait after resizing the window before a screenshot
 
 
 @dataclass
@@ -122,4 +124,11 @@ def wait_idle(page, timeout_ms: int = 60_000) -> None:
 
 
 def shot(page, name: str) -> None:
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    """The whole page: Streamlit scrolls inside its main block, so a full-page screenshot of the
+    window shows only the first screen; the window is made as tall as the page for the shot."""
+    size = page.viewport_size
+    height = page.evaluate("() => document.querySelector('[data-testid=stMain]')?.scrollHeight ?? 0")
+    page.set_viewport_size({"width": size["width"], "height": min(max(size["height"], height + 50), MAX_SHOT_PX)})
+    page.wait_for_timeout(SETTLE_MS)       # charts and images lay out again at the new height
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    page.set_viewport_size(size)

@@ -32,7 +32,8 @@ def go(page, name: str) -> None:
 
 
 def metric_value(page, label: str) -> str:
-    metric = page.get_by_test_id("stMetric").filter(has=page.get_by_test_id("stMetricLabel").get_by_text(label, exact=True))
+    label_el = page.get_by_test_id("stMetricLabel").get_by_text(label, exact=True)
+    metric = page.get_by_test_id("stMetric").filter(has=label_el)
     return metric.get_by_test_id("stMetricValue").inner_text()
 
 
@@ -105,6 +106,7 @@ def test_parameters_tab_stays_open_through_edits_and_a_refresh(page, server):
     page.get_by_role("tab", name="Basic").click()
     wait_idle(page)
     epochs = page.get_by_label("max_train_epochs", exact=True)
+    expect(epochs).to_have_value(re.compile(r"^[1-9]\d*$"))    # the tab's rerun has drawn the config's value
     shipped = epochs.input_value()
     epochs.fill("0")                       # below the minimum: no plan, no chart above the tabs
     epochs.press("Enter")
@@ -220,7 +222,8 @@ def test_a_second_start_is_refused_and_stop_saves_a_stopped_lora(page, server):
     page.get_by_role("button", name="Stop", exact=True).click()
     expect(run_header).to_contain_text("stopped", timeout=TRAIN_MS)
     wait_idle(page)
-    saved = page.get_by_test_id("stMain").locator("code").filter(has_text=re.compile(r"demo-stop.*stopped.*\.safetensors"))
+    saved = page.get_by_test_id("stMain").locator("code").filter(
+        has_text=re.compile(r"demo-stop.*stopped.*\.safetensors"))
     expect(saved.first).to_be_visible()
     assert Path(saved.first.inner_text()).is_file()
     shot(page, "7-training-stopped")
