@@ -81,6 +81,8 @@ def test_writes_keep_the_caption_files_permissions(tmp_path):
     app touches turns 0600, unreadable to a trainer running as another user."""
     import os
     import stat
+
+    from workbench.fileio import current_umask
     folder = tmp_path / "10_dog"
     folder.mkdir()
     os.chmod(folder, 0o755)
@@ -88,8 +90,8 @@ def test_writes_keep_the_caption_files_permissions(tmp_path):
     os.chmod(shared, 0o664)
     captions.write_caption(shared, "new", expected="old")
     assert stat.S_IMODE(shared.stat().st_mode) == 0o664
-    captions.write_caption(folder / "b.txt", "fresh", expected=None)          # new file: the folder's r/w bits
-    assert stat.S_IMODE((folder / "b.txt").stat().st_mode) == 0o644
+    captions.write_caption(folder / "b.txt", "fresh", expected=None)          # new file: 0666 minus the umask
+    assert stat.S_IMODE((folder / "b.txt").stat().st_mode) == 0o666 & ~current_umask()
     changes = captions.preview(BulkOp("prepend", "sks"), [(shared, "new")])
     captions.apply_changes(changes, "prepend", tmp_path / "journal")
     captions.undo_last(tmp_path / "journal")

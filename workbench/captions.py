@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import stat
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -72,20 +71,7 @@ def write_caption(path: Path, line: str, expected: str | None) -> None:
     if now != expected:
         raise CaptionConflict(f"{path}: changed on disk since this page read it (now {_quote(now)}, "
                               f"was {_quote(expected)}); nothing was written — look at it and edit again")
-    write_keeping_mode(path, with_first_line(current, line.strip()))
-
-
-def write_keeping_mode(path: Path, text: str) -> None:
-    """Atomic write that keeps the caption file's permissions. The temp file that the rename puts
-    in place is created owner-only (0600), which would hide the caption from a trainer running as
-    another user or group; a new caption gets its folder's read/write bits (0755 -> 0644)."""
-    path = Path(path)
-    try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-    except FileNotFoundError:
-        mode = stat.S_IMODE(path.parent.stat().st_mode) & 0o666
-    write_text_atomic(path, text)
-    os.chmod(path, mode)
+    write_text_atomic(path, with_first_line(current, line.strip()))
 
 
 def _quote(line: str | None) -> str:
@@ -271,7 +257,7 @@ def apply_changes(changes: list[CaptionChange], description: str,
     entry = JournalEntry(journal_dir / f"{time.time_ns()}.json", description, time.time(), records)
     write_json_atomic(entry.path, {"description": description, "time": entry.time, "files": records})
     for record in records:
-        write_keeping_mode(record["path"], record["after"])
+        write_text_atomic(record["path"], record["after"])
     return entry
 
 
@@ -307,7 +293,7 @@ def undo_last(journal_dir: Path | None = None) -> UndoResult:
     for record in entry.files:
         path = Path(record["path"])
         if read_text(path) == record["after"]:
-            write_keeping_mode(path, record["before"])
+            write_text_atomic(path, record["before"])
             restored.append(path)
         else:
             skipped.append(path)
