@@ -61,7 +61,7 @@ def data_functions(cfg) -> dict:
     dataset, scan_s = timed(lambda: scan_config(cfg))
     plan, plan_s = timed(lambda: make_plan(cfg, dataset=dataset))
     images, filter_s = timed(lambda: filter_images(plan, ImageFilter()))
-    _, thumbs_s = timed(lambda: thumbnails([im.info.path for im in images[:24]]))
+    _, thumbs_s = timed(lambda: thumbnails([im.info.path for im in images[:24]], square=True))   # as the grid asks
     _, tables_s = timed(lambda: (bucket_assignment_rows(plan), top_tags(dataset)))
     return {"scan_s": scan_s, "plan_s": plan_s, "filter_s": filter_s, "cached_thumbnails_page_s": thumbs_s,
             "tables_s": tables_s}

@@ -66,3 +66,17 @@ def workspace(tmp_path, monkeypatch):
     home = tmp_path / "workbench-home"
     monkeypatch.setenv("WORKBENCH_HOME", str(home))
     return home
+
+
+def diffusers_stub(folder: Path) -> Path:
+    """An SD1 diffusers folder as far as preflight can tell without loading it (configs and weight
+    files in place, the weights empty): for app tests whose trainer never loads the model."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
+    for part, weights in (("unet", "diffusion_pytorch_model.safetensors"), ("vae", "diffusion_pytorch_model.safetensors"),
+                          ("text_encoder", "model.safetensors")):
+        (folder / part).mkdir(exist_ok=True)
+        (folder / part / "config.json").write_text("{}")
+        (folder / part / weights).write_bytes(b"")
+    (folder / "tokenizer").mkdir(exist_ok=True)
+    return folder

@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from workbench import runs, workspace
 from workbench.config import TrainConfig, save_toml
+from tests.conftest import diffusers_stub
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -34,9 +35,7 @@ def make_dataset(root: Path) -> Path:
 
 @pytest.fixture
 def cfg(tmp_path) -> TrainConfig:
-    model = tmp_path / "model"          # a diffusers folder as far as its family is concerned
-    model.mkdir()
-    (model / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
+    model = diffusers_stub(tmp_path / "model")
     config = TrainConfig(pretrained_model_name_or_path=str(model), train_data_dir=str(make_dataset(tmp_path)),
                          output_dir=str(tmp_path / "out"), output_name="catlora", resolution="64,64",
                          min_bucket_reso=64, max_bucket_reso=128, max_train_epochs=2, optimizer_type="AdamW")

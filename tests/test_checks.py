@@ -216,3 +216,12 @@ def test_check_cli_exit_codes_and_json(tmp_path):
     assert all(set(f) == {"level", "field", "message", "files"} for f in findings)
     assert any(f["level"] == "error" and f["files"][0].endswith("bad.png") for f in findings)
     assert "--json" in run_cli("check", "--help").stdout and "Exit status: 1" in run_cli("check", "--help").stdout
+
+
+def test_an_incomplete_diffusers_folder_is_an_error_before_the_run(tmp_path):
+    from tests.conftest import diffusers_stub
+    cfg = clean_setup(tmp_path)
+    model = diffusers_stub(tmp_path / "model")
+    (model / "vae" / "diffusion_pytorch_model.safetensors").unlink()
+    [f] = about(run_checks(cfg.replace(pretrained_model_name_or_path=str(model)), cuda=False), "incomplete")
+    assert f.level == "error" and "vae/ weights" in f.message and f.files == (str(model),)

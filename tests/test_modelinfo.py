@@ -62,3 +62,17 @@ def test_what_cannot_be_told_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelError, match="not a diffusers model folder"):
         model_info(tmp_path / "empty")
+
+
+def test_an_incomplete_diffusers_folder_names_what_is_missing(tmp_path):
+    from tests.conftest import diffusers_stub
+    from workbench.modelinfo import missing_components
+    folder = diffusers_stub(tmp_path / "m")
+    assert missing_components(folder, "sd1") == []
+    (folder / "vae" / "diffusion_pytorch_model.safetensors").unlink()
+    (folder / "vae" / "diffusion_pytorch_model.fp16.safetensors").write_bytes(b"")   # a variant counts
+    assert missing_components(folder, "sd1") == []
+    (folder / "vae" / "diffusion_pytorch_model.fp16.safetensors").unlink()
+    assert missing_components(folder, "sd1") == ["vae/ weights"]
+    assert missing_components(folder, "sdxl") == ["vae/ weights", "text_encoder_2/config.json",
+                                                  "text_encoder_2/ weights", "tokenizer_2/"]

@@ -258,7 +258,21 @@ def broken_dataset(demo, tmp_path) -> str:
     return str(train)
 
 
+def damaged_model(demo, tmp_path, how: str) -> str:
+    """A copy of the demo SD1 folder whose VAE weights are gone or are not safetensors."""
+    import shutil
+    model = tmp_path / "model"
+    shutil.copytree(demo.sd1_model, model)
+    weights = model / "vae" / "diffusion_pytorch_model.safetensors"
+    weights.unlink() if how == "missing" else weights.write_bytes(b"not safetensors at all")
+    return str(model)
+
+
 FAILURES = {
+    "incomplete model folder": (lambda demo, tmp: {"pretrained_model_name_or_path": damaged_model(demo, tmp, "missing")},
+                                "incomplete diffusers folder, missing vae/ weights"),
+    "corrupt model weights": (lambda demo, tmp: {"pretrained_model_name_or_path": damaged_model(demo, tmp, "corrupt")},
+                              "model: cannot load this diffusers model ("),
     "missing model": (lambda demo, tmp: {"pretrained_model_name_or_path": str(tmp / "no-such-model")},
                       "no-such-model: model not found"),
     "wrong family": (lambda demo, tmp: {"pretrained_model_name_or_path": str(demo.sdxl_model)},

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from tests.conftest import diffusers_stub
 from workbench import runs, workspace
 from workbench.config import TrainConfig
 from workbench.errors import UserError
@@ -202,9 +203,7 @@ def small_config(tmp_path) -> TrainConfig:
     folder = tmp_path / "data" / "1_dog"
     folder.mkdir(parents=True)
     Image.new("RGB", (64, 64)).save(folder / "a.png")
-    model = tmp_path / "model"          # a diffusers folder as far as its family is concerned
-    model.mkdir()
-    (model / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
+    model = diffusers_stub(tmp_path / "model")
     return TrainConfig(pretrained_model_name_or_path=str(model), train_data_dir=str(tmp_path / "data"),
                        output_dir=str(tmp_path / "out"), output_name="dog", resolution="64,64",
                        min_bucket_reso=64, max_bucket_reso=128, max_train_epochs=1, optimizer_type="AdamW")

@@ -18,7 +18,8 @@ from typing import Callable
 import torch
 
 from workbench.buckets import sdxl_crop_ltrb
-from workbench.modelinfo import ModelError, ModelInfo, contradiction, family_from_tensor_names, model_info
+from workbench.modelinfo import (ModelError, ModelInfo, contradiction, family_from_tensor_names, missing_components,
+                                 model_info)
 
 CONFIG_DIR = Path(__file__).parent / "model_configs"
 SINGLE_FILE_CONFIGS = {("sd1", False): "sd15", ("sd2", False): "sd21-512", ("sd2", True): "sd21-768-v",
@@ -205,17 +206,21 @@ def _load_folder(folder: Path, family: Family) -> dict:
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
     encoder_classes = (CLIPTextModel, CLIPTextModelWithProjection)
-    needed = ("unet", "vae", *family.text_encoder_folders, "tokenizer")
-    missing = [name for name in needed if not (folder / name).is_dir()]
+    missing = missing_components(folder, family.name)
     if missing:
-        raise ModelError(f"{folder}: not a complete diffusers model folder (missing {', '.join(missing)}/)")
-    encoders = [cls.from_pretrained(folder, subfolder=name)
-                for cls, name in zip(encoder_classes, family.text_encoder_folders)]
-    tokenizers = [CLIPTokenizer.from_pretrained(folder, subfolder=name.replace("text_encoder", "tokenizer"))
-                  for name in family.text_encoder_folders]
-    return {"unet": UNet2DConditionModel.from_pretrained(folder, subfolder="unet"),
-            "vae": AutoencoderKL.from_pretrained(folder, subfolder="vae"),
-            "text_encoders": encoders, "tokenizers": tokenizers}
+        raise ModelError(f"{folder}: incomplete diffusers folder, missing {', '.join(missing)}; "
+                         "download or convert the whole model")
+    try:
+        encoders = [cls.from_pretrained(folder, subfolder=name)
+                    for cls, name in zip(encoder_classes, family.text_encoder_folders)]
+        tokenizers = [CLIPTokenizer.from_pretrained(folder, subfolder=name.replace("text_encoder", "tokenizer"))
+                      for name in family.text_encoder_folders]
+        return {"unet": UNet2DConditionModel.from_pretrained(folder, subfolder="unet"),
+                "vae": AutoencoderKL.from_pretrained(folder, subfolder="vae"),
+                "text_encoders": encoders, "tokenizers": tokenizers}
+    except (OSError, ValueError) as exc:         # a corrupt or mismatched part: the user's file, not a bug
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{folder}: cannot load this diffusers model ({first[:200]})") from None
 
 
 def _load_single_file(path: Path, family: Family, v_parameterization: bool) -> dict:

@@ -108,6 +108,12 @@ def model_findings(cfg) -> list[Finding]:
         level = "note" if Path(path).suffix.lower() in PICKLE_SUFFIXES and Path(path).is_file() else "error"
         return [Finding(level, name, str(exc), (path,))]
     out = []
+    if info.layout == "diffusers":
+        from workbench.modelinfo import missing_components
+        missing = missing_components(info.path, info.family)
+        if missing:
+            out.append(Finding("error", name, f"{info.path}: incomplete diffusers folder, missing "
+                               f"{', '.join(missing)}; download or convert the whole model", (str(info.path),)))
     clash = contradiction(info, cfg)
     if clash:
         out.append(Finding("error", name, clash, (str(info.path),)))

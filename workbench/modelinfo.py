@@ -82,6 +82,28 @@ def family_of_diffusers_folder(folder: Path) -> tuple[str, bool | None]:
     return "sd1", v_pred
 
 
+WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.index.json")
+
+
+def missing_components(folder: Path, family: str) -> list[str]:
+    """What a diffusers folder of this family lacks to be trained on: each model part needs its
+    config.json and weights (any variant, or a sharded index), each tokenizer its folder."""
+    encoders = ("text_encoder", "text_encoder_2") if family == "sdxl" else ("text_encoder",)
+    missing = []
+    for part in ("unet", "vae", *encoders):
+        sub = folder / part
+        if not (sub / "config.json").is_file():
+            missing.append(f"{part}/config.json")
+        if not _has_weights(sub):
+            missing.append(f"{part}/ weights")
+    missing += [f"{t}/" for t in (e.replace("text_encoder", "tokenizer") for e in encoders) if not (folder / t).is_dir()]
+    return missing
+
+
+def _has_weights(sub: Path) -> bool:
+    return sub.is_dir() and any(next(sub.glob(pattern), None) is not None for pattern in WEIGHT_PATTERNS)
+
+
 def model_info(path: str | Path) -> ModelInfo:
     """Family of a diffusers folder or a .safetensors checkpoint; ModelError when it can't tell."""
     path = Path(path).expanduser()
