@@ -39,13 +39,18 @@ class RunError(UserError):
 
 # ---------------------------------------------------------------- processes
 
-def proc_start_time(pid: int) -> int | None:
-    """The pid's start time in clock ticks since boot (Linux /proc), to tell a reused pid apart."""
+def _proc_stat(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name (Linux); None when there is no such file."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def proc_start_time(pid: int) -> int | None:
+    """The pid's start time in clock ticks since boot (Linux /proc), to tell a reused pid apart."""
+    fields = _proc_stat(pid)
+    return int(fields[19]) if fields else None
 
 
 def pid_alive(pid: int | None, start_time: int | None = None) -> bool:
@@ -57,11 +62,11 @@ def pid_alive(pid: int | None, start_time: int | None = None) -> bool:
     except OSError as exc:
         if exc.errno != errno.EPERM:
             return False
-    if Path(f"/proc/{pid}/stat").exists():
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        if state == "Z":
+    fields = _proc_stat(pid)          # None off Linux: os.kill is all we can tell
+    if fields is not None:
+        if fields[0] == "Z":          # exited, not yet reaped by its parent
             return False
-        if start_time is not None and proc_start_time(pid) != start_time:
+        if start_time is not None and int(fields[19]) != start_time:
             return False
     return True
 
