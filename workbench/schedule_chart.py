@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from workbench.outputs import saves_epoch
 from workbench.schedules import lr_lambda, make_schedule, stop_text_encoder_step
 from workbench.step_breakdown import warmup_of
 
@@ -34,14 +35,9 @@ def restart_steps(cfg, total_steps: int) -> list[int]:
 def save_steps(cfg, steps_per_epoch: int, epochs: int, total_steps: int) -> list[tuple[int, str]]:
     """(step, label) of each save: every save_every_n_epochs epochs before the last one (the
     last epoch's file is the final one, as in sd-scripts), then the final save."""
-    saves = []
-    every = cfg.save_every_n_epochs
-    if every:
-        for epoch in range(every, epochs, every):
-            if epoch * steps_per_epoch < total_steps:
-                saves.append((epoch * steps_per_epoch, f"save (epoch {epoch})"))
-    saves.append((total_steps, "final save"))
-    return saves
+    saves = [(epoch * steps_per_epoch, f"save (epoch {epoch})") for epoch in range(1, epochs + 1)
+             if saves_epoch(cfg, epoch, epochs) and epoch * steps_per_epoch < total_steps]   # the trainer's rule
+    return saves + [(total_steps, "final save")]
 
 
 def markers(cfg, total_steps: int, steps_per_epoch: int, epochs: int) -> list[Marker]:
