@@ -228,6 +228,6 @@ def test_kohya_json_import_with_its_report(cfg, tmp_path):
 def test_export_shows_the_sd_scripts_command(cfg):
     at = run_page()
     command = next(c.value for c in at.code if "accelerate launch" in c.value)
-    assert "train_network.py --config_file last-sd-scripts.toml" in command
+    assert "train_network.py --config_file last.sd-scripts.toml" in command
     widget(at, "sdxl").check().run()
     assert any("sdxl_train_network.py" in c.value for c in at.code)

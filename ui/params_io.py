@@ -88,7 +88,7 @@ def kohya_panel(cfg) -> None:
     st.file_uploader("Import a kohya_ss GUI .json or an sd-scripts .toml", type=["json", "toml"],
                      key="io_kohya_upload", on_change=_with_upload, args=("io_kohya_upload", _use_imported))
     export = export_sd_scripts(cfg)
-    toml_name = f"{cfg.output_name or 'config'}-sd-scripts.toml"
+    toml_name = export.file_name
     st.markdown("**Run the same job with sd-scripts:** save this TOML beside sd-scripts, then run")
     st.code(export.command(toml_name), language="bash", wrap_lines=True)
     st.download_button(f"Download {toml_name}", export.toml(), file_name=toml_name, mime="application/toml",

@@ -2,7 +2,6 @@
 the Start button. Starting goes through workbench (validation, plan, runs.launch's lock)."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import streamlit as st
 
@@ -10,13 +9,13 @@ from ui.common import save_config
 from ui.dataset_data import load_plan
 from workbench.config import TrainConfig
 from workbench.errors import UserError
-from workbench.outputs import existing_outputs, free_output_name
+from workbench.outputs import existing_outputs, free_output_name, lora_path
 from workbench.training_view import start_blockers, start_run
 
 
 def start_panel(cfg: TrainConfig) -> None:
     st.subheader("Start a run")
-    target = Path(cfg.output_dir or ".") / f"{cfg.output_name}.{cfg.save_model_as}"
+    target = lora_path(cfg)
     st.markdown(f"{_steps_line(cfg)} · model `{cfg.pretrained_model_name_or_path or '(not set)'}` · "
                 f"data `{cfg.train_data_dir or '(not set)'}` · writes `{target}`")
     st.page_link("pages/2_Parameters.py", label="Change the parameters", icon=":material/tune:")

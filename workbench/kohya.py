@@ -410,6 +410,7 @@ class Export:
     values: dict[str, Any]             # the sd-scripts config TOML
     script: str                        # train_network.py | sdxl_train_network.py
     threads: int
+    file_name: str                     # <output_name>.sd-scripts.toml: the CLI and the app use the same
     notes: list[str] = field(default_factory=list)
 
     def toml(self) -> str:
@@ -441,4 +442,4 @@ def export_sd_scripts(cfg: TrainConfig) -> Export:
     values["sdpa"] = True
     notes.append("sdpa = true added: the workbench always uses PyTorch SDPA attention")
     script = "sdxl_train_network.py" if cfg.sdxl else "train_network.py"
-    return Export(values, script, cfg.num_cpu_threads_per_process, notes)
+    return Export(values, script, cfg.num_cpu_threads_per_process, f"{cfg.output_name or 'config'}.sd-scripts.toml", notes)

@@ -29,8 +29,8 @@ def run(args) -> int:
     for note in job.notes:
         print(f"note: {note}", file=sys.stderr)
     if not args.output_dir:
-        print(f"# {job.command(f'{cfg.output_name}.sd-scripts.toml')}\n{job.toml()}", end="")
+        print(f"# {job.command(job.file_name)}\n{job.toml()}", end="")
         return 0
-    path = write_new(job.toml(), Path(args.output_dir) / f"{cfg.output_name}.sd-scripts.toml", args.force)
+    path = write_new(job.toml(), Path(args.output_dir) / job.file_name, args.force)
     print(job.command(str(path.absolute())))
     return 0
