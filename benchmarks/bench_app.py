@@ -46,6 +46,7 @@ def torch_mapped(pid: int) -> bool:
 
 def bench_page_switches(server, rounds: int = 3) -> dict:
     import shutil
+
     from playwright.sync_api import sync_playwright
     switches: dict[str, list[float]] = {name: [] for name, _ in PAGES}
     with sync_playwright() as p:
@@ -68,6 +69,7 @@ def bench_page_switches(server, rounds: int = 3) -> dict:
 def bench_training_refresh(home: Path) -> list[dict]:
     """AppTest re-runs the Training page on a live run whose metrics.jsonl keeps growing."""
     from streamlit.testing.v1 import AppTest
+
     from workbench import runs, workspace
     from workbench.config import TrainConfig, save_toml
     with mock.patch.dict(os.environ, {"WORKBENCH_HOME": str(home / "refresh")}):

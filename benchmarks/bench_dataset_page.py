@@ -75,6 +75,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["WORKBENCH_HOME"] = str(Path(tmp) / "home")
         import streamlit as st
+
         from workbench import workspace
         from workbench.config import TrainConfig
         train, build_s = timed(lambda: build_dataset(Path(tmp), args.images))

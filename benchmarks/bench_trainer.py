@@ -44,6 +44,7 @@ def bare_seconds(cfg, epochs: int) -> list[float]:
     import torch
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
+
     from trainer.data import epoch_batches, load_pixels
     from trainer.network import create_network
     from workbench.plan import make_plan

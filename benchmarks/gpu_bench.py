@@ -68,6 +68,7 @@ def random_models(name: str, device, tiny_dir: Path):
     import torch
     from diffusers import UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
     from trainer.models import CONFIG_DIR, FAMILIES, Models, load_models
     from workbench.config import TrainConfig
     from workbench.demo import build_demo, write_tokenizer
@@ -91,6 +92,7 @@ def random_models(name: str, device, tiny_dir: Path):
 
 def micro_batch(cell: Cell, device):
     import torch
+
     from trainer.recipe import MicroBatch
     side = cell.resolution // 8
     time_ids = None
@@ -108,6 +110,7 @@ def run_cell(cell: Cell, warmup: int, steps: int, tiny_dir: Path) -> dict:
     import torch
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
+
     from trainer.recipe import WEIGHT_DTYPES, Stepper
     from workbench.config import TrainConfig
     cfg = TrainConfig(network_dim=16, network_alpha=16.0, mixed_precision=cell.precision,
@@ -163,6 +166,7 @@ def sync(cuda: bool) -> None:
 
 def free(device) -> None:
     import gc
+
     import torch
     gc.collect()
     if device.type == "cuda":

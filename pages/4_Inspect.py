@@ -8,8 +8,15 @@ from ui.inspect_compare import comparison_section
 from ui.inspect_pick import pick_lora
 from ui.inspect_settings import use_settings_section
 from ui.inspect_structure import structure_section
-from ui.inspect_view import (dataset_section, decoded, hash_section, raw_metadata, summary, tags_section,
-                             training_section)
+from ui.inspect_view import (
+    dataset_section,
+    decoded,
+    hash_section,
+    raw_metadata,
+    summary,
+    tags_section,
+    training_section,
+)
 from workbench.errors import UserError
 from workbench.inspect import compare, describe
 

@@ -208,7 +208,9 @@ def test_caption_table_on_change_writes_edited_rows_and_clears_the_editor(datase
     grid; the browser test does)."""
     def script():
         from pathlib import Path
+
         import streamlit as st
+
         from ui.dataset_table import save_edited_rows
         folder = Path(st.session_state["folder"])
         rows = [(folder / "dog0.txt", "sks dog, grass, pose0"), (folder / "dog1.txt", "stale text")]
@@ -254,8 +256,9 @@ def test_tag_chart_and_bucket_table(dataset):
 
 
 def test_preflight_runs_on_request_and_names_the_files(dataset):
-    import time
     import random
+    import time
+
     from PIL import Image
     noisy = dataset / "3_sks dog" / "dog0.png"          # header intact, pixels cut off: only a full decode sees it
     Image.frombytes("RGB", (512, 512), random.Random(0).randbytes(512 * 512 * 3)).save(noisy)

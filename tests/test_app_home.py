@@ -43,6 +43,7 @@ def test_first_start_builds_the_demo_once_and_says_it_has_random_weights():
     """Two sessions start at once (a refresh or a second tab while the first start builds the
     demo): they used to run two builds that collided, "Directory not empty" in both tabs."""
     from concurrent.futures import ThreadPoolExecutor
+
     from ui.common import build_demo_once
     assert not workspace.current_config_path().exists()
     with ThreadPoolExecutor(max_workers=2) as pool:

@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import json
 import os
-import urllib.request
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.conftest import diffusers_stub
 from workbench import runs, workspace
 from workbench.config import TrainConfig, save_toml
-from tests.conftest import diffusers_stub
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")

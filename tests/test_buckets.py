@@ -7,8 +7,7 @@ import random
 
 import pytest
 
-from workbench.buckets import BucketError, Bucketer, BucketSpec, cover_size, crop_box, make_bucket_resolutions
-
+from workbench.buckets import Bucketer, BucketError, BucketSpec, cover_size, crop_box, make_bucket_resolutions
 
 # ---------------------------------------------------------------- the text, literally
 

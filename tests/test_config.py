@@ -1,13 +1,23 @@
 """The typed config: fields, help, defaults, TOML in and out."""
 from __future__ import annotations
 
+import pytest
 import tomllib
 
-import pytest
-
 from tests.conftest import write_config
-from workbench.config import (FIELDS, GROUPS, ConfigError, TrainConfig, field_help, fields_in_group, from_dict,
-                              load_toml, parse_resolution, save_toml, to_toml)
+from workbench.config import (
+    FIELDS,
+    GROUPS,
+    ConfigError,
+    TrainConfig,
+    field_help,
+    fields_in_group,
+    from_dict,
+    load_toml,
+    parse_resolution,
+    save_toml,
+    to_toml,
+)
 
 # the issue's list of kohya_ss LoRA-tab options, by sd-scripts name
 ISSUE_KEYS = """pretrained_model_name_or_path v2 v_parameterization sdxl save_model_as train_data_dir reg_data_dir

@@ -5,8 +5,15 @@ import pytest
 
 from tests.conftest import make_image
 from workbench.config import TrainConfig
-from workbench.dataset_tables import (ImageFilter, bucket_assignment_rows, bucket_histogram_rows, caption_of,
-                                      filter_images, subset_rows, top_tags)
+from workbench.dataset_tables import (
+    ImageFilter,
+    bucket_assignment_rows,
+    bucket_histogram_rows,
+    caption_of,
+    filter_images,
+    subset_rows,
+    top_tags,
+)
 from workbench.plan import make_plan
 
 

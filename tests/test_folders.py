@@ -75,6 +75,7 @@ def test_same_repeats_is_a_no_op(root):
 
 def test_fingerprint_changes_on_caption_write_and_rename_not_on_reads(root):
     import os
+
     from workbench.captions import write_caption
     for folder in (root, root / "10_sks dog"):       # older than the clock tick of the writes below
         os.utime(folder, ns=(10**9, 10**9))

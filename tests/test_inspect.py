@@ -14,8 +14,19 @@ import pytest
 from safetensors.numpy import save_file
 
 from workbench.config import TrainConfig
-from workbench.inspect import (MetadataError, bucket_info, check_hash, compare, config_from_metadata, dataset_dirs,
-                               describe, modules_by_block, norms_by_block, tag_frequency, training_parameters)
+from workbench.inspect import (
+    MetadataError,
+    bucket_info,
+    check_hash,
+    compare,
+    config_from_metadata,
+    dataset_dirs,
+    describe,
+    modules_by_block,
+    norms_by_block,
+    tag_frequency,
+    training_parameters,
+)
 
 RNG = np.random.default_rng(0)
 UNET = {  # kohya names of an SD1 UNet's modules: (out, in) of the layer

@@ -3,9 +3,9 @@ ones kohya_ss really saves (its presets/lora/*.json and the keys of lora_gui.sav
 from __future__ import annotations
 
 import json
-import tomllib
 
 import pytest
+import tomllib
 
 from tests.conftest import run_cli, write_config
 from workbench.config import ConfigError, TrainConfig, load_toml

@@ -5,8 +5,7 @@ import pytest
 import torch
 
 from tests.kohya_naming import kohya_names
-from tests.test_network import (make_network, save_lora, saved_names, text_output, tiny_text_encoder,
-                                unet_output)
+from tests.test_network import make_network, save_lora, saved_names, text_output, tiny_text_encoder, unet_output
 from workbench.config import TrainConfig
 from workbench.errors import UserError
 
@@ -29,6 +28,7 @@ def tensor_kinds(network) -> set[str]:
 
 def lycoris_class_state() -> dict:
     from lycoris.kohya import LycorisNetworkKohya
+
     from trainer.lycoris_network import PRESET_ATTRIBUTES
     return {name: getattr(LycorisNetworkKohya, name) for name in PRESET_ATTRIBUTES}
 

@@ -176,6 +176,7 @@ def test_a_process_that_fails_alone_ends_the_run_failed_not_hung(demo, tmp_path)
     1 fails in its first step; process 0, waiting for it in the all-reduce, ends the run "failed"
     and says where the error is, instead of hanging or leaving a stale status.json."""
     import shutil
+
     from trainer.data import epoch_batches
     train = Path(shutil.copytree(demo.train_dir, tmp_path / "train"))
     cfg = two_process_config(demo, tmp_path / "out", train_data_dir=str(train), max_train_epochs=1,

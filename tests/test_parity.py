@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tests.conftest import make_image
-from trainer import models, optim, saving, sampling
+from trainer import models, optim, sampling, saving
 from workbench import metadata
 from workbench.config import TrainConfig
 from workbench.plan import make_plan
@@ -195,6 +195,7 @@ def sd_scripts_loss(unet, cond, latents, weights, v: bool, offset: float, gamma:
 def test_the_loss_is_sd_scripts_loss(sd1_models, v):
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
+
     from trainer.recipe import MicroBatch, Stepper
     cfg = TrainConfig(optimizer_type="AdamW", mixed_precision="no", noise_offset=0.1, min_snr_gamma=5.0,
                       v_parameterization=v, prior_loss_weight=0.5)

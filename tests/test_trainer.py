@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.kohya_naming import kohya_names
 from workbench import runs
 from workbench.config import TrainConfig, from_dict, load_toml
 from workbench.demo import build_demo
 from workbench.plan import make_plan
-from workbench.schedules import make_schedule
 from workbench.safetensors_header import metadata_of, read_header, tensor_entries
-from tests.kohya_naming import kohya_names
+from workbench.schedules import make_schedule
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -380,6 +380,7 @@ def test_latents_cached_on_disk_are_reused_and_uncached_flipped_batches_train(de
 
 def test_ctrl_c_on_workbench_train_stops_the_trainer_which_saves_first(demo, tmp_path):
     import signal
+
     from workbench.config import save_toml
     save_toml(demo_config(demo, tmp_path / "out", max_train_epochs=100, sample_every_n_epochs=None),
               tmp_path / "config.toml")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
+
 import pytest
 import torch
 
@@ -105,6 +106,7 @@ def single_file(tmp_path_factory):
 def test_a_single_file_checkpoint_loads_offline_and_trains(single_file, tmp_path, monkeypatch):
     from diffusers import UNet2DConditionModel
     from transformers import CLIPTokenizer
+
     from trainer import models
     from trainer.recipe import run
     checkpoint, configs, demo = single_file

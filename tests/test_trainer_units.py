@@ -149,6 +149,7 @@ def test_every_sampler_denoises_on_the_training_schedule(name):
     """Every offered sampler runs on the training schedule (diffusers 0.42 refuses dpmsolver with a
     zero final sigma; LMS needs scipy, a dependency)."""
     import inspect
+
     from trainer.models import noise_scheduler
     scheduler = sampling.make_scheduler(name, noise_scheduler(False))
     scheduler.set_timesteps(6)
@@ -217,6 +218,7 @@ def test_adafactor_relative_step_runs_its_own_schedule():
 
 def test_lora_bytes_carry_sd_scripts_hashes_of_the_tensor_bytes():
     import json
+
     from safetensors.torch import load
     tensors = {"lora_unet_x.lora_down.weight": torch.randn(4, 8), "lora_unet_x.alpha": torch.tensor(4.0)}
     blob = saving.lora_bytes(tensors, {"ss_a": "1", "modelspec.title": "t"})
@@ -282,6 +284,7 @@ def test_a_pickle_checkpoint_is_read_without_code_and_its_family_checked(tmp_pat
 
 def test_a_single_file_without_a_cached_clip_tokenizer_is_refused_clearly(tmp_path, monkeypatch):
     from safetensors.torch import save_file
+
     from trainer import models
     path = tmp_path / "sd15.safetensors"
     save_file({"model.diffusion_model.out.2.weight": torch.zeros(2),
@@ -297,6 +300,7 @@ def test_shipped_single_file_configs_are_the_real_architectures():
     from accelerate import init_empty_weights
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
     from trainer.models import CONFIG_DIR, SINGLE_FILE_CONFIGS
     def count(model):
         return sum(p.numel() for p in model.parameters())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 
 import pytest
@@ -13,9 +12,23 @@ from tests.conftest import diffusers_stub
 from workbench import runs, workspace
 from workbench.config import TrainConfig
 from workbench.errors import UserError
-from workbench.training_view import (Ema, RunMetrics, diagnose, ema, format_duration, history_rows,
-                                     last_error_line, lora_files, output_files, progress, run_error, sample_images,
-                                     seconds_per_step, start_blockers, start_run)
+from workbench.training_view import (
+    Ema,
+    RunMetrics,
+    diagnose,
+    ema,
+    format_duration,
+    history_rows,
+    last_error_line,
+    lora_files,
+    output_files,
+    progress,
+    run_error,
+    sample_images,
+    seconds_per_step,
+    start_blockers,
+    start_run,
+)
 
 
 def step(s, loss=0.5, lr_unet=1e-4, lr_te=5e-5, s_per_step=0.5, time=None):

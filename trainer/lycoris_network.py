@@ -22,8 +22,7 @@ from pathlib import Path
 
 import torch
 
-from trainer.network import (TEXT_ENCODER_BLOCKS, UNET_ATTENTION_BLOCKS, UNET_CONV_BLOCKS, Network,
-                             read_lora_file)
+from trainer.network import TEXT_ENCODER_BLOCKS, UNET_ATTENTION_BLOCKS, UNET_CONV_BLOCKS, Network, read_lora_file
 from trainer.network_names import canonical_lora_name, is_text_encoder_name
 from workbench.errors import UserError
 

@@ -18,8 +18,14 @@ from typing import Callable
 import torch
 
 from workbench.buckets import sdxl_crop_ltrb
-from workbench.modelinfo import (ModelError, ModelInfo, contradiction, family_from_tensor_names, missing_components,
-                                 model_info)
+from workbench.modelinfo import (
+    ModelError,
+    ModelInfo,
+    contradiction,
+    family_from_tensor_names,
+    missing_components,
+    model_info,
+)
 
 CONFIG_DIR = Path(__file__).parent / "model_configs"
 SINGLE_FILE_CONFIGS = {("sd1", False): "sd15", ("sd2", False): "sd21-512", ("sd2", True): "sd21-768-v",

@@ -18,8 +18,14 @@ from pathlib import Path
 
 import torch
 
-from trainer.network_names import (UNET_PREFIX, canonical_lora_name, is_text_encoder_name,
-                                   lora_name, text_encoder_module_path, text_encoder_prefixes)
+from trainer.network_names import (
+    UNET_PREFIX,
+    canonical_lora_name,
+    is_text_encoder_name,
+    lora_name,
+    text_encoder_module_path,
+    text_encoder_prefixes,
+)
 from workbench.errors import UserError
 
 UNET_ATTENTION_BLOCKS = ("Transformer2DModel",)

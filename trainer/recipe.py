@@ -17,7 +17,8 @@ from pathlib import Path
 
 import torch
 
-from trainer import data, models as model_loading, optim, processes, saving, sampling
+from trainer import data, optim, processes, sampling, saving
+from trainer import models as model_loading
 from trainer.events import LossWindow, RunEvents, StopRequest
 from workbench import metadata, outputs
 from workbench.config import load_toml

@@ -17,7 +17,6 @@ from workbench.errors import UserError
 from workbench.fileio import write_bytes_atomic
 from workbench.hashes import hashes_of_bytes
 
-
 # ---------------------------------------------------------------- LoRA files
 
 def lora_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
@@ -97,6 +96,7 @@ def base_model_hashes(path: Path) -> tuple[str, str]:
     """(legacy 8-hex, sha256) of a single-file base model, as sd-scripts records them
     (ss_sd_model_hash, ss_new_sd_model_hash); FOLDER_HASH twice for a diffusers folder."""
     import hashlib
+
     from workbench.hashes import legacy_hash_stream
     if Path(path).is_dir():
         return FOLDER_HASH, FOLDER_HASH

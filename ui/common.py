@@ -12,7 +12,6 @@ from workbench import workspace
 from workbench.config import TrainConfig
 from workbench.errors import UserError
 
-
 # one demo build at a time in this server: a refresh or a second tab during the first start used
 # to start a second build, and the two collided ("Directory not empty") in both tabs
 _DEMO_BUILD = threading.Lock()

@@ -13,6 +13,7 @@ import streamlit as st
 
 from workbench.inspect import Inspection, modules_by_block
 
+
 def structure_section(i: Inspection) -> None:
     s = i.structure
     left, right = st.columns(2)

@@ -10,8 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from workbench.errors import UserError
-from workbench.inspect import (Inspection, bucket_info, check_hash, dataset_dirs, tag_frequency,
-                               training_parameters)
+from workbench.inspect import Inspection, bucket_info, check_hash, dataset_dirs, tag_frequency, training_parameters
 
 TOP_TAGS = 40        # tags in the frequency chart
 

@@ -11,8 +11,7 @@ import streamlit as st
 from ui.training_history import history_table
 from workbench import runs
 from workbench.thumbnails import ThumbnailError, thumbnail
-from workbench.training_view import (RunMetrics, diagnose, output_files, progress, run_error,
-                                     sample_images)
+from workbench.training_view import RunMetrics, diagnose, output_files, progress, run_error, sample_images
 
 REFRESH_S = 1.5          # seconds between refreshes of a running run
 LOG_LINES = 40           # lines of trainer.log shown

@@ -2,7 +2,6 @@
 the Start button. Starting goes through workbench (validation, plan, runs.launch's lock)."""
 from __future__ import annotations
 
-
 import streamlit as st
 
 from ui.common import save_config

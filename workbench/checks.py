@@ -16,7 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workbench.buckets import BucketError, Bucketer, BucketSpec
+from workbench.buckets import Bucketer, BucketError, BucketSpec
 from workbench.dataset import DatasetError, SubsetFolder, caption_path, list_images, subset_folders
 from workbench.validate import Finding, validate
 

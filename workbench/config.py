@@ -7,13 +7,14 @@ Validation lives in `validate()` (workbench/validate.py holds the rules); TOML i
 """
 from __future__ import annotations
 
-from workbench.errors import UserError
-
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomllib
+
+from workbench.errors import UserError
 
 CONFIG_VERSION = 1
 

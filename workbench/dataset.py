@@ -9,11 +9,11 @@ in `Dataset.skipped` with the reason, never dropped silently.
 """
 from __future__ import annotations
 
-from workbench.errors import UserError
-
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from workbench.errors import UserError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 

@@ -12,8 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.hashes import model_hash_file
-from workbench.lora_metadata import (MetadataError, bucket_info, config_from_metadata, dataset_dirs, tag_frequency,
-                                     training_parameters)
+from workbench.lora_metadata import (
+    MetadataError,
+    bucket_info,
+    config_from_metadata,
+    dataset_dirs,
+    tag_frequency,
+    training_parameters,
+)
 from workbench.lora_structure import Structure, base_model_version, modules_by_block, norms_by_block, structure_of
 from workbench.safetensors_header import HeaderError, metadata_of, read_header
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from workbench.config import FIELDS, OPTIMIZERS, ConfigError, TrainConfig, from_dict, save_toml
 

@@ -277,6 +277,7 @@ def module_norms(path: str | Path, structure: Structure) -> dict[str, float]:
     """module name -> ‖ΔW‖_F with ΔW = up·down·(alpha/rank), conv kernels flattened.
     ‖U·D‖² = Σ (UᵀU ∘ D·Dᵀ), rank×rank products, so ΔW itself is never built."""
     from safetensors import safe_open
+
     from workbench.errors import UserError
     unsupported = sorted({m.algo for m in structure.modules} - {"lora", "locon"})
     if unsupported or any("lora_mid.weight" in m.tensors for m in structure.modules):

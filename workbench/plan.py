@@ -5,15 +5,14 @@ trainer runs. A "step" is an optimizer step everywhere.
 """
 from __future__ import annotations
 
-from workbench.errors import UserError
-
 import math
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from workbench.buckets import BucketError, Bucketer, BucketSpec
+from workbench.buckets import Bucketer, BucketError, BucketSpec
 from workbench.dataset import Dataset, ImageInfo, Subset, scan_config
+from workbench.errors import UserError
 
 
 class PlanError(UserError):

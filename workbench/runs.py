@@ -153,6 +153,7 @@ def launch(run_dir: str | Path, foreground: bool = False) -> subprocess.Popen:
     """Start `python -m trainer RUN_DIR` in a new session, output to trainer.log, stdin from
     /dev/null. Refuses when a live run already writes the same output."""
     import fcntl
+
     from workbench.config import load_toml
     run_dir = Path(run_dir).absolute()
     cfg, _ = load_toml(run_dir / "config.toml")

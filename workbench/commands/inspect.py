@@ -3,8 +3,19 @@ from __future__ import annotations
 
 from workbench.commands._common import print_json
 from workbench.errors import UserError
-from workbench.inspect import (Inspection, MetadataError, bucket_info, check_hash, compare, comparison_json,
-                               dataset_dirs, describe, tag_frequency, to_json, training_parameters)
+from workbench.inspect import (
+    Inspection,
+    MetadataError,
+    bucket_info,
+    check_hash,
+    compare,
+    comparison_json,
+    dataset_dirs,
+    describe,
+    tag_frequency,
+    to_json,
+    training_parameters,
+)
 from workbench.lora_metadata import PARAMETER_GROUPS, short
 
 # keys the readable report decodes in their own section (everything else is listed as stored)
@@ -48,6 +59,7 @@ def run(args) -> int:
 
 def print_norms(path: str, as_json: bool) -> int:
     import dataclasses
+
     from workbench.inspect import norms_by_block
     blocks = norms_by_block(path)
     if as_json:
