@@ -3,6 +3,7 @@ optimizer and schedule of trainer.recipe.Stepper, and Stepper.step (forward, bac
 optimizer step) on synthetic cached latents.
 
     python benchmarks/gpu_bench.py [--out DIR] [--budget-s 270]     # SD1.5 512 px + SDXL 1024 px grid
+    python benchmarks/gpu_bench.py --compiled                       # the same cells with torch_compile (inductor)
     python benchmarks/gpu_bench.py --tiny                           # the demo's tiny models on the CPU
 
 Nothing is downloaded: the UNets and text encoders are built from trainer/model_configs (the real
@@ -43,6 +44,7 @@ class Cell:
     precision: str               # mixed_precision: "bf16" | "fp16" | "no"
     gradient_checkpointing: bool
     optimizer: str
+    compiled: str = ""           # torch_compile's dynamo_backend ("": eager); the untimed warm-up compiles
 
 
 def full_grid() -> list[Cell]:
@@ -55,9 +57,21 @@ def full_grid() -> list[Cell]:
             + sd15("fp16", "AdamW8bit") + sd15("fp16", "AdamW"))
 
 
+def compiled_grid() -> list[Cell]:
+    """torch_compile's cells: SD1.5 bf16 at every batch size, SDXL batch 1; each compiles for a minute
+    or two in its warm-up, so they run apart from the eager grid."""
+    return ([Cell("sd15", 512, b, "bf16", False, "AdamW8bit", "inductor") for b in (4, 8, 1)]
+            + [Cell("sdxl", 1024, 1, "bf16", True, "AdamW8bit", "inductor")])
+
+
 def tiny_grid() -> list[Cell]:
     return [Cell("tiny-sd1", 128, b, p, gc, o) for b, p, gc, o in
             itertools.product((1, 2), ("no", "bf16"), (False, True), ("AdamW", "AdamW8bit"))][:6]
+
+
+def tiny_compiled_grid() -> list[Cell]:
+    # dynamo's "eager" backend: the capture and the timing path in seconds, not inductor's minute on a CPU
+    return [Cell("tiny-sd1", 128, 2, "no", False, "AdamW", "eager")]
 
 
 # ---------------------------------------------------------------- models with random weights
@@ -116,7 +130,8 @@ def run_cell(cell: Cell, warmup: int, steps: int, tiny_dir: Path) -> dict:
     cfg = TrainConfig(network_dim=16, network_alpha=16.0, mixed_precision=cell.precision,
                       gradient_checkpointing=cell.gradient_checkpointing, optimizer_type=cell.optimizer,
                       learning_rate=1e-4, lr_scheduler="constant", train_batch_size=cell.batch,
-                      sdxl=cell.model == "sdxl")
+                      sdxl=cell.model == "sdxl",
+                      torch_compile=bool(cell.compiled), dynamo_backend=cell.compiled or "inductor")
     accelerator = Accelerator(mixed_precision=cell.precision)
     device = accelerator.device
     try:
@@ -125,8 +140,11 @@ def run_cell(cell: Cell, warmup: int, steps: int, tiny_dir: Path) -> dict:
         models.prepare(device, WEIGHT_DTYPES[cell.precision], cell.gradient_checkpointing, cfg.trains_text_encoder())
         stepper = Stepper(cfg, models, accelerator, total_steps=warmup + steps + 1)
         batch = micro_batch(cell, device)
+        from torch._dynamo.utils import counters
+        graphs_before = counters["stats"]["unique_graphs"]
         for _ in range(warmup):
             stepper.step([batch], 1)
+        graphs = counters["stats"]["unique_graphs"] - graphs_before     # > 0: the compiled UNet really ran
         shape = (cell.model, cell.resolution, cell.batch, cell.gradient_checkpointing)
         if shape not in FLOPS_SEEN:
             FLOPS_SEEN[shape] = counted_flops(stepper, batch)
@@ -140,15 +158,17 @@ def run_cell(cell: Cell, warmup: int, steps: int, tiny_dir: Path) -> dict:
             stepper.step([batch], 1)
             sync(cuda)
             times.append(time.perf_counter() - start)
-        return summary(cell, times, flops, device)
+        return {**summary(cell, times, flops, device), "compiled_graphs": graphs}
     finally:
         AcceleratorState._reset_state(reset_partial_state=True)
         free(device)
 
 
 def counted_flops(stepper, batch) -> float | None:
-    """FLOPs of one whole step as executed (checkpointing's recomputed forward included)."""
+    """FLOPs of one whole step as executed (checkpointing's recomputed forward included), counted
+    on the eager UNet: a compiled one does the same arithmetic in fewer kernels."""
     from torch.utils.flop_counter import FlopCounterMode
+    compiled, stepper.unet = stepper.unet, stepper.models.unet
     try:
         with FlopCounterMode(display=False) as counter:
             stepper.step([batch], 1)
@@ -156,6 +176,8 @@ def counted_flops(stepper, batch) -> float | None:
     except Exception as exc:      # a counting failure must not lose the timing
         print(f"  flop counting failed: {exc}", flush=True)
         return None
+    finally:
+        stepper.unet = compiled
 
 
 def sync(cuda: bool) -> None:
@@ -211,16 +233,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="the demo's tiny SD1 model on the CPU (checks the script runs)")
     parser.add_argument("--out", default=os.environ.get("OUT") or str(ROOT / "benchmarks" / "out"),
                         help="output folder (default $OUT, else benchmarks/out)")
+    parser.add_argument("--compiled", action="store_true",
+                        help="the torch_compile (inductor) cells instead of the eager grid")
     parser.add_argument("--budget-s", type=float, default=270.0, help="start no cell after this many seconds")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per cell")
     parser.add_argument("--steps", type=int, default=6, help="timed steps per cell (the median is reported)")
     args = parser.parse_args(argv)
     from trainer.models import quiet_libraries
     quiet_libraries()
-    cells = tiny_grid() if args.tiny else full_grid()
+    cells = ((tiny_compiled_grid() if args.compiled else tiny_grid()) if args.tiny
+             else compiled_grid() if args.compiled else full_grid())
     result = {"info": device_info(), "cells": []}
     started = time.monotonic()
-    out = Path(args.out) / ("gpu_bench_tiny.json" if args.tiny else "gpu_bench.json")
+    name = "gpu_bench" + ("_tiny" if args.tiny else "") + ("_compiled" if args.compiled else "")
+    out = Path(args.out) / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tiny_dir:
         for cell in cells:

@@ -157,6 +157,16 @@ def test_eight_bit_optimizer_without_cuda_and_config_findings(tmp_path):
     assert [f.level for f in findings] == sorted((f.level for f in findings), key=["error", "warning", "note"].index)
 
 
+def test_torch_compile_without_cuda_is_a_warning_and_cudagraphs_an_error(tmp_path):
+    compiled = clean_setup(tmp_path).replace(torch_compile=True)
+    [slow] = about(run_checks(compiled, cuda=False), "compiling takes minutes")
+    assert (slow.level, slow.field) == ("warning", "torch_compile")
+    [graphs] = about(run_checks(compiled.replace(dynamo_backend="cudagraphs"), cuda=False), "needs a CUDA GPU")
+    assert (graphs.level, graphs.field) == ("error", "dynamo_backend")
+    assert about(run_checks(compiled.replace(dynamo_backend="cudagraphs"), cuda=True), "CUDA") == []
+    assert about(run_checks(compiled.replace(torch_compile=False), cuda=False), "compil") == []
+
+
 def test_mixed_case_extensions_are_a_note(tmp_path):
     cfg = clean_setup(tmp_path)
     write_caption(make_image(tmp_path / "train" / "5_sks dog" / "b.JpG", (512, 512), color=(5, 5, 5)), "x")

@@ -152,6 +152,23 @@ def test_unsupported_network_type_is_kept_for_check_to_refuse(tmp_path):
     assert any(f.field == "network_module" and "networks.lora" in f.message for f in validate(cfg))
 
 
+@pytest.mark.parametrize("backend, compiles", [("no", False), ("inductor", True), ("AOT_EAGER", True), ("tvm", False)])
+def test_the_guis_accelerate_dynamo_backend_becomes_torch_compile(tmp_path, backend, compiles):
+    result = imported(tmp_path, {"epoch": 1, "dynamo_backend": backend, "dynamo_mode": "default"})
+    cfg, report = result.config, lines(result)
+    assert cfg.torch_compile is compiles
+    assert cfg.dynamo_backend == (backend.lower() if compiles else "inductor")
+    if backend == "tvm":
+        assert report["dynamo_backend"][0] == "ignored" and "shipped with PyTorch" in report["dynamo_backend"][1]
+    assert report["dynamo_mode"][0] == "ignored"
+
+
+def test_export_writes_dynamo_backend_only_with_torch_compile():
+    assert "dynamo_backend" not in export_sd_scripts(TrainConfig()).values
+    on = export_sd_scripts(TrainConfig(torch_compile=True)).values
+    assert (on["torch_compile"], on["dynamo_backend"]) == (True, "inductor")
+
+
 def test_split_args_keeps_quoted_and_spaced_values():
     assert split_args('a=1 "b=two words" c=(0.9, 0.99) d=x') == ["a=1", "b=two words", "c=(0.9, 0.99)", "d=x"]
     assert split_args("") == []
@@ -218,7 +235,7 @@ bucket_no_upscale caption_dropout_rate reg_data_dir
 min_snr_gamma scale_v_pred_loss_like_noise_pred v_pred_like_loss debiased_estimation_loss weighted_captions
 no_metadata save_model_as unet_lr text_encoder_lr network_weights network_module network_dim network_alpha
 network_dropout network_args network_train_unet_only network_train_text_encoder_only training_comment
-dim_from_weights scale_weight_norms base_weights no_half_vae
+dim_from_weights scale_weight_norms base_weights no_half_vae torch_compile dynamo_backend
 """.split())
 
 
@@ -233,7 +250,8 @@ def everything_set(**changes) -> TrainConfig:
         network_args=["algo=locon"], network_dropout=0.1, network_weights="/w.safetensors", dim_from_weights=True,
         network_train_unet_only=True, scale_weight_norms=1.0, gradient_checkpointing=True, clip_skip=2,
         noise_offset=0.05, min_snr_gamma=5.0, shuffle_caption=True, keep_tokens=1, flip_aug=True, save_state=True,
-        resume="/state", sample_prompts="/p.txt", sample_every_n_epochs=1, bucket_no_upscale=True, **changes)
+        resume="/state", sample_prompts="/p.txt", sample_every_n_epochs=1, bucket_no_upscale=True, torch_compile=True,
+        dynamo_backend="aot_eager", **changes)
 
 
 def test_every_exported_key_is_a_real_sd_scripts_argument():

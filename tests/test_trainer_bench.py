@@ -22,7 +22,18 @@ def test_gpu_bench_tiny_grid_runs_on_the_cpu(tmp_path):
     for cell in result["cells"]:
         assert "error" not in cell, cell
         assert cell["s_per_step"] > 0 and cell["images_per_s"] == pytest.approx(cell["batch"] / cell["s_per_step"])
-        assert cell["flops_per_step"] > 0 and cell["steps_timed"] == 2
+        assert cell["flops_per_step"] > 0 and cell["steps_timed"] == 2 and cell["compiled_graphs"] == 0
     with_checkpointing = [c["flops_per_step"] for c in result["cells"] if c["gradient_checkpointing"]]
     without = [c["flops_per_step"] for c in result["cells"] if not c["gradient_checkpointing"] and c["batch"] == 1]
     assert min(with_checkpointing) > max(without)      # checkpointing recomputes the forward
+
+
+@pytest.mark.slow
+def test_gpu_bench_compiled_cells_run_through_torch_compile(tmp_path):
+    done = subprocess.run([sys.executable, "benchmarks/gpu_bench.py", "--tiny", "--compiled", "--warmup", "1",
+                           "--steps", "2", "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [cell] = json.loads((tmp_path / "gpu_bench_tiny_compiled.json").read_text())["cells"]
+    assert "error" not in cell, cell
+    assert cell["compiled"] == "eager" and cell["compiled_graphs"] >= 1
+    assert cell["s_per_step"] > 0 and cell["flops_per_step"] > 0

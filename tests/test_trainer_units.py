@@ -42,6 +42,14 @@ def test_an_epoch_is_the_plans_batches_one_bucket_each_every_repeat_once(small_p
     assert seen == {str(im.info.path): im.repeats for im in plan.used_images}
 
 
+@pytest.mark.parametrize("batch_size", [1, 2, 4, 16])
+def test_the_plans_batch_shapes_are_the_shapes_an_epoch_forms(small_plan, batch_size):
+    # torch.compile's recompile budget comes from plan.batch_shapes(): it must list every shape
+    plan = make_plan(small_plan[0].replace(train_batch_size=batch_size))
+    formed = {(*b.bucket, len(b.images)) for epoch in range(3) for b in data.epoch_batches(plan, 5, epoch)}
+    assert plan.batch_shapes() == formed
+
+
 def test_batch_order_is_a_function_of_seed_and_epoch(small_plan):
     _, plan = small_plan
     def order(seed, epoch):

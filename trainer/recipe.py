@@ -58,7 +58,7 @@ class Stepper:
     and the diffusion loss. The recipe feeds it the plan's batches; benchmarks/gpu_bench.py feeds it
     synthetic ones, so what is measured is what trains."""
 
-    def __init__(self, cfg, models: model_loading.Models, accelerator, total_steps: int):
+    def __init__(self, cfg, models: model_loading.Models, accelerator, total_steps: int, batch_shapes: int = 1):
         from trainer.network import create_network
         self.cfg, self.models, self.accelerator = cfg, models, accelerator
         self.device, self.dtype = accelerator.device, WEIGHT_DTYPES[cfg.mixed_precision]
@@ -68,6 +68,7 @@ class Stepper:
         self.network = create_network(cfg, models.unet, models.text_encoders)
         self.network.apply_to()
         self.network.to(self.device).train()
+        self.unet = compiled_unet(cfg, models.unet, batch_shapes)
         self.groups = self.network.param_groups(cfg.unet_lr_value(), cfg.text_encoder_lr_value())
         self.trainable = [p for g in self.groups for p in g["params"]]
         optimizer, self.optimizer_name = optim.build_optimizer(cfg, self.groups)
@@ -116,7 +117,7 @@ class Stepper:
             noise += cfg.noise_offset * torch.randn(*latents.shape[:2], 1, 1, device=latents.device)
         timesteps = torch.randint(0, 1000, (latents.shape[0],), device=latents.device)  # uniform t
         noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)          # forward diffusion q(x_t | x_0)
-        pred = self.models.unet(noisy.to(self.dtype), timesteps, **cond.unet_kwargs(batch.time_ids, self.dtype)).sample
+        pred = self.unet(noisy.to(self.dtype), timesteps, **cond.unet_kwargs(batch.time_ids, self.dtype)).sample
         target = (self.noise_scheduler.get_velocity(latents, noise, timesteps)     # v = α·ε − σ·x0
                   if cfg.v_parameterization else noise)
         loss = torch.nn.functional.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
@@ -125,6 +126,18 @@ class Stepper:
             snr = self.snr[timesteps]
             loss = loss * torch.clamp(snr, max=cfg.min_snr_gamma) / (snr + 1 if cfg.v_parameterization else snr)
         return loss.mean()
+
+
+def compiled_unet(cfg, unet, shapes: int):
+    """sd-scripts' --torch_compile: the training forward (LoRA hooked in) runs through torch.compile.
+    Samples and saves use the module itself, so they never wait for a compile of their shapes.
+    One static graph per batch shape (bucket × images; `shapes` of them): inductor's dynamic-shape
+    path fails on this UNet (torch 2.13, CPU) and static graphs are the fast ones anyway."""
+    if not cfg.torch_compile:
+        return unet
+    import torch._dynamo.config as dynamo
+    dynamo.recompile_limit = max(dynamo.recompile_limit, shapes)     # beyond it dynamo runs eagerly
+    return torch.compile(unet, backend=cfg.dynamo_backend, dynamic=False)
 
 
 class Recipe:
@@ -176,10 +189,14 @@ class Recipe:
         m = self.models
         self.events.log(f"model: {m.info.path} ({m.info.family_name}, {m.info.layout}); device {self.device}, "
                         f"mixed precision {cfg.mixed_precision}, base weights {str(self.dtype).removeprefix('torch.')}")
+        if cfg.torch_compile:
+            self.events.log(f"torch.compile ({cfg.dynamo_backend}): {len(self.plan.batch_shapes())} batch shapes; the "
+                            f"first step of each compiles first (a minute or more with inductor)")
 
     def build_network(self) -> None:
         cfg = self.cfg
-        self.stepper = Stepper(cfg, self.models, self.accelerator, self.plan.total_steps)
+        self.stepper = Stepper(cfg, self.models, self.accelerator, self.plan.total_steps,
+                               len(self.plan.batch_shapes()))
         self.network, self.optimizer = self.stepper.network, self.stepper.optimizer
         self.scheduler = self.stepper.scheduler
         self.te_stop_step = stop_text_encoder_step(cfg, self.plan.total_steps)   # the chart marks the same step

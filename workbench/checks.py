@@ -150,10 +150,17 @@ def cuda_available() -> bool:
 
 
 def hardware_findings(cfg, cuda: bool) -> list[Finding]:
+    out = []
     if cfg.optimizer_type in EIGHT_BIT_OPTIMIZERS and not cuda:
-        return [Finding("warning", "optimizer_type", f"{cfg.optimizer_type} is a bitsandbytes 8-bit optimizer, "
-                        "made to save GPU memory; there is no CUDA GPU here, where it only runs slower — use AdamW")]
-    return []
+        out.append(Finding("warning", "optimizer_type", f"{cfg.optimizer_type} is a bitsandbytes 8-bit optimizer, "
+                           "made to save GPU memory; there is no CUDA GPU here, where it only runs slower — use AdamW"))
+    if cfg.torch_compile and cfg.dynamo_backend == "cudagraphs" and not cuda:
+        out.append(Finding("error", "dynamo_backend", "cudagraphs needs a CUDA GPU and there is none here; "
+                           "use inductor or turn torch_compile off"))
+    elif cfg.torch_compile and not cuda:
+        out.append(Finding("warning", "torch_compile", "without a CUDA GPU compiling takes minutes for each batch "
+                           "shape and the steps are barely faster; turn torch_compile off"))
+    return out
 
 
 # ---------------------------------------------------------------- dataset

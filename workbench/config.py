@@ -25,6 +25,8 @@ OPTIMIZERS = ("AdamW", "AdamW8bit", "PagedAdamW8bit", "Lion", "Lion8bit", "SGDNe
               "DAdaptAdan", "DAdaptLion", "DAdaptSGD", "Prodigy")
 NETWORK_MODULES = ("networks.lora", "lycoris.kohya")
 PRECISIONS = ("no", "fp16", "bf16")
+# torch.compile backends that ship with PyTorch (sd-scripts lists more; they need extra packages)
+DYNAMO_BACKENDS = ("inductor", "aot_eager", "eager", "cudagraphs")
 SAVE_PRECISIONS = ("float", "fp16", "bf16")
 SAMPLERS = ("ddim", "pndm", "lms", "euler", "euler_a", "heun", "dpm_2", "dpm_2_a", "dpmsolver",
             "dpmsolver++", "dpmsingle", "k_lms", "k_euler", "k_euler_a", "k_dpm_2", "k_dpm_2_a")
@@ -102,6 +104,8 @@ class TrainConfig:
     # --- advanced
     gradient_accumulation_steps: int = opt(1, "Batches whose gradients add up before one optimizer step.", ADVANCED, min=1)
     gradient_checkpointing: bool = opt(False, "Recompute activations in the backward pass: less VRAM, about 20-30% slower.", ADVANCED)
+    torch_compile: bool = opt(False, "Compile the UNet with torch.compile: faster GPU steps, after about a minute of compiling at the first step of each bucket shape.", ADVANCED)
+    dynamo_backend: str = opt("inductor", "torch.compile backend, with torch_compile: inductor makes fused GPU kernels; aot_eager/eager only check that the model compiles.", ADVANCED, choices=DYNAMO_BACKENDS)
     max_grad_norm: float = opt(1.0, "Clip the gradient norm to this (0: no clipping).", ADVANCED, min=0.0)
     clip_skip: int = opt(1, "Use the output of the Nth-from-last text-encoder layer (2 for many anime models).", ADVANCED, min=1, max=12)
     noise_offset: float = opt(0.0, "Noise offset (about 0.05-0.1 helps very dark/bright images; 0: off).", ADVANCED, min=0.0)

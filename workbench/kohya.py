@@ -17,7 +17,7 @@ from typing import Any
 
 import tomllib
 
-from workbench.config import FIELDS, OPTIMIZERS, ConfigError, TrainConfig, from_dict, save_toml
+from workbench.config import DYNAMO_BACKENDS, FIELDS, OPTIMIZERS, ConfigError, TrainConfig, from_dict, save_toml
 
 SECRET = re.compile(r"api_?key|(^|_)key$|password|passwd|secret|credential|(^|_)token$|^hf_", re.IGNORECASE)
 GUI_DEFAULT_MAX_TRAIN_STEPS = 1600   # kohya_ss GUI's "Max train steps" default, sd-scripts' default too
@@ -32,8 +32,10 @@ BLOCK_WEIGHTS = ("down_lr_weight", "mid_lr_weight", "up_lr_weight", "block_lr_ze
                  "block_alphas", "conv_block_dims", "conv_block_alphas")
 IGNORED_WHY = {
     **dict.fromkeys(("xformers", "sdpa", "mem_eff_attn"), "attention: the workbench trainer always uses PyTorch SDPA"),
-    **dict.fromkeys(("num_processes", "num_machines", "multi_gpu", "gpu_ids", "main_process_port", "dynamo_backend",
+    **dict.fromkeys(("num_processes", "num_machines", "multi_gpu", "gpu_ids", "main_process_port",
                      "extra_accelerate_launch_args"), "several GPUs: `accelerate launch -m trainer` (README)"),
+    **dict.fromkeys(("dynamo_mode", "dynamo_use_fullgraph", "dynamo_use_dynamic"),
+                    "torch.compile's own mode is used, one static graph per batch shape"),
     **dict.fromkeys(("model_list", "training_preset", "save_as_bool", "file_path", "headless", "print_only"),
                     "kohya_ss GUI state, not a training option"),
     **dict.fromkeys(("use_wandb", "log_with", "wandb_run_name", "log_tracker_name", "log_tracker_config",
@@ -243,6 +245,7 @@ def _gui_fixups(imp: _Import) -> None:
     if imp.data.get("lora_network_weights") and not imp.data.get("network_weights"):
         imp.set("network_weights", imp.take("lora_network_weights"), "lora_network_weights", "legacy key")
     _gui_stop_text_encoder(imp)
+    _gui_dynamo(imp)
     for key in ("seed", "save_every_n_epochs", "sample_every_n_epochs"):
         if key in imp.data and _number_or_text(imp.data[key]) in (None, 0):
             imp.take(key)
@@ -256,6 +259,21 @@ def _gui_fixups(imp: _Import) -> None:
                  "is not supported; the workbench only has the original noise offset")
     elif "noise_offset_type" in imp.data:
         imp.note("ignored", "noise_offset_type", "Original: the only kind the workbench has (noise_offset)")
+
+
+def _gui_dynamo(imp: _Import) -> None:
+    """The GUI's accelerate option --dynamo_backend compiles the model: sd-scripts' torch_compile."""
+    if "dynamo_backend" not in imp.data:
+        return
+    backend = str(imp.take("dynamo_backend") or "no")
+    if backend.lower() == "no":
+        imp.note("unset", "dynamo_backend", "")
+    elif backend.lower() in DYNAMO_BACKENDS:
+        imp.set("torch_compile", True, "dynamo_backend", "accelerate compiles the model with it")
+        imp.set("dynamo_backend", backend.lower(), "dynamo_backend")
+    else:
+        imp.note("ignored", "dynamo_backend", f"{backend}: not a torch.compile backend shipped with PyTorch "
+                 f"({', '.join(DYNAMO_BACKENDS)})")
 
 
 def _gui_stop_text_encoder(imp: _Import) -> None:
@@ -430,6 +448,8 @@ def export_sd_scripts(cfg: TrainConfig) -> Export:
         notes.append(f"stop_text_encoder_training left out: {WORKBENCH_ONLY['stop_text_encoder_training']}")
     if cfg.max_train_epochs is not None:
         values.pop("max_train_steps", None)          # epochs decide; sd-scripts would ignore it anyway
+    if not cfg.torch_compile:
+        values.pop("dynamo_backend")                 # read by sd-scripts only with torch_compile
     if cfg.clip_skip == 1:
         values.pop("clip_skip")                      # no skip; sd-scripts warns about any clip_skip with v2
     if cfg.lr_scheduler in ("constant", "adafactor") and values.pop("lr_warmup_steps", 0):

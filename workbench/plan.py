@@ -51,6 +51,14 @@ class Plan:
     def used_images(self) -> list[PlannedImage]:
         return [im for im in self.images if im.repeats > 0]
 
+    def batch_shapes(self) -> set[tuple[int, int, int]]:
+        """(width, height, images) of every batch an epoch holds: each bucket's whole batches and
+        its remainder (the shapes torch.compile compiles once each)."""
+        size, shapes = self.train_batch_size, set()
+        for (width, height), count in self.buckets.items():
+            shapes |= {(width, height, n) for n in (min(count, size), count % size) if n}
+        return shapes
+
     def to_json(self) -> dict:
         """The `workbench plan --json` object; scripts depend on its exact keys."""
         return {
