@@ -183,6 +183,22 @@ def test_peft_names(tmp_path):
     assert [b.label for b in modules_by_block(s.modules)] == ["unet down_blocks_0", "te layer 3"]
 
 
+def test_diffusers_pre_peft_names(tmp_path):
+    # diffusers 0.1x: LoRACompatibleLinear's ".lora.down" and the attention processors' "to_k_lora.down"
+    attn = "unet.down_blocks.0.attentions.0.transformer_blocks.0.attn2"
+    layers = {f"{attn}.processor.to_k_lora": (32, 768), f"{attn}.processor.to_q_lora": (32, 32),
+              "text_encoder.text_model.encoder.layers.3.self_attn.q_proj.lora": (48, 48)}
+    tensors = {}
+    for name, (out_dim, in_dim) in layers.items():
+        tensors.update({f"{name}.down.weight": np.ones((4, in_dim), np.float32),
+                        f"{name}.up.weight": np.ones((out_dim, 4), np.float32)})
+    s = describe(write(tmp_path / "old.safetensors", tensors)).structure
+    assert (s.type, s.count("unet"), s.count("text_encoder"), s.rank(), s.other_tensors) == ("lora", 2, 1, 4, ())
+    assert {m.name for m in s.modules} == {f"{attn}.processor.to_k", f"{attn}.processor.to_q",
+                                           "text_encoder.text_model.encoder.layers.3.self_attn.q_proj"}
+    assert [b.label for b in modules_by_block(s.modules)] == ["unet down_blocks_0", "te layer 3"]
+
+
 def test_unknown_tensors_are_kept_apart(tmp_path):
     path = write(tmp_path / "u.safetensors", {**kohya_tensors(), "some.other.thing": np.ones(2, np.float32)})
     s = describe(path).structure

@@ -128,7 +128,7 @@ def test_only_process_zero_writes(trained):
                                                                       "demo-lora.safetensors"]
     assert trained["status"]["outputs"] == [e["path"] for e in saves]
     samples = sorted(p.name for p in (run_dir / "samples").iterdir())
-    assert samples == ["demo-lora_e000002_00.png", "demo-lora_e000002_01.png"]
+    assert [re.sub(r"_\d{14}_", "_", n) for n in samples] == ["demo-lora_e000002_00_1.png", "demo-lora_e000002_01_2.png"]
     assert sorted(Path(e["path"]).name for e in of_kind(events, "sample")) == samples
     assert len(list((run_dir / "tb").iterdir())) == 1            # one TensorBoard event file
     assert trained["log"].count("\nfinished\n") == 1             # the other process logs nothing

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -98,10 +99,12 @@ def test_saves_and_samples_have_the_exact_names(sd1_run):
     assert sorted(p.name for p in out.iterdir()) == ["demo-lora-000001.safetensors", "demo-lora.safetensors"]
     assert sd1_run["status"]["outputs"] == [e["path"] for e in saves]
     samples = of_kind(sd1_run["events"], "sample")
-    assert [Path(e["path"]).name for e in samples] == ["demo-lora_e000002_00.png", "demo-lora_e000002_01.png"]
+    names = [Path(e["path"]).name for e in samples]      # sd-scripts': epoch, prompt, local time, --d seed
+    assert [re.sub(r"_\d{14}_", "_<time>_", n) for n in names] == ["demo-lora_e000002_00_<time>_1.png",
+                                                                    "demo-lora_e000002_01_<time>_2.png"]
     assert samples[0]["prompt"].startswith("wbdemo, circle") and samples[0]["step"] == 36
     from PIL import Image
-    with Image.open(run_dir / "samples" / "demo-lora_e000002_00.png") as image:
+    with Image.open(run_dir / "samples" / names[0]) as image:
         assert image.size == (128, 128)
 
 

@@ -152,6 +152,24 @@ def test_prompt_file_lines_in_kohyas_format(tmp_path):
         sampling.read_prompt_file(path)
 
 
+def test_ss_picks_a_prompts_own_sampler_and_an_unknown_one_is_refused_by_line(tmp_path):
+    path = tmp_path / "prompts.txt"
+    path.write_text("a cat --SS DDIM --d 3\na dog\n")
+    cat, dog = sampling.read_prompt_file(path)
+    assert (cat.sampler, dog.sampler) == ("ddim", None)
+    path.write_text("a dog\na cat --ss turbo\n")
+    with pytest.raises(UserError, match=r"prompts.txt:2: --ss 'turbo' is not a sampler; valid: ddim"):
+        sampling.read_prompt_file(path)
+
+
+def test_sample_names_are_sd_scripts(tmp_path):
+    import time
+    when = time.mktime((2026, 11, 26, 9, 5, 7, 0, 0, -1))       # local time, as sd-scripts stamps it
+    seeded, unseeded = sampling.SamplePrompt("a", seed=42), sampling.SamplePrompt("b")
+    assert sampling.sample_path(tmp_path, "dog", 3, 1, seeded, when).name == "dog_e000003_01_20261126090507_42.png"
+    assert sampling.sample_path(tmp_path, "dog", 12, 0, unseeded, when).name == "dog_e000012_00_20261126090507.png"
+
+
 @pytest.mark.parametrize("name", list(sampling.SAMPLERS))
 def test_every_sampler_denoises_on_the_training_schedule(name):
     """Every offered sampler runs on the training schedule (diffusers 0.42 refuses dpmsolver with a

@@ -382,9 +382,11 @@ class Recipe:
         self.network.eval()
         try:
             for i, prompt in enumerate(self.prompts):
+                sampler = prompt.sampler or self.cfg.sample_sampler
+                self.pipeline.scheduler = sampling.make_scheduler(sampler, self.stepper.noise_scheduler)
                 with self.accelerator.autocast():
                     image = sampling.render(self.pipeline, prompt, self.progress.seed + self.progress.step + i)
-                path = sampling.sample_path(samples_dir, self.cfg.output_name, epoch, i)
+                path = sampling.sample_path(samples_dir, self.cfg.output_name, epoch, i, prompt)
                 image.save(path)
                 self.events.emit("sample", path=str(path), prompt=prompt.prompt, step=self.progress.step, epoch=epoch)
         finally:

@@ -1,11 +1,12 @@
 """Sample images during training from a prompt file in kohya's format: one prompt per line,
 options after it: --w width --h height --s steps --l guidance scale --n negative prompt --d seed
-(in either letter case, as sd-scripts reads them). Lines starting with # are comments. Images go
-to RUN_DIR/samples, one sample event each.
+--ss sampler (in either letter case, as sd-scripts reads them). Lines starting with # are comments.
+Images go to RUN_DIR/samples under sd-scripts' names, one sample event each.
 """
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,10 +39,11 @@ class SamplePrompt:
     steps: int = DEFAULTS["steps"]
     scale: float = DEFAULTS["scale"]
     seed: int | None = None
+    sampler: str | None = None          # --ss: this prompt's sampler instead of sample_sampler
 
 
 OPTIONS = {"w": ("width", int), "h": ("height", int), "s": ("steps", int), "l": ("scale", float),
-           "n": ("negative", str), "d": ("seed", int)}
+           "n": ("negative", str), "d": ("seed", int), "ss": ("sampler", str)}
 
 
 def parse_prompt_line(line: str, where: str = "") -> SamplePrompt | None:
@@ -64,6 +66,9 @@ def parse_prompt_line(line: str, where: str = "") -> SamplePrompt | None:
     # the UNet needs sides divisible by 8 (latents are 1/8 of the image)
     sample.width, sample.height = (max(64, v - v % 8) for v in (sample.width, sample.height))
     sample.steps = max(1, min(MAX_STEPS, sample.steps))
+    if sample.sampler is not None and sample.sampler.lower() not in SAMPLERS:
+        raise UserError(f"{where}: --ss {sample.sampler!r} is not a sampler; valid: {', '.join(SAMPLERS)}")
+    sample.sampler = sample.sampler and sample.sampler.lower()
     return sample
 
 
@@ -121,5 +126,10 @@ def render(pipe, sample: SamplePrompt, fallback_seed: int):
                     generator=generator).images[0]
 
 
-def sample_path(samples_dir: Path, output_name: str, epoch: int, index: int) -> Path:
-    return samples_dir / f"{output_name}_e{epoch:06d}_{index:02d}.png"
+def sample_path(samples_dir: Path, output_name: str, epoch: int, index: int, sample: SamplePrompt,
+                when: float | None = None) -> Path:
+    """sd-scripts' name: <output_name>_e<epoch:06d>_<prompt index:02d>_<local time YYYYmmddHHMMSS>,
+    then _<seed> when the prompt gives --d."""
+    stamp = time.strftime("%Y%m%d%H%M%S", time.localtime(when))
+    seed = "" if sample.seed is None else f"_{sample.seed}"
+    return samples_dir / f"{output_name}_e{epoch:06d}_{index:02d}_{stamp}{seed}.png"

@@ -273,9 +273,9 @@ def _build_dataset(folder: Path) -> None:
 
 def _write_prompts(path: Path) -> None:
     write_text_atomic(path, "# sample prompts, kohya format: --w width --h height --s steps --l guidance "
-                      "--n negative prompt --d seed\n"
+                      "--n negative prompt --d seed --ss sampler\n"
                       f"{TRIGGER}, circle, red, blue green gradient background --w 128 --h 128 --s 4 --l 5 --d 1\n"
-                      f"{TRIGGER}, square, yellow --w 128 --h 128 --s 4 --l 5 --n blurry --d 2\n")
+                      f"{TRIGGER}, square, yellow --w 128 --h 128 --s 4 --l 5 --n blurry --d 2 --ss ddim\n")
 
 
 # ---------------------------------------------------------------- configs

@@ -5,7 +5,8 @@ encoder layer. Only the alphas are read from the file's data (their own 2-4 byte
 
 Tensor names follow kohya's rule: module name (the model path with "." turned into "_", behind a
 prefix lora_unet_ / lora_te_ / lora_te1_ / lora_te2_), ".", then the tensor's role
-(lora_down.weight, alpha, hada_w1_a ...). PEFT files (unet.<path>.lora_A.weight) are read too.
+(lora_down.weight, alpha, hada_w1_a ...). PEFT files (unet.<path>.lora_A.weight) and diffusers'
+older .lora.down.weight / _lora.down.weight files are read too.
 """
 from __future__ import annotations
 
@@ -89,8 +90,16 @@ def most_common(dist: dict):
     return next(iter(dist), None)
 
 
+# diffusers' pre-PEFT layouts (2023): "<path>.lora.down.weight" (LoRACompatibleLinear) and
+# "<path>.processor.to_q_lora.down.weight" (attention processors); the same down/up pair as PEFT's A/B
+OLD_DIFFUSERS_ROLE = re.compile(r"[._]lora\.(down|up)\.weight$")
+
+
 def split_role(key: str) -> tuple[str, str] | None:
     """"mod.lora_down.weight" -> ("mod", "lora_down.weight"); None when the role is unknown."""
+    old = OLD_DIFFUSERS_ROLE.search(key)
+    if old:
+        return key[:old.start()], "lora_A.weight" if old.group(1) == "down" else "lora_B.weight"
     parts = key.split(".")
     for width in (2, 1):
         role = ".".join(parts[-width:])
