@@ -140,6 +140,32 @@ def test_sdxl_counts_and_names_match_kohya():
             "lora_te2_text_model_encoder_layers_31_mlp_fc1"} <= names
 
 
+def test_sdxl_unet_names_are_sd_scripts_original_block_names():
+    unet, encoders = sdxl_models()
+    locon, _, _ = make_network(TrainConfig(network_dim=1, sdxl=True, network_args=["conv_dim=1"]), encoders, unet)
+    names = saved_names(locon)
+    assert names == kohya_names(unet, encoders, conv=True)
+    # as they read in LoRAs that sdxl_train_network.py wrote (LoRA and LoCon)
+    assert {"lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q", "lora_unet_middle_block_1_proj_in",
+            "lora_unet_output_blocks_2_1_transformer_blocks_9_ff_net_2", "lora_unet_input_blocks_3_0_op",
+            "lora_unet_output_blocks_2_2_conv", "lora_unet_middle_block_2_emb_layers_1",
+            "lora_unet_output_blocks_8_0_skip_connection", "lora_unet_input_blocks_1_0_in_layers_2"} <= names
+    assert not any("down_blocks" in n or "up_blocks" in n or "mid_block" in n for n in names)
+
+
+def test_an_sdxl_file_with_diffusers_path_names_still_continues(tmp_path):
+    # what the workbench wrote for SDXL before it used sd-scripts' names
+    unet, encoders = sdxl_models()
+    name = "lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn1_to_q"
+    old = save_lora(tmp_path / "old.safetensors", {f"{name}.lora_down.weight": torch.full((1, 640), 0.5),
+                                                   f"{name}.lora_up.weight": torch.zeros(640, 1),
+                                                   f"{name}.alpha": torch.tensor(1.0)})
+    network, _, _ = make_network(TrainConfig(network_dim=1, network_alpha=1.0, sdxl=True, network_weights=old),
+                                 encoders, unet)
+    loaded = network.kohya_state_dict()["lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q.lora_down.weight"]
+    assert torch.equal(loaded, torch.full((1, 640), 0.5))
+
+
 # ---------------------------------------------------------------- training behaviour
 
 @pytest.mark.slow

@@ -196,9 +196,20 @@ def test_sdxl_trains_and_diffusers_loads_it(demo, tmp_path):
     time_ids = torch.tensor([[128, 128, 0, 0, 128, 128]])
     added = {"added_cond_kwargs": {"text_embeds": torch.ones(1, 32), "time_ids": time_ids}}
     before = unet_output(pipe, 64, **added)
+    ours = StableDiffusionXLPipeline.from_pretrained(demo.sdxl_model)      # the file through the trainer's network
+    from trainer.network import create_network
+    network = create_network(cfg.replace(network_weights=str(path), dim_from_weights=True), ours.unet,
+                             [ours.text_encoder, ours.text_encoder_2])
+    network.apply_to()
     pipe.load_lora_weights(str(path))
+    names = lora_module_names(path)
+    # diffusers maps sd-scripts' original SDXL block names onto its UNet: every module lands, and where ours does
+    assert lora_layers(pipe.unet) == sum(n.startswith("lora_unet_input_blocks") or n.startswith("lora_unet_middle")
+                                         or n.startswith("lora_unet_output_blocks") for n in names)
     assert lora_layers(pipe.text_encoder) > 0 and lora_layers(pipe.text_encoder_2) > 0
-    assert not torch.allclose(before, unet_output(pipe, 64, **added))
+    after = unet_output(pipe, 64, **added)
+    assert not torch.allclose(before, after)
+    assert torch.allclose(after, unet_output(ours, 64, **added), atol=1e-5)
 
 
 @pytest.mark.parametrize("algo", ["locon", "loha", "lokr"])

@@ -11,36 +11,15 @@ import shutil
 import pytest
 import torch
 
+from tests.kohya_naming import RESNET_NAMES, unet_prefixes
 from workbench import runs
 from workbench.config import load_toml
 from workbench.demo import build_demo
 from workbench.safetensors_header import metadata_of, read_header
 
 pytestmark = pytest.mark.slow
-RESNET_NAMES = (("norm1", "in_layers.0"), ("conv1", "in_layers.2"), ("norm2", "out_layers.0"),
-                ("conv2", "out_layers.3"), ("time_emb_proj", "emb_layers.1"), ("conv_shortcut", "skip_connection"))
 VAE_ATTENTION_NAMES = (("group_norm.", "norm."), ("to_q.", "q."), ("to_k.", "k."), ("to_v.", "v."),
                        ("to_out.0.", "proj_out."))
-
-
-def unet_prefixes(config: dict) -> list[tuple[str, str]]:
-    """diffusers block prefix -> original prefix; L resnets per down level, L + 1 per up level."""
-    layers, levels = config["layers_per_block"], len(config["block_out_channels"])
-    pairs = [("time_embedding.linear_1.", "time_embed.0."), ("time_embedding.linear_2.", "time_embed.2."),
-             ("conv_in.", "input_blocks.0.0."), ("conv_norm_out.", "out.0."), ("conv_out.", "out.2."),
-             ("mid_block.attentions.0.", "middle_block.1."), ("mid_block.resnets.0.", "middle_block.0."),
-             ("mid_block.resnets.1.", "middle_block.2.")]
-    for i in range(levels):
-        for j in range(layers):
-            pairs += [(f"down_blocks.{i}.resnets.{j}.", f"input_blocks.{(layers + 1) * i + j + 1}.0."),
-                      (f"down_blocks.{i}.attentions.{j}.", f"input_blocks.{(layers + 1) * i + j + 1}.1.")]
-        pairs.append((f"down_blocks.{i}.downsamplers.0.conv.", f"input_blocks.{(layers + 1) * (i + 1)}.0.op."))
-        for j in range(layers + 1):
-            pairs += [(f"up_blocks.{i}.resnets.{j}.", f"output_blocks.{(layers + 1) * i + j}.0."),
-                      (f"up_blocks.{i}.attentions.{j}.", f"output_blocks.{(layers + 1) * i + j}.1.")]
-        upsampler_slot = 2 if "CrossAttn" in config["up_block_types"][i] else 1      # after resnet (+ attention)
-        pairs.append((f"up_blocks.{i}.upsamplers.0.", f"output_blocks.{(layers + 1) * i + layers}.{upsampler_slot}."))
-    return pairs
 
 
 def original_unet(state: dict, config: dict) -> dict:

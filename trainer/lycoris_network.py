@@ -22,7 +22,14 @@ from pathlib import Path
 
 import torch
 
-from trainer.network import TEXT_ENCODER_BLOCKS, UNET_ATTENTION_BLOCKS, UNET_CONV_BLOCKS, Network, read_lora_file
+from trainer.network import (
+    TEXT_ENCODER_BLOCKS,
+    UNET_ATTENTION_BLOCKS,
+    UNET_CONV_BLOCKS,
+    Network,
+    read_lora_file,
+    unet_name_rule,
+)
 from trainer.network_names import canonical_lora_name, is_text_encoder_name
 from workbench.errors import UserError
 
@@ -52,13 +59,16 @@ def create_lycoris_network(cfg, unet, text_encoders: list, weights_path: str | N
     args = cfg.network_args_dict()
     algo = _algo(args)
     path = weights_path or cfg.network_weights or None
-    weights = read_lora_file(path) if path else {}
+    weights = read_lora_file(path, unet) if path else {}
     rank, alpha = _rank_of_file(weights, path) if cfg.dim_from_weights else (cfg.network_dim, cfg.network_alpha)
     # A continued LoRA keeps its text-encoder part even when only the UNet trains now.
     with_te = cfg.trains_text_encoder() or any(is_text_encoder_name(key) for key in weights)
     lycoris_net = _create(cfg, args, rank, alpha, unet, text_encoders if with_te else [])
     for module in lycoris_net.text_encoder_loras:
         module.lora_name = canonical_lora_name(module.lora_name)
+    rename = unet_name_rule(unet)          # lycoris walks the diffusers UNet: SDXL gets the original names
+    for module in lycoris_net.unet_loras:
+        module.lora_name = rename(module.lora_name)
     if not lycoris_net.unet_loras:
         raise UserError(f"network_args: LyCORIS algo={algo} with this preset puts no module on the UNet")
     network = LycorisNetwork(list(lycoris_net.unet_loras), list(lycoris_net.text_encoder_loras),

@@ -23,6 +23,8 @@ from trainer.network_names import (
     canonical_lora_name,
     is_text_encoder_name,
     lora_name,
+    sgm_layout,
+    sgm_unet_name,
     text_encoder_module_path,
     text_encoder_prefixes,
 )
@@ -111,7 +113,18 @@ def unet_targets(unet: torch.nn.Module, with_conv: bool) -> dict[str, torch.nn.M
     if with_conv:
         paths.update(_modules_in_blocks(unet, UNET_CONV_BLOCKS,
                                         lambda m: isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))))
-    return {lora_name(UNET_PREFIX, path): module for path, module in paths.items()}
+    rename = unet_name_rule(unet)
+    return {rename(lora_name(UNET_PREFIX, path)): module for path, module in paths.items()}
+
+
+def unet_name_rule(unet: torch.nn.Module):
+    """SDXL LoRA names are sd-scripts' original block names (input_blocks_4_1_...); SD1/SD2 names
+    are the diffusers path, as sd-scripts writes them too."""
+    config = getattr(unet, "config", {})
+    if config.get("addition_embed_type") != "text_time":
+        return lambda name: name
+    layout = sgm_layout(config)
+    return lambda name: sgm_unet_name(name, layout)
 
 
 def text_encoder_targets(text_encoders: list) -> dict[str, torch.nn.Module]:
@@ -253,7 +266,7 @@ class Network(torch.nn.Module):
                 for key, value in self.state_dict().items()}
 
     def load_kohya_weights(self, path) -> None:
-        self.load_weights_dict(read_lora_file(path), path)
+        self.load_weights_dict(read_lora_file(path, self.base_models[0]), path)
 
     def load_weights_dict(self, weights: dict[str, torch.Tensor], path) -> None:
         """Load a file's tensors (canonical names); refuse what does not fit, naming the tensor."""
@@ -276,8 +289,9 @@ def _check_fits(path, key: str, tensor: torch.Tensor, own: torch.Tensor) -> None
                         "set network_alpha / conv_alpha to the file's, or turn on dim_from_weights")
 
 
-def read_lora_file(path) -> dict[str, torch.Tensor]:
-    """A LoRA file's tensors under canonical names (text_model_ restored for old files)."""
+def read_lora_file(path, unet: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A LoRA file's tensors under canonical names: text_model_ restored for old files, an SDXL
+    file's diffusers-path UNet names (earlier workbench versions) turned into the original ones."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"network_weights: {path}: file not found")
@@ -291,12 +305,13 @@ def read_lora_file(path) -> dict[str, torch.Tensor]:
         raise UserError(f"network_weights: {path}: not a readable LoRA file ({exc})") from None
     if not isinstance(tensors, dict) or not tensors:
         raise UserError(f"network_weights: {path}: holds no named tensors (not a LoRA file)")
-    return {_canonical_key(key): value for key, value in tensors.items()}
+    rename = unet_name_rule(unet)
+    return {_canonical_key(key, rename): value for key, value in tensors.items()}
 
 
-def _canonical_key(key: str) -> str:
+def _canonical_key(key: str, rename) -> str:
     name, dot, rest = key.partition(".")
-    return canonical_lora_name(name) + dot + rest
+    return rename(canonical_lora_name(name)) + dot + rest
 
 
 # ---------------------------------------------------------------- building
@@ -314,7 +329,7 @@ def create_network(cfg, unet, text_encoders: list, weights_path: str | None = No
     path = weights_path or cfg.network_weights or None
     if cfg.dim_from_weights and not path:
         raise UserError("dim_from_weights: set network_weights to the LoRA to take rank and alpha from")
-    weights = read_lora_file(path) if path else {}
+    weights = read_lora_file(path, unet) if path else {}
     # A continued LoRA keeps its text-encoder part even when only the UNet trains now.
     with_te = cfg.trains_text_encoder() or any(is_text_encoder_name(key) for key in weights)
     targets = unet_targets(unet, with_conv=args.conv_rank is not None or cfg.dim_from_weights)
