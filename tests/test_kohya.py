@@ -163,6 +163,13 @@ def test_the_guis_accelerate_dynamo_backend_becomes_torch_compile(tmp_path, back
     assert report["dynamo_mode"][0] == "ignored"
 
 
+def test_the_guis_caption_dropouts_import(tmp_path):
+    cfg = imported(tmp_path, {"epoch": 1, "caption_dropout_rate": "0.05", "caption_dropout_every_n_epochs": 2.0,
+                              "caption_tag_dropout_rate": 0.1}).config
+    assert (cfg.caption_dropout_rate, cfg.caption_dropout_every_n_epochs, cfg.caption_tag_dropout_rate) == (0.05, 2, 0.1)
+    assert imported(tmp_path, STANDARD_SD15).config.caption_dropout_every_n_epochs == 0
+
+
 def test_export_writes_dynamo_backend_only_with_torch_compile():
     assert "dynamo_backend" not in export_sd_scripts(TrainConfig()).values
     on = export_sd_scripts(TrainConfig(torch_compile=True)).values
@@ -235,7 +242,7 @@ bucket_no_upscale caption_dropout_rate reg_data_dir
 min_snr_gamma scale_v_pred_loss_like_noise_pred v_pred_like_loss debiased_estimation_loss weighted_captions
 no_metadata save_model_as unet_lr text_encoder_lr network_weights network_module network_dim network_alpha
 network_dropout network_args network_train_unet_only network_train_text_encoder_only training_comment
-dim_from_weights scale_weight_norms base_weights no_half_vae torch_compile dynamo_backend
+dim_from_weights scale_weight_norms base_weights no_half_vae torch_compile dynamo_backend caption_dropout_every_n_epochs caption_tag_dropout_rate
 """.split())
 
 
@@ -251,7 +258,8 @@ def everything_set(**changes) -> TrainConfig:
         network_train_unet_only=True, scale_weight_norms=1.0, gradient_checkpointing=True, clip_skip=2,
         noise_offset=0.05, min_snr_gamma=5.0, shuffle_caption=True, keep_tokens=1, flip_aug=True, save_state=True,
         resume="/state", sample_prompts="/p.txt", sample_every_n_epochs=1, bucket_no_upscale=True, torch_compile=True,
-        dynamo_backend="aot_eager", **changes)
+        dynamo_backend="aot_eager", caption_dropout_rate=0.1, caption_dropout_every_n_epochs=3,
+        caption_tag_dropout_rate=0.2, **changes)
 
 
 def test_every_exported_key_is_a_real_sd_scripts_argument():

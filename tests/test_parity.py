@@ -59,6 +59,17 @@ def test_noise_offset_and_min_snr_gamma_that_are_off_read_none(small_run):
     assert (on["ss_noise_offset"], on["ss_min_snr_gamma"]) == ("0.05", "5.0")
 
 
+def test_caption_dropouts_are_recorded_as_sd_scripts_writes_them(small_run):
+    cfg, plan = small_run
+    off = meta_of(cfg, plan)
+    assert (off["ss_caption_dropout_rate"], off["ss_caption_dropout_every_n_epochs"],
+            off["ss_caption_tag_dropout_rate"]) == ("0.0", "0", "0.0")
+    on = meta_of(cfg.replace(caption_dropout_rate=0.05, caption_dropout_every_n_epochs=3, caption_tag_dropout_rate=0.1),
+                 plan)
+    assert (on["ss_caption_dropout_rate"], on["ss_caption_dropout_every_n_epochs"],
+            on["ss_caption_tag_dropout_rate"]) == ("0.05", "3", "0.1")
+
+
 def test_without_bucketing_the_bucket_keys_are_none(small_run):
     cfg, plan = small_run
     on = meta_of(cfg.replace(bucket_no_upscale=True), plan)

@@ -75,9 +75,26 @@ def test_shuffled_captions_keep_the_first_tokens(small_plan):
     image = plan.used_images[0]
     image.info.caption = "trigger, a, b, c, d, e"
     rng = random.Random(0)
-    shuffled = {data.caption_of(image, True, 1, rng) for _ in range(20)}
+    shuffle = TrainConfig(shuffle_caption=True, keep_tokens=1)
+    shuffled = {data.caption_of(image, shuffle, 0, rng) for _ in range(20)}
     assert all(c.startswith("trigger, ") for c in shuffled) and len(shuffled) > 1
-    assert data.caption_of(image, False, 1, rng) == "trigger, a, b, c, d, e"
+    assert data.caption_of(image, TrainConfig(keep_tokens=1), 0, rng) == "trigger, a, b, c, d, e"
+
+
+def test_caption_dropout_rules_are_sd_scripts(small_plan):
+    _, plan = small_plan
+    image = plan.used_images[0]
+    image.info.caption = "trigger, a, b, c, d, e"
+    rng = random.Random(0)
+    # every 2nd epoch counted from 1 (sd-scripts' current_epoch): 0-based epochs 1, 3 drop every caption
+    every = TrainConfig(caption_dropout_every_n_epochs=2)
+    assert [data.caption_of(image, every, epoch, rng) for epoch in range(4)] == ["trigger, a, b, c, d, e", "", ] * 2
+    dropped = [data.caption_of(image, TrainConfig(caption_dropout_rate=0.3), 0, rng) for _ in range(2000)]
+    assert 0.26 < dropped.count("") / 2000 < 0.34 and set(dropped) == {"", "trigger, a, b, c, d, e"}
+    tags = TrainConfig(caption_tag_dropout_rate=0.5, keep_tokens=1)
+    kept = [data.caption_of(image, tags, 0, rng).split(", ") for _ in range(2000)]
+    assert all(k[0] == "trigger" and k[1:] == [t for t in "abcde" if t in k[1:]] for k in kept)   # order kept
+    assert 0.45 < sum(len(k) - 1 for k in kept) / (5 * 2000) < 0.55                   # half the other tags stay
 
 
 def test_pixels_cover_and_centre_crop_to_the_bucket(small_plan):

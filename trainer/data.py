@@ -73,21 +73,30 @@ def accumulation_groups(batches: list[Batch], accumulation: int) -> list[list[Ba
 
 # ---------------------------------------------------------------- captions
 
-def caption_of(image: PlannedImage, shuffle: bool, keep_tokens: int, rng: random.Random) -> str:
-    """The caption trained on: with shuffle_caption the comma-separated tags after the first
-    keep_tokens are shuffled (the trigger word stays first)."""
-    caption = image.info.caption
-    if not shuffle:
+def caption_of(image: PlannedImage, cfg, epoch: int, rng: random.Random) -> str:
+    """The caption trained on in 0-based `epoch`, in sd-scripts' order: the whole caption dropped
+    (caption_dropout_rate, or every caption_dropout_every_n_epochs-th epoch counted from 1), else the
+    comma-separated tags after the first keep_tokens shuffled (shuffle_caption; the trigger word
+    stays first), then each of them left out with caption_tag_dropout_rate."""
+    every = cfg.caption_dropout_every_n_epochs
+    dropped = cfg.caption_dropout_rate > 0 and rng.random() < cfg.caption_dropout_rate
+    if dropped or (every and (epoch + 1) % every == 0):
+        return ""
+    caption, tag_dropout = image.info.caption, cfg.caption_tag_dropout_rate
+    if not (cfg.shuffle_caption or tag_dropout > 0):
         return caption
-    tags = [t.strip() for t in caption.split(",")]
-    kept, rest = tags[:keep_tokens], tags[keep_tokens:]
-    rng.shuffle(rest)
+    tags = [t.strip() for t in caption.strip().split(",")]
+    kept, rest = tags[:cfg.keep_tokens], tags[cfg.keep_tokens:]
+    if cfg.shuffle_caption:
+        rng.shuffle(rest)
+    if tag_dropout > 0:
+        rest = [tag for tag in rest if rng.random() >= tag_dropout]
     return ", ".join(kept + rest)
 
 
 def batch_captions(batch: Batch, cfg, seed: int, epoch: int) -> list[str]:
     rng = random.Random(f"{seed}/{epoch}/{batch.index}")
-    return [caption_of(im, cfg.shuffle_caption, cfg.keep_tokens, rng) for im in batch.images]
+    return [caption_of(im, cfg, epoch, rng) for im in batch.images]
 
 
 # ---------------------------------------------------------------- pixels

@@ -25,8 +25,7 @@ CONFIG_KEY = "workbench_config"
 OPTIONS_NOT_OFFERED = {
     "ss_max_token_length": "75",            # captions are cut at 75 tokens; the kohya_ss GUI records 75
     "ss_full_fp16": "False", "ss_lowram": "False", "ss_color_aug": "False", "ss_random_crop": "False",
-    "ss_caption_dropout_rate": "0.0", "ss_caption_dropout_every_n_epochs": "0",
-    "ss_caption_tag_dropout_rate": "0.0", "ss_face_crop_aug_range": "None",
+    "ss_face_crop_aug_range": "None",
     "ss_adaptive_noise_scale": "None", "ss_multires_noise_iterations": "None",
     "ss_multires_noise_discount": "0.3", "ss_zero_terminal_snr": "False", "ss_ip_noise_gamma": "None",
     "ss_debiased_estimation": "False", "ss_loss_type": "l2",
@@ -122,6 +121,9 @@ def training_metadata(cfg: TrainConfig, plan, facts: RunFacts) -> dict[str, str]
         "ss_total_batch_size": cfg.train_batch_size * facts.num_processes * cfg.gradient_accumulation_steps,
         "ss_resolution": (w, h), "ss_enable_bucket": cfg.enable_bucket, **bucket_settings(cfg),
         "ss_flip_aug": cfg.flip_aug, "ss_shuffle_caption": cfg.shuffle_caption, "ss_keep_tokens": cfg.keep_tokens,
+        "ss_caption_dropout_rate": cfg.caption_dropout_rate,
+        "ss_caption_dropout_every_n_epochs": cfg.caption_dropout_every_n_epochs,
+        "ss_caption_tag_dropout_rate": cfg.caption_tag_dropout_rate,
         "ss_sd_model_name": _model_name(cfg.pretrained_model_name_or_path),
         "ss_sd_model_hash": facts.sd_model_hash, "ss_new_sd_model_hash": facts.new_sd_model_hash,
         **OPTIONS_NOT_OFFERED,
