@@ -38,3 +38,17 @@ def test_free_output_name_skips_every_taken_name(tmp_path):
     (tmp_path / "demo.safetensors").write_bytes(b"old")
     (tmp_path / "demo-2-000001.safetensors").write_bytes(b"old")
     assert outputs.free_output_name(cfg, epochs=2) == "demo-3"
+
+
+def test_step_saves_every_n_steps_the_last_step_included(tmp_path):
+    cfg = TrainConfig(output_dir=str(tmp_path), output_name="x", save_every_n_epochs=None, save_every_n_steps=4)
+    names = [p.name for p in outputs.planned_outputs(cfg, epochs=2, total_steps=12)]
+    assert names == ["x-step00000004.safetensors", "x-step00000008.safetensors", "x-step00000012.safetensors",
+                     "x.safetensors"]
+    resumed = [p.name for p in outputs.planned_outputs(cfg, epochs=2, first_epoch=2, total_steps=12, first_step=9)]
+    assert resumed == ["x-step00000012.safetensors", "x.safetensors"]
+    (tmp_path / "x-step00000040.safetensors").write_bytes(b"old")     # the step count is not known here
+    assert outputs.existing_outputs(cfg, epochs=2) == [tmp_path / "x-step00000040.safetensors"]
+    assert outputs.existing_outputs(cfg) == [tmp_path / "x-step00000040.safetensors"]
+    assert outputs.existing_outputs(cfg.replace(save_every_n_steps=None)) == []
+    assert outputs.free_output_name(cfg, epochs=2) == "x-2"

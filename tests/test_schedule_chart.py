@@ -23,6 +23,14 @@ def test_cosine_restarts_warmup_and_saves():
     assert sorted(s for k, s in got if k == "save") == [20, 40, 60, 80, 100]
 
 
+def test_step_saves_are_marked_too():
+    cfg = TrainConfig(save_every_n_epochs=None, save_every_n_steps=30, max_train_epochs=2)
+    # steps 30, 60, 90; step 100's would be the final file's step, marked once as the final save
+    assert sorted(s for k, s in marks(cfg, 100, 50, 2) if k == "save") == [30, 60, 90, 100]
+    assert sorted(s for k, s in marks(cfg.replace(save_every_n_epochs=1), 100, 50, 2) if k == "save") == \
+        [30, 50, 60, 90, 100]
+
+
 def test_restart_marker_is_where_the_curve_jumps():
     cfg = TrainConfig(lr_scheduler="cosine_with_restarts", lr_scheduler_num_cycles=4, learning_rate=1e-3,
                       lr_warmup_steps=0)

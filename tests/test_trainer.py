@@ -454,3 +454,20 @@ def test_torch_compile_trains_the_same_steps_as_eager_and_saves_the_same_keys(de
     assert losses[1] == pytest.approx(losses[0], rel=1e-5)
     files = [read_header(tmp_path / d / "demo-lora.safetensors")[1] for d in ("eager", "compiled")]
     assert set(tensor_entries(files[0])) == set(tensor_entries(files[1]))     # no "_orig_mod" in any name
+
+
+def test_save_and_sample_every_n_steps(demo, tmp_path):
+    cfg = demo_config(demo, tmp_path / "out", max_train_epochs=None, max_train_steps=4, save_every_n_epochs=None,
+                      save_every_n_steps=2, sample_every_n_epochs=None, sample_every_n_steps=3)
+    code, status, events = train_in_process(cfg, tmp_path / "run")
+    assert code == 0, status.get("error")
+    saves = [(Path(e["path"]).name, e["step"]) for e in of_kind(events, "save")]
+    assert saves == [("demo-lora-step00000002.safetensors", 2), ("demo-lora-step00000004.safetensors", 4),
+                     ("demo-lora.safetensors", 4)]
+    meta = metadata_of(read_header(tmp_path / "out" / "demo-lora-step00000002.safetensors")[1])
+    assert (meta["ss_steps"], meta["ss_epoch"]) == ("2", "0")          # sd-scripts: the epochs done so far
+    samples = [re.sub(r"_\d{14}_", "_<time>_", Path(e["path"]).name) for e in of_kind(events, "sample")]
+    assert samples == ["demo-lora_000003_00_<time>_1.png", "demo-lora_000003_01_<time>_2.png"]
+    assert [e["step"] for e in of_kind(events, "sample")] == [3, 3]
+    again = train_in_process(cfg, tmp_path / "run2")                   # the step files are never overwritten
+    assert again[0] != 0 and "demo-lora-step00000002.safetensors already exists" in again[1]["error"]

@@ -183,8 +183,9 @@ def test_sample_names_are_sd_scripts(tmp_path):
     import time
     when = time.mktime((2026, 11, 26, 9, 5, 7, 0, 0, -1))       # local time, as sd-scripts stamps it
     seeded, unseeded = sampling.SamplePrompt("a", seed=42), sampling.SamplePrompt("b")
-    assert sampling.sample_path(tmp_path, "dog", 3, 1, seeded, when).name == "dog_e000003_01_20261126090507_42.png"
-    assert sampling.sample_path(tmp_path, "dog", 12, 0, unseeded, when).name == "dog_e000012_00_20261126090507.png"
+    at_epoch, at_step = sampling.when_tag(3, 150), sampling.when_tag(None, 150)
+    assert sampling.sample_path(tmp_path, "dog", at_epoch, 1, seeded, when).name == "dog_e000003_01_20261126090507_42.png"
+    assert sampling.sample_path(tmp_path, "dog", at_step, 0, unseeded, when).name == "dog_000150_00_20261126090507.png"
 
 
 @pytest.mark.parametrize("name", list(sampling.SAMPLERS))

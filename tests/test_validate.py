@@ -108,3 +108,12 @@ def test_bucket_range_rounding_and_sdxl_clip_skip_are_noted():
     sdxl = {f.field: f for f in validate(TrainConfig(sdxl=True, bucket_reso_steps=32, clip_skip=2))}
     assert sdxl["clip_skip"].level == "note" and "no effect" in sdxl["clip_skip"].message
     assert "clip_skip" not in {f.field for f in validate(TrainConfig(clip_skip=2))}
+
+
+def test_sampling_without_prompts_warns_and_step_sampling_under_epochs_is_noted():
+    [f] = found(CLEAN.replace(sample_every_n_steps=100), "sample_prompts")
+    assert f.level == "warning" and "sample_every_n_steps is set but there is no prompt file" in f.message
+    both = CLEAN.replace(sample_every_n_steps=100, sample_every_n_epochs=1, sample_prompts="/p.txt")
+    [note] = found(both, "sample_every_n_steps")
+    assert note.level == "note" and "sample_every_n_epochs is set and wins" in note.message
+    assert found(both.replace(sample_every_n_epochs=None)) == []

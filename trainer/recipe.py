@@ -166,8 +166,9 @@ class Recipe:
             drawn = cfg.seed if cfg.seed is not None else random.SystemRandom().randrange(2**31)
             self.progress.seed = processes.from_process_zero(self.accelerator, drawn)
             self.progress.processes = self.accelerator.num_processes
-        outputs.refuse_existing(outputs.planned_outputs(cfg, self.plan.epochs, self.progress.epoch + 1))
-        samples_wanted = cfg.sample_every_n_epochs and cfg.sample_prompts
+        outputs.refuse_existing(outputs.planned_outputs(cfg, self.plan.epochs, self.progress.epoch + 1,
+                                                        self.plan.total_steps, self.progress.step + 1))
+        samples_wanted = (cfg.sample_every_n_epochs or cfg.sample_every_n_steps) and cfg.sample_prompts
         self.prompts = sampling.read_prompt_file(cfg.sample_prompts) if samples_wanted else []
         self.events.status(total_steps=self.plan.total_steps, seed=self.progress.seed)
         set_seed(self.progress.seed)        # the same on every process: the same initial LoRA weights
@@ -271,7 +272,7 @@ class Recipe:
                 s.step, s.groups_done = s.step + 1, index + 1
                 now = time.perf_counter()
                 self.after_step(epoch, loss, now - last, sum(len(b.images) for b in groups[index]))
-                last = now
+                last = time.perf_counter() if self.step_outputs(epoch) else now   # saves are not step time
                 if self.stop_requested() or s.step >= p.total_steps:
                     break
             if s.step < p.total_steps and self.stop_requested():
@@ -341,11 +342,23 @@ class Recipe:
                             f"(avg {loss_avg:.4f}) lr {lr_unet:.3g} {seconds:.3f} s/step "
                             f"{images / max(seconds, 1e-9):.1f} img/s ETA {eta:.0f} s")
 
+    def step_outputs(self, epoch: int) -> bool:
+        """save_every_n_steps and sample_every_n_steps (unless sample_every_n_epochs is set, as in
+        sd-scripts); a step save records the epochs done, as sd-scripts' does. True if any ran."""
+        cfg, step = self.cfg, self.progress.step
+        saves = outputs.saves_step(cfg, step)
+        if saves:
+            self.save(outputs.lora_path(cfg, outputs.step_tag(step)), epoch)
+        samples = bool(self.prompts) and outputs.samples_step(cfg, step)
+        if samples:
+            self.sample(None)
+        return saves or samples
+
     def end_epoch(self, epoch: int) -> None:
         self.events.emit("epoch", epoch=epoch, step=self.progress.step, loss_avg=self.loss_window.mean)
         if outputs.saves_epoch(self.cfg, epoch, self.plan.epochs):
             self.save(outputs.lora_path(self.cfg, outputs.epoch_tag(epoch)), epoch)
-        if self.prompts and epoch % self.cfg.sample_every_n_epochs == 0:
+        if self.prompts and self.cfg.sample_every_n_epochs and epoch % self.cfg.sample_every_n_epochs == 0:
             self.sample(epoch)
 
     # ================================================================ save
@@ -372,7 +385,8 @@ class Recipe:
         self.save(path, self.progress.epoch + 1)
         return "stopped"
 
-    def sample(self, epoch: int) -> None:
+    def sample(self, epoch: int | None) -> None:
+        """The prompts at the end of `epoch`, or at the current step when epoch is None."""
         if not self.accelerator.is_main_process:
             return
         if self.pipeline is None:
@@ -386,9 +400,11 @@ class Recipe:
                 self.pipeline.scheduler = sampling.make_scheduler(sampler, self.stepper.noise_scheduler)
                 with self.accelerator.autocast():
                     image = sampling.render(self.pipeline, prompt, self.progress.seed + self.progress.step + i)
-                path = sampling.sample_path(samples_dir, self.cfg.output_name, epoch, i, prompt)
+                at = sampling.when_tag(epoch, self.progress.step)
+                path = sampling.sample_path(samples_dir, self.cfg.output_name, at, i, prompt)
                 image.save(path)
-                self.events.emit("sample", path=str(path), prompt=prompt.prompt, step=self.progress.step, epoch=epoch)
+                self.events.emit("sample", path=str(path), prompt=prompt.prompt, step=self.progress.step,
+                                 epoch=self.progress.epoch + 1 if epoch is None else epoch)
         finally:
             self.network.train()
             self.models.unet.train()

@@ -126,10 +126,14 @@ def render(pipe, sample: SamplePrompt, fallback_seed: int):
                     generator=generator).images[0]
 
 
-def sample_path(samples_dir: Path, output_name: str, epoch: int, index: int, sample: SamplePrompt,
+def sample_path(samples_dir: Path, output_name: str, at: str, index: int, sample: SamplePrompt,
                 when: float | None = None) -> Path:
-    """sd-scripts' name: <output_name>_e<epoch:06d>_<prompt index:02d>_<local time YYYYmmddHHMMSS>,
-    then _<seed> when the prompt gives --d."""
+    """sd-scripts' name: <output_name>_<at>_<prompt index:02d>_<local time YYYYmmddHHMMSS>, then
+    _<seed> when the prompt gives --d; `at` is when_tag's e000002 (epoch 2) or 000150 (step 150)."""
     stamp = time.strftime("%Y%m%d%H%M%S", time.localtime(when))
     seed = "" if sample.seed is None else f"_{sample.seed}"
-    return samples_dir / f"{output_name}_e{epoch:06d}_{index:02d}_{stamp}{seed}.png"
+    return samples_dir / f"{output_name}_{at}_{index:02d}_{stamp}{seed}.png"
+
+
+def when_tag(epoch: int | None, step: int) -> str:
+    return f"e{epoch:06d}" if epoch is not None else f"{step:06d}"

@@ -68,6 +68,7 @@ class TrainConfig:
     max_train_epochs: int | None = opt(1, "Epochs to train (kohya_ss's Epoch); when set it decides the total steps and max_train_steps is ignored.", BASIC, min=1)
     max_train_steps: int = opt(0, "Total optimizer steps, used only when max_train_epochs is empty (0 here, not sd-scripts' hidden 1,600).", BASIC, min=0)
     save_every_n_epochs: int | None = opt(1, "Save an intermediate LoRA every N epochs (empty: only at the end).", BASIC, min=1)
+    save_every_n_steps: int | None = opt(None, "Also save a LoRA every N steps, as <output_name>-step00000500 (empty: off).", BASIC, min=1)
     caption_extension: str = opt(".txt", "Extension of the caption files beside the images; files with another extension are ignored (sd-scripts' own default is .caption).", BASIC)
     mixed_precision: str = opt("fp16", "Precision of the forward/backward pass: no (fp32), fp16 or bf16.", BASIC, choices=PRECISIONS)
     save_precision: str = opt("fp16", "Precision of the tensors in the saved LoRA.", BASIC, choices=SAVE_PRECISIONS)
@@ -122,6 +123,7 @@ class TrainConfig:
     # --- samples
     sample_prompts: str = opt("", "Prompt file for sample images (one prompt per line, with --w --h --s --l --n --d).", SAMPLES, path="file")
     sample_every_n_epochs: int | None = opt(None, "Render the sample prompts every N epochs (empty: never).", SAMPLES, min=1)
+    sample_every_n_steps: int | None = opt(None, "Render the sample prompts every N steps; ignored when sample_every_n_epochs is set, as in sd-scripts (empty: never).", SAMPLES, min=1)
     sample_sampler: str = opt("euler_a", "Sampler for sample images.", SAMPLES, choices=SAMPLERS)
 
     # ---- derived numbers (one place for each)

@@ -246,7 +246,7 @@ def _gui_fixups(imp: _Import) -> None:
         imp.set("network_weights", imp.take("lora_network_weights"), "lora_network_weights", "legacy key")
     _gui_stop_text_encoder(imp)
     _gui_dynamo(imp)
-    for key in ("seed", "save_every_n_epochs", "sample_every_n_epochs"):
+    for key in ("seed", "save_every_n_epochs", "sample_every_n_epochs", "save_every_n_steps", "sample_every_n_steps"):
         if key in imp.data and _number_or_text(imp.data[key]) in (None, 0):
             imp.take(key)
             imp.set(key, None, key, "0 or empty means none here")

@@ -1,5 +1,6 @@
 """What a run writes and under which names, as sd-scripts names them: NAME.EXT at the end,
-NAME-000001.EXT every save_every_n_epochs, NAME-stopped-stepN.EXT on Stop, NAME-state/ folders
+NAME-000001.EXT every save_every_n_epochs, NAME-step00000500.EXT every save_every_n_steps,
+NAME-stopped-stepN.EXT on Stop, NAME-state/ folders
 for resuming. One rule for the trainer (it refuses to start over an existing file), preflight and
 the Training page (which offers a free name instead)."""
 from __future__ import annotations
@@ -25,6 +26,10 @@ def epoch_tag(epoch: int) -> str:
     return f"{epoch:06d}"
 
 
+def step_tag(step: int) -> str:
+    return f"step{step:08d}"
+
+
 def stopped_tag(step: int) -> str:
     return f"stopped-step{step}"
 
@@ -38,9 +43,21 @@ def saves_epoch(cfg, epoch: int, epochs: int) -> bool:
     return bool(cfg.save_every_n_epochs) and epoch % cfg.save_every_n_epochs == 0 and epoch < epochs
 
 
-def planned_outputs(cfg, epochs: int, first_epoch: int = 1) -> list[Path]:
-    """Every file and state folder a run from `first_epoch` to the end will write."""
+def saves_step(cfg, step: int) -> bool:
+    """sd-scripts saves every N steps, the last step too (the final file is written as well)."""
+    return bool(cfg.save_every_n_steps) and step % cfg.save_every_n_steps == 0
+
+
+def samples_step(cfg, step: int) -> bool:
+    """sample_every_n_steps, which sd-scripts ignores when sample_every_n_epochs is set."""
+    every = cfg.sample_every_n_steps
+    return bool(every) and not cfg.sample_every_n_epochs and step % every == 0
+
+
+def planned_outputs(cfg, epochs: int, first_epoch: int = 1, total_steps: int = 0, first_step: int = 1) -> list[Path]:
+    """Every file and state folder a run from `first_epoch` / `first_step` to the end will write."""
     loras = [lora_path(cfg, epoch_tag(e)) for e in range(first_epoch, epochs + 1) if saves_epoch(cfg, e, epochs)]
+    loras += [lora_path(cfg, step_tag(s)) for s in range(first_step, total_steps + 1) if saves_step(cfg, s)]
     loras.append(lora_path(cfg))
     return loras + ([state_dir(p) for p in loras] if cfg.save_state else [])
 
@@ -65,11 +82,13 @@ def unique_path(path: Path) -> Path:
 def existing_outputs(cfg, epochs: int | None = None) -> list[Path]:
     """The files a run would write that already exist. Without the epoch count (no plan yet), every
     per-epoch save of that name counts, so nothing is missed."""
-    if epochs is not None:
-        return [p for p in planned_outputs(cfg, epochs) if p.exists()]
     last = lora_path(cfg)
-    per_epoch = sorted(last.parent.glob(f"{cfg.output_name}-[0-9][0-9][0-9][0-9][0-9][0-9].{cfg.save_model_as}"))
-    return ([last] if last.exists() else []) + per_epoch
+    per_step = sorted(last.parent.glob(f"{cfg.output_name}-step{'[0-9]' * 8}.{cfg.save_model_as}")) \
+        if cfg.save_every_n_steps else []      # without the step count every step save of that name counts
+    if epochs is not None:
+        return [p for p in planned_outputs(cfg, epochs) if p.exists()] + per_step
+    per_epoch = sorted(last.parent.glob(f"{cfg.output_name}-{'[0-9]' * 6}.{cfg.save_model_as}"))
+    return ([last] if last.exists() else []) + per_epoch + per_step
 
 
 def free_output_name(cfg, epochs: int | None = None) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from workbench.outputs import saves_epoch
+from workbench.outputs import saves_epoch, saves_step
 from workbench.schedules import lr_lambda, make_schedule, stop_text_encoder_step
 from workbench.step_breakdown import warmup_of
 
@@ -34,10 +34,12 @@ def restart_steps(cfg, total_steps: int) -> list[int]:
 
 def save_steps(cfg, steps_per_epoch: int, epochs: int, total_steps: int) -> list[tuple[int, str]]:
     """(step, label) of each save: every save_every_n_epochs epochs before the last one (the
-    last epoch's file is the final one, as in sd-scripts), then the final save."""
+    last epoch's file is the final one, as in sd-scripts), every save_every_n_steps steps, then
+    the final save."""
     saves = [(epoch * steps_per_epoch, f"save (epoch {epoch})") for epoch in range(1, epochs + 1)
              if saves_epoch(cfg, epoch, epochs) and epoch * steps_per_epoch < total_steps]   # the trainer's rule
-    return saves + [(total_steps, "final save")]
+    saves += [(step, f"save (step {step})") for step in range(1, total_steps) if saves_step(cfg, step)]
+    return sorted(saves) + [(total_steps, "final save")]
 
 
 def markers(cfg, total_steps: int, steps_per_epoch: int, epochs: int) -> list[Marker]:

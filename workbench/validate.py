@@ -174,8 +174,12 @@ def _clip_skip(cfg: TrainConfig) -> list[Finding]:
 
 
 def _samples(cfg: TrainConfig) -> list[Finding]:
-    if cfg.sample_every_n_epochs and not cfg.sample_prompts:
-        return [Finding("warning", "sample_prompts", "sample_every_n_epochs is set but there is no prompt file")]
+    wanted = [k for k in ("sample_every_n_epochs", "sample_every_n_steps") if getattr(cfg, k)]
+    if wanted and not cfg.sample_prompts:
+        return [Finding("warning", "sample_prompts", f"{wanted[0]} is set but there is no prompt file")]
+    if len(wanted) == 2:
+        return [Finding("note", "sample_every_n_steps", "ignored: sample_every_n_epochs is set and wins, "
+                        "as in sd-scripts")]
     return []
 
 
