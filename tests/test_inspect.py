@@ -512,6 +512,9 @@ def test_config_best_effort_from_ss_keys(kohya):
                                   "subsets": [{"flip_aug": True, "keep_tokens": 1}]}])},
      {"resolution": "640,640", "train_batch_size": 3, "flip_aug": True, "keep_tokens": 1}, None),
     ({"workbench_config": "{not json"}, {}, "workbench_config: unreadable"),
+    ({"ss_max_token_length": "225", "ss_caption_tag_dropout_rate": "0.1"},
+     {"max_token_length": 225, "caption_tag_dropout_rate": 0.1}, None),
+    ({"ss_max_token_length": "None"}, {"max_token_length": 75}, None),
 ])
 def test_config_from_single_ss_keys(meta, expected, note):
     cfg, notes = config_from_metadata(meta)

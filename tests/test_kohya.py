@@ -89,6 +89,7 @@ def test_standard_sd15_gui_config(tmp_path):
     assert (cfg.clip_skip, cfg.keep_tokens, cfg.seed, cfg.save_every_n_epochs, cfg.noise_offset) == (2, 1, 1234, 2, 0.05)
     assert (cfg.sample_every_n_epochs, cfg.lr_scheduler_num_cycles, cfg.lr_scheduler_power) == (None, 1, 1.0)
     assert (cfg.sample_every_n_steps, cfg.save_every_n_steps) == (None, None)          # the GUI's 0s
+    assert cfg.max_token_length == 75 and "max_token_length" not in export_sd_scripts(cfg).values   # sd-scripts: None
     assert (cfg.network_dim, cfg.network_alpha, cfg.mixed_precision, cfg.bucket_no_upscale) == (32, 16.0, "bf16", True)
     assert report["max_resolution"][0] == "mapped" and "resolution" in report["max_resolution"][1]
     assert report["xformers"] == ("ignored", "attention: the workbench trainer always uses PyTorch SDPA")
@@ -260,7 +261,8 @@ def everything_set(**changes) -> TrainConfig:
         noise_offset=0.05, min_snr_gamma=5.0, shuffle_caption=True, keep_tokens=1, flip_aug=True, save_state=True,
         resume="/state", sample_prompts="/p.txt", sample_every_n_epochs=1, bucket_no_upscale=True, torch_compile=True,
         dynamo_backend="aot_eager", caption_dropout_rate=0.1, caption_dropout_every_n_epochs=3,
-        caption_tag_dropout_rate=0.2, save_every_n_steps=100, sample_every_n_steps=50, **changes)
+        caption_tag_dropout_rate=0.2, save_every_n_steps=100, sample_every_n_steps=50, max_token_length=225,
+        **changes)
 
 
 def test_every_exported_key_is_a_real_sd_scripts_argument():

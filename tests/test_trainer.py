@@ -471,3 +471,14 @@ def test_save_and_sample_every_n_steps(demo, tmp_path):
     assert [e["step"] for e in of_kind(events, "sample")] == [3, 3]
     again = train_in_process(cfg, tmp_path / "run2")                   # the step files are never overwritten
     assert again[0] != 0 and "demo-lora-step00000002.safetensors already exists" in again[1]["error"]
+
+
+@pytest.mark.parametrize("sdxl", [False, True])
+def test_max_token_length_225_trains_sd1_and_sdxl(demo, tmp_path, sdxl):
+    cfg = demo_config(demo, tmp_path / "out", sdxl=sdxl, max_train_epochs=None, max_train_steps=2,
+                      sample_every_n_epochs=None, max_token_length=225, train_batch_size=2,
+                      mixed_precision="bf16" if sdxl else "no")
+    code, status, events = train_in_process(cfg, tmp_path / "run")
+    assert code == 0, status.get("error")
+    [path] = [Path(e["path"]) for e in of_kind(events, "save")]
+    assert metadata_of(read_header(path)[1])["ss_max_token_length"] == "225"

@@ -311,6 +311,48 @@ def test_clip_skip_takes_an_earlier_layer_through_the_final_norm(sd1):
     assert tuple(skipped.shape) == (1, 77, 32)
 
 
+LONG_CAPTION = ", ".join(f"wbdemo, red circle {i}, blue square" for i in range(40))     # ≈ 400 tokens
+
+
+@pytest.mark.slow
+def test_caption_windows_join_back_into_the_caption(sd1):
+    from trainer import token_windows
+    tokenizer = sd1.tokenizers[0]
+    ids = tokenizer([LONG_CAPTION, "wbdemo"], padding="max_length", max_length=227, truncation=True,
+                    return_tensors="pt").input_ids
+    windows = token_windows.windows(ids, tokenizer)
+    assert tuple(windows.shape) == (6, 77) and bool((windows[:, 0] == tokenizer.bos_token_id).all())
+    # an "encoder" that returns each id as its output: joining undoes the windowing exactly
+    assert torch.equal(token_windows.joined(windows[..., None].float(), 3)[..., 0], ids.float())
+
+
+@pytest.mark.slow
+def test_windows_of_a_tokenizer_that_pads_with_another_token(sd1, tmp_path):
+    from transformers import CLIPTokenizer
+
+    from trainer import token_windows
+    sd1.tokenizers[0].save_pretrained(tmp_path)
+    tokenizer = CLIPTokenizer.from_pretrained(tmp_path, pad_token="!")          # as SD2's and SDXL's second
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    ids = tokenizer([LONG_CAPTION, "wbdemo"], padding="max_length", max_length=227, truncation=True,
+                    return_tensors="pt").input_ids
+    long, short = token_windows.windows(ids, tokenizer).reshape(2, 3, 77)
+    assert [int(w[-1]) for w in long] == [eos] * 3            # every window ends inside the text: EOS put there
+    assert int(short[0, -1]) == pad and [int(w[1]) for w in short[1:]] == [eos, eos]   # empty windows: BOS EOS pad…
+
+
+@pytest.mark.slow
+def test_max_token_length_reads_more_of_the_caption_and_keeps_the_first_window(sd1):
+    with torch.no_grad():
+        for clip_skip in (1, 2):
+            short = sd1.encode([LONG_CAPTION], clip_skip, "cpu").hidden
+            long = sd1.encode([LONG_CAPTION], clip_skip, "cpu", max_tokens=225).hidden
+            assert tuple(short.shape) == (1, 77, 32) and tuple(long.shape) == (1, 227, 32)
+            # CLIP attends only backwards: BOS and the first 75 tokens read the same either way
+            assert torch.allclose(long[:, :76], short[:, :76], atol=1e-5)
+            assert not torch.allclose(long[:, 76:77], short[:, 76:77])      # token 76 is text now, not EOS
+
+
 def test_a_pickle_checkpoint_is_read_without_code_and_its_family_checked(tmp_path):
     from trainer.models import checked_model_info
     from workbench.modelinfo import ModelError

@@ -17,6 +17,8 @@ from typing import Callable
 
 import torch
 
+from trainer import token_windows
+from trainer.token_windows import CLIP_WINDOW
 from workbench.buckets import sdxl_crop_ltrb
 from workbench.modelinfo import (
     ModelError,
@@ -37,7 +39,7 @@ CLIP_VOCAB_SIZE = 49408
 
 @dataclass
 class Conditioning:
-    hidden: torch.Tensor                 # (batch, 77, cross-attention width)
+    hidden: torch.Tensor                 # (batch, 2 + n·75 tokens, cross-attention width); n = 1: 77
     pooled: torch.Tensor | None = None   # SDXL: (batch, 1280) from the second encoder's projection
 
     def unet_kwargs(self, time_ids: torch.Tensor | None, dtype) -> dict:
@@ -56,13 +58,16 @@ class Models:
     tokenizers: list
     info: ModelInfo
 
-    def token_ids(self, index: int, captions: list[str], device) -> torch.Tensor:
+    def token_ids(self, index: int, captions: list[str], device, max_tokens: int = CLIP_WINDOW) -> torch.Tensor:
+        """(batch · max_tokens/75, 77) ids: one 77-token window per 75 caption tokens."""
         tokenizer = self.tokenizers[index]
-        return tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length,
-                         truncation=True, return_tensors="pt").input_ids.to(device)
+        ids = tokenizer(captions, padding="max_length", max_length=max_tokens + 2,
+                        truncation=True, return_tensors="pt").input_ids
+        return (token_windows.windows(ids, tokenizer) if max_tokens > CLIP_WINDOW else ids).to(device)
 
-    def encode(self, captions: list[str], clip_skip: int, device) -> Conditioning:
-        return self.family.encode(self, captions, clip_skip, device)
+    def encode(self, captions: list[str], clip_skip: int, device, max_tokens: int = CLIP_WINDOW) -> Conditioning:
+        """max_tokens: max_token_length (75, 150 or 225 caption tokens)."""
+        return self.family.encode(self, captions, clip_skip, device, max_tokens)
 
     def prepare(self, device, dtype, gradient_checkpointing: bool, train_text_encoder: bool) -> None:
         """Frozen base weights in `dtype` on `device`; the VAE stays float32 (fp16 VAEs overflow,
@@ -94,14 +99,13 @@ def _final_norm(encoder) -> torch.nn.Module:
     return getattr(encoder, "text_model", encoder).final_layer_norm
 
 
-def encode_sd(models: Models, captions: list[str], clip_skip: int, device) -> Conditioning:
+def encode_sd(models: Models, captions: list[str], clip_skip: int, device, max_tokens: int) -> Conditioning:
     """SD1/SD2: the last layer's output, or with clip_skip N the Nth-from-last layer put through
-    the final layer norm (as sd-scripts and A1111 do)."""
-    encoder = models.text_encoders[0]
-    out = encoder(models.token_ids(0, captions, device), output_hidden_states=clip_skip > 1)
-    if clip_skip <= 1:
-        return Conditioning(out.last_hidden_state)
-    return Conditioning(_final_norm(encoder)(out.hidden_states[-clip_skip]))
+    the final layer norm (as sd-scripts and A1111 do); windows of 75 tokens joined after it."""
+    encoder, count = models.text_encoders[0], max_tokens // CLIP_WINDOW
+    out = encoder(models.token_ids(0, captions, device, max_tokens), output_hidden_states=clip_skip > 1)
+    hidden = out.last_hidden_state if clip_skip <= 1 else _final_norm(encoder)(out.hidden_states[-clip_skip])
+    return Conditioning(token_windows.joined(hidden, count))
 
 
 def sdxl_time_ids(original_size: tuple[int, int], bucket: tuple[int, int], flipped: bool = False) -> list[int]:
@@ -114,13 +118,15 @@ def sdxl_time_ids(original_size: tuple[int, int], bucket: tuple[int, int], flipp
     return [h, w, int(top), int(left), bucket_h, bucket_w]
 
 
-def encode_sdxl(models: Models, captions: list[str], clip_skip: int, device) -> Conditioning:
+def encode_sdxl(models: Models, captions: list[str], clip_skip: int, device, max_tokens: int) -> Conditioning:
     """SDXL: both encoders' penultimate layers side by side (768 + 1280 = 2048 wide), and the
-    second encoder's projected pooled output. clip_skip does not apply (SDXL fixes the layer)."""
-    first, second = models.text_encoders
-    hidden1 = first(models.token_ids(0, captions, device), output_hidden_states=True).hidden_states[-2]
-    out2 = second(models.token_ids(1, captions, device), output_hidden_states=True)
-    return Conditioning(torch.cat([hidden1, out2.hidden_states[-2].to(hidden1.dtype)], dim=-1), out2.text_embeds)
+    second encoder's projected pooled output (its first window's). clip_skip does not apply (SDXL
+    fixes the layer)."""
+    (first, second), count = models.text_encoders, max_tokens // CLIP_WINDOW
+    hidden1 = first(models.token_ids(0, captions, device, max_tokens), output_hidden_states=True).hidden_states[-2]
+    out2 = second(models.token_ids(1, captions, device, max_tokens), output_hidden_states=True)
+    hidden = torch.cat([hidden1, out2.hidden_states[-2].to(hidden1.dtype)], dim=-1)
+    return Conditioning(token_windows.joined(hidden, count), token_windows.first_window(out2.text_embeds, count))
 
 
 @dataclass(frozen=True)

@@ -111,7 +111,7 @@ class Stepper:
         """The diffusion loss of one batch (labelled as in diffusers' training examples)."""
         cfg, latents = self.cfg, batch.latents
         with torch.set_grad_enabled(self.network.trains_text_encoder and not self.text_encoder_frozen):
-            cond = self.models.encode(batch.captions, cfg.clip_skip, self.device)
+            cond = self.models.encode(batch.captions, cfg.clip_skip, self.device, cfg.max_token_length)
         noise = torch.randn_like(latents)                                           # ε ~ N(0, I)
         if cfg.noise_offset:                                                        # per-channel shift: darker darks
             noise += cfg.noise_offset * torch.randn(*latents.shape[:2], 1, 1, device=latents.device)

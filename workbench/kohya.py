@@ -450,6 +450,8 @@ def export_sd_scripts(cfg: TrainConfig) -> Export:
         values.pop("max_train_steps", None)          # epochs decide; sd-scripts would ignore it anyway
     if not cfg.torch_compile:
         values.pop("dynamo_backend")                 # read by sd-scripts only with torch_compile
+    if cfg.max_token_length == 75:
+        values.pop("max_token_length")               # sd-scripts' None: one 75-token window
     if cfg.clip_skip == 1:
         values.pop("clip_skip")                      # no skip; sd-scripts warns about any clip_skip with v2
     if cfg.lr_scheduler in ("constant", "adafactor") and values.pop("lr_warmup_steps", 0):

@@ -23,7 +23,6 @@ CONFIG_KEY = "workbench_config"
 # Options sd-scripts always records and the workbench does not offer, with the value sd-scripts
 # writes when they are off, so a file reads like a kohya one to the tools that show them.
 OPTIONS_NOT_OFFERED = {
-    "ss_max_token_length": "75",            # captions are cut at 75 tokens; the kohya_ss GUI records 75
     "ss_full_fp16": "False", "ss_lowram": "False", "ss_color_aug": "False", "ss_random_crop": "False",
     "ss_face_crop_aug_range": "None",
     "ss_adaptive_noise_scale": "None", "ss_multires_noise_iterations": "None",
@@ -121,6 +120,7 @@ def training_metadata(cfg: TrainConfig, plan, facts: RunFacts) -> dict[str, str]
         "ss_total_batch_size": cfg.train_batch_size * facts.num_processes * cfg.gradient_accumulation_steps,
         "ss_resolution": (w, h), "ss_enable_bucket": cfg.enable_bucket, **bucket_settings(cfg),
         "ss_flip_aug": cfg.flip_aug, "ss_shuffle_caption": cfg.shuffle_caption, "ss_keep_tokens": cfg.keep_tokens,
+        "ss_max_token_length": cfg.max_token_length,       # 75 as the kohya_ss GUI records it (sd-scripts: None)
         "ss_caption_dropout_rate": cfg.caption_dropout_rate,
         "ss_caption_dropout_every_n_epochs": cfg.caption_dropout_every_n_epochs,
         "ss_caption_tag_dropout_rate": cfg.caption_tag_dropout_rate,
