@@ -489,8 +489,9 @@ def test_config_best_effort_from_ss_keys(kohya):
     assert (cfg.lr_scheduler, cfg.lr_warmup_steps, cfg.mixed_precision) == ("cosine_with_restarts", 50, "bf16")
     assert (cfg.noise_offset, cfg.min_snr_gamma, cfg.network_args) == (0.05, 5.0, ["conv_dim=4", "conv_alpha=1"])
     assert (cfg.sdxl, cfg.v2, cfg.training_comment) == (False, False, "trigger word: zkz")
+    assert (cfg.multires_noise_iterations, cfg.multires_noise_discount) == (6, 0.3)
     # a note for each setting that has no workbench field; none for options that were off or at the default
-    assert [n.split(" = ")[0] for n in notes] == ["ss_multires_noise_iterations", "ss_sd_model_name",
+    assert [n.split(" = ")[0] for n in notes] == ["ss_sd_model_name",
                                                  "train_data_dir: a LoRA keeps only its folders' names; choose the "
                                                  "dataset folder"]
 

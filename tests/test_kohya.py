@@ -119,7 +119,8 @@ def test_loha_preset(tmp_path):
     assert report["use_cp"][0] == "ignored"                    # a LoKr option, not one lycoris' LoHa reads here
     assert (cfg.max_train_epochs, cfg.seed, cfg.lr_warmup_steps) == (2, None, 0.0)
     assert cfg.caption_extension == ".none-use-foldername" and cfg.bucket_reso_steps == 1
-    assert report["noise_offset"][0] == "ignored" and "multires" in report["noise_offset"][1]
+    assert (cfg.multires_noise_iterations, cfg.multires_noise_discount, cfg.noise_offset) == (8, 0.2, 0.0)
+    assert report["noise_offset"] == ("ignored", "noise_offset_type is Multires: the kohya_ss GUI does not pass it")
     from workbench.validate import validate
     assert any(f.field == "bucket_reso_steps" and f.level == "error" for f in validate(cfg))
 
@@ -237,6 +238,7 @@ save_state resume train_batch_size max_token_length mem_eff_attn xformers sdpa v
 max_data_loader_n_workers persistent_data_loader_workers seed gradient_checkpointing gradient_accumulation_steps
 mixed_precision full_fp16 full_bf16 clip_skip logging_dir log_with noise_offset multires_noise_iterations
 multires_noise_discount adaptive_noise_scale min_timestep max_timestep sample_every_n_steps sample_every_n_epochs
+ip_noise_gamma
 sample_prompts sample_sampler config_file prior_loss_weight
 train_data_dir shuffle_caption caption_extension keep_tokens color_aug flip_aug random_crop resolution
 cache_latents vae_batch_size cache_latents_to_disk enable_bucket min_bucket_reso max_bucket_reso bucket_reso_steps
@@ -262,7 +264,8 @@ def everything_set(**changes) -> TrainConfig:
         resume="/state", sample_prompts="/p.txt", sample_every_n_epochs=1, bucket_no_upscale=True, torch_compile=True,
         dynamo_backend="aot_eager", caption_dropout_rate=0.1, caption_dropout_every_n_epochs=3,
         caption_tag_dropout_rate=0.2, save_every_n_steps=100, sample_every_n_steps=50, max_token_length=225,
-        **changes)
+        multires_noise_iterations=6, multires_noise_discount=0.2, ip_noise_gamma=0.1, min_timestep=100, max_timestep=900,
+        debiased_estimation_loss=True, scale_v_pred_loss_like_noise_pred=True, v_pred_like_loss=0.1, **changes)
 
 
 def test_every_exported_key_is_a_real_sd_scripts_argument():

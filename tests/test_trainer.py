@@ -4,6 +4,7 @@ and the failures a user meets. Runs share one demo build; most train a handful o
 from __future__ import annotations
 
 import hashlib
+import math
 import json
 import os
 import re
@@ -482,3 +483,15 @@ def test_max_token_length_225_trains_sd1_and_sdxl(demo, tmp_path, sdxl):
     assert code == 0, status.get("error")
     [path] = [Path(e["path"]) for e in of_kind(events, "save")]
     assert metadata_of(read_header(path)[1])["ss_max_token_length"] == "225"
+
+
+def test_noise_and_loss_weight_options_train_and_are_recorded(demo, tmp_path):
+    cfg = demo_config(demo, tmp_path / "out", max_train_epochs=None, max_train_steps=2, sample_every_n_epochs=None,
+                      multires_noise_iterations=6, multires_noise_discount=0.3, ip_noise_gamma=0.1, min_timestep=100,
+                      max_timestep=900, debiased_estimation_loss=True, v_pred_like_loss=0.1, noise_offset=0.05)
+    code, status, events = train_in_process(cfg, tmp_path / "run")
+    assert code == 0, status.get("error")
+    assert all(math.isfinite(e["loss"]) for e in of_kind(events, "step"))
+    meta = metadata_of(read_header(tmp_path / "out" / "demo-lora.safetensors")[1])
+    assert (meta["ss_multires_noise_iterations"], meta["ss_multires_noise_discount"], meta["ss_ip_noise_gamma"],
+            meta["ss_debiased_estimation"], meta["ss_noise_offset"]) == ("6", "0.3", "0.1", "True", "0.05")

@@ -404,3 +404,41 @@ def test_shipped_single_file_configs_are_the_real_architectures():
         assert count(te2) == 694_659_840
     scheduler = CONFIG_DIR / "sd21-768-v" / "scheduler" / "scheduler_config.json"
     assert Path(scheduler).read_text().count("v_prediction") == 1
+
+
+# ---------------------------------------------------------------- noise and loss weights
+
+def test_snr_loss_weights_are_sd_scripts_formulas():
+    from trainer.noise import weighted
+    snr, loss = torch.tensor([0.5, 4.0, 2000.0]), torch.ones(3)
+    capped = torch.tensor([0.5, 4.0, 1000.0])                     # sd-scripts caps SNR at 1000 where it divides
+    cases = [
+        (TrainConfig(min_snr_gamma=5.0), torch.tensor([1.0, 1.0, 5 / 2000])),
+        (TrainConfig(min_snr_gamma=5.0, v_parameterization=True), torch.tensor([0.5 / 1.5, 4 / 5, 5 / 2001])),
+        (TrainConfig(debiased_estimation_loss=True), 1 / capped.sqrt()),
+        (TrainConfig(debiased_estimation_loss=True, v_parameterization=True), 1 / (capped + 1)),
+        (TrainConfig(scale_v_pred_loss_like_noise_pred=True), capped / (capped + 1)),
+        (TrainConfig(v_pred_like_loss=0.1), 1 + 0.1 * (capped + 1) / capped),
+        (TrainConfig(), torch.ones(3)),
+    ]
+    for cfg, expected in cases:
+        assert torch.allclose(weighted(loss, snr, cfg), expected), cfg
+
+
+def test_noise_options_timesteps_and_input_perturbation():
+    from trainer import models, noise
+    torch.manual_seed(0)
+    random.seed(0)
+    latents = torch.randn(4, 4, 32, 32)
+    pyramid = noise.training_noise(latents, TrainConfig(multires_noise_iterations=6, multires_noise_discount=0.8))
+    assert pyramid.shape == latents.shape and abs(float(pyramid.std()) - 1) < 1e-4
+    low_freq = torch.nn.functional.avg_pool2d(pyramid, 8).std()     # coarse structure the plain noise lacks
+    assert float(low_freq) > 2 * float(torch.nn.functional.avg_pool2d(torch.randn_like(latents), 8).std())
+    steps = torch.cat([noise.timesteps_for(latents, TrainConfig(min_timestep=200, max_timestep=300)) for _ in range(50)])
+    assert int(steps.min()) >= 200 and int(steps.max()) < 300
+    scheduler, eps, t = models.noise_scheduler(False), torch.randn_like(latents), torch.full((4,), 500)
+    torch.manual_seed(1)
+    perturbed = noise.noisy_latents(scheduler, latents, eps, t, TrainConfig(ip_noise_gamma=0.1))
+    torch.manual_seed(1)
+    assert torch.allclose(perturbed, scheduler.add_noise(latents, eps + 0.1 * torch.randn_like(latents), t))
+    assert torch.equal(noise.noisy_latents(scheduler, latents, eps, t, TrainConfig()), scheduler.add_noise(latents, eps, t))

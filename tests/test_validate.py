@@ -117,3 +117,9 @@ def test_sampling_without_prompts_warns_and_step_sampling_under_epochs_is_noted(
     [note] = found(both, "sample_every_n_steps")
     assert note.level == "note" and "sample_every_n_epochs is set and wins" in note.message
     assert found(both.replace(sample_every_n_epochs=None)) == []
+
+
+def test_min_timestep_must_be_below_max_timestep():
+    [f] = found(CLEAN.replace(min_timestep=500, max_timestep=500), "min_timestep")
+    assert f.level == "error" and "must be below max_timestep 500" in f.message
+    assert found(CLEAN.replace(min_timestep=100, max_timestep=900)) == []

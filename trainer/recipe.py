@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from trainer import data, optim, processes, sampling, saving
+from trainer import data, noise, optim, processes, sampling, saving
 from trainer import models as model_loading
 from trainer.events import LossWindow, RunEvents, StopRequest
 from workbench import metadata, outputs
@@ -112,20 +112,14 @@ class Stepper:
         cfg, latents = self.cfg, batch.latents
         with torch.set_grad_enabled(self.network.trains_text_encoder and not self.text_encoder_frozen):
             cond = self.models.encode(batch.captions, cfg.clip_skip, self.device, cfg.max_token_length)
-        noise = torch.randn_like(latents)                                           # ε ~ N(0, I)
-        if cfg.noise_offset:                                                        # per-channel shift: darker darks
-            noise += cfg.noise_offset * torch.randn(*latents.shape[:2], 1, 1, device=latents.device)
-        timesteps = torch.randint(0, 1000, (latents.shape[0],), device=latents.device)  # uniform t
-        noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)          # forward diffusion q(x_t | x_0)
+        eps = noise.training_noise(latents, cfg)                                    # ε (+ offset, pyramid)
+        timesteps = noise.timesteps_for(latents, cfg)                               # uniform t
+        noisy = noise.noisy_latents(self.noise_scheduler, latents, eps, timesteps, cfg)      # q(x_t | x_0)
         pred = self.unet(noisy.to(self.dtype), timesteps, **cond.unet_kwargs(batch.time_ids, self.dtype)).sample
-        target = (self.noise_scheduler.get_velocity(latents, noise, timesteps)     # v = α·ε − σ·x0
-                  if cfg.v_parameterization else noise)
+        target = (self.noise_scheduler.get_velocity(latents, eps, timesteps)       # v = α·ε − σ·x0
+                  if cfg.v_parameterization else eps)
         loss = torch.nn.functional.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
-        loss = loss * batch.weights
-        if cfg.min_snr_gamma:                       # Min-SNR weighting (Hang et al. 2023): min(SNR, γ) / SNR
-            snr = self.snr[timesteps]
-            loss = loss * torch.clamp(snr, max=cfg.min_snr_gamma) / (snr + 1 if cfg.v_parameterization else snr)
-        return loss.mean()
+        return noise.weighted(loss * batch.weights, self.snr[timesteps], cfg).mean()
 
 
 def compiled_unet(cfg, unet, shapes: int):

@@ -253,12 +253,20 @@ def _gui_fixups(imp: _Import) -> None:
     if "clip_skip" in imp.data and _number_or_text(imp.data["clip_skip"]) in (None, 0):
         imp.take("clip_skip")
         imp.set("clip_skip", 1, "clip_skip", "0 means no skip (1)")
-    if imp.data.get("noise_offset_type", "Original") != "Original":
-        imp.take("noise_offset")
-        imp.note("ignored", "noise_offset", f"noise_offset_type {imp.take('noise_offset_type')} (multires noise) "
-                 "is not supported; the workbench only has the original noise offset")
-    elif "noise_offset_type" in imp.data:
-        imp.note("ignored", "noise_offset_type", "Original: the only kind the workbench has (noise_offset)")
+    _gui_noise_type(imp)
+
+
+def _gui_noise_type(imp: _Import) -> None:
+    """The GUI passes noise_offset for "Original" and the multires keys for "Multires", never both."""
+    kind = imp.take("noise_offset_type") if "noise_offset_type" in imp.data else None
+    other = {"Original": ("multires_noise_iterations", "multires_noise_discount"),
+             "Multires": ("noise_offset",)}.get(kind, ())
+    for key in other:
+        if key in imp.data:
+            imp.take(key)
+            imp.note("ignored", key, f"noise_offset_type is {kind}: the kohya_ss GUI does not pass it")
+    if kind is not None:
+        imp.note("mapped", "noise_offset_type", f"{kind}: its own keys are used")
 
 
 def _gui_dynamo(imp: _Import) -> None:

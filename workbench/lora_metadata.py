@@ -212,6 +212,8 @@ SETTING_KEYS = {
     "ss_keep_tokens": "keep_tokens", "ss_noise_offset": "noise_offset", "ss_min_snr_gamma": "min_snr_gamma",
     "ss_caption_dropout_rate": "caption_dropout_rate", "ss_caption_tag_dropout_rate": "caption_tag_dropout_rate",
     "ss_caption_dropout_every_n_epochs": "caption_dropout_every_n_epochs", "ss_max_token_length": "max_token_length",
+    "ss_multires_noise_iterations": "multires_noise_iterations", "ss_multires_noise_discount": "multires_noise_discount",
+    "ss_ip_noise_gamma": "ip_noise_gamma", "ss_debiased_estimation": "debiased_estimation_loss",
     "ss_prior_loss_weight": "prior_loss_weight", "ss_v2": "v2", "ss_clip_skip": "clip_skip",
     "ss_mixed_precision": "mixed_precision", "ss_gradient_checkpointing": "gradient_checkpointing",
     "ss_seed": "seed", "ss_output_name": "output_name", "ss_training_comment": "training_comment",

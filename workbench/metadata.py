@@ -25,9 +25,7 @@ CONFIG_KEY = "workbench_config"
 OPTIONS_NOT_OFFERED = {
     "ss_full_fp16": "False", "ss_lowram": "False", "ss_color_aug": "False", "ss_random_crop": "False",
     "ss_face_crop_aug_range": "None",
-    "ss_adaptive_noise_scale": "None", "ss_multires_noise_iterations": "None",
-    "ss_multires_noise_discount": "0.3", "ss_zero_terminal_snr": "False", "ss_ip_noise_gamma": "None",
-    "ss_debiased_estimation": "False", "ss_loss_type": "l2",
+    "ss_adaptive_noise_scale": "None", "ss_zero_terminal_snr": "False", "ss_loss_type": "l2",
 }
 
 
@@ -113,6 +111,9 @@ def training_metadata(cfg: TrainConfig, plan, facts: RunFacts) -> dict[str, str]
         "ss_mixed_precision": cfg.mixed_precision, "ss_v2": cfg.v2, "ss_base_model_version": base_model_version(cfg),
         "ss_clip_skip": cfg.clip_skip, "ss_cache_latents": cfg.cache_latents, "ss_seed": facts.seed,
         "ss_noise_offset": off_as_none(cfg.noise_offset), "ss_min_snr_gamma": off_as_none(cfg.min_snr_gamma),
+        "ss_multires_noise_iterations": off_as_none(cfg.multires_noise_iterations),
+        "ss_multires_noise_discount": cfg.multires_noise_discount, "ss_ip_noise_gamma": off_as_none(cfg.ip_noise_gamma),
+        "ss_debiased_estimation": cfg.debiased_estimation_loss,
         "ss_prior_loss_weight": cfg.prior_loss_weight, "ss_scale_weight_norms": cfg.scale_weight_norms,
         "ss_max_grad_norm": cfg.max_grad_norm, "ss_training_comment": cfg.training_comment,
         "ss_optimizer": facts.optimizer,

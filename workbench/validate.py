@@ -110,6 +110,13 @@ def _steps(cfg: TrainConfig) -> list[Finding]:
     return []
 
 
+def _timesteps(cfg: TrainConfig) -> list[Finding]:
+    if cfg.min_timestep >= cfg.max_timestep:
+        return [Finding("error", "min_timestep", f"min_timestep {cfg.min_timestep} must be below max_timestep "
+                        f"{cfg.max_timestep}: no timestep would be left to train")]
+    return []
+
+
 def _warmup(cfg: TrainConfig) -> list[Finding]:
     if cfg.lr_warmup_steps and cfg.lr_scheduler in ("constant", "adafactor"):
         return [Finding("note", "lr_warmup_steps", f"{cfg.lr_scheduler} has no warmup, so lr_warmup_steps "
@@ -204,7 +211,7 @@ def _latent_cache(cfg: TrainConfig) -> list[Finding]:
     return []
 
 
-RULES = (_choices, _ranges, _resolution_and_buckets, _steps, _warmup, _scheduler_needs_optimizer, _model_flags,
+RULES = (_choices, _ranges, _resolution_and_buckets, _steps, _timesteps, _warmup, _scheduler_needs_optimizer, _model_flags,
          _network, _text_encoder, _clip_skip, _samples, _flip_with_cache, _latent_cache)
 
 
