@@ -179,12 +179,24 @@ def test_ss_picks_a_prompts_own_sampler_and_an_unknown_one_is_refused_by_line(tm
         sampling.read_prompt_file(path)
 
 
+def test_a_prompt_gets_its_own_sampler_only_when_it_names_another():
+    from trainer.models import noise_scheduler
+    default = object()
+    ddim = sampling.SamplePrompt("a", sampler="ddim")
+    own = sampling.prompt_scheduler(ddim, "euler_a", default, noise_scheduler(False))
+    assert type(own).__name__ == "DDIMScheduler"
+    for sampler in (None, "euler_a"):
+        same = sampling.SamplePrompt("a", sampler=sampler)
+        assert sampling.prompt_scheduler(same, "euler_a", default, None) is default
+
+
 def test_sample_names_are_sd_scripts(tmp_path):
     import time
     when = time.mktime((2026, 11, 26, 9, 5, 7, 0, 0, -1))       # local time, as sd-scripts stamps it
     seeded, unseeded = sampling.SamplePrompt("a", seed=42), sampling.SamplePrompt("b")
     at_epoch, at_step = sampling.when_tag(3, 150), sampling.when_tag(None, 150)
-    assert sampling.sample_path(tmp_path, "dog", at_epoch, 1, seeded, when).name == "dog_e000003_01_20261126090507_42.png"
+    assert sampling.sample_path(tmp_path, "dog", at_epoch, 1, seeded, when).name == \
+        "dog_e000003_01_20261126090507_42.png"
     assert sampling.sample_path(tmp_path, "dog", at_step, 0, unseeded, when).name == "dog_000150_00_20261126090507.png"
 
 
@@ -434,11 +446,13 @@ def test_noise_options_timesteps_and_input_perturbation():
     assert pyramid.shape == latents.shape and abs(float(pyramid.std()) - 1) < 1e-4
     low_freq = torch.nn.functional.avg_pool2d(pyramid, 8).std()     # coarse structure the plain noise lacks
     assert float(low_freq) > 2 * float(torch.nn.functional.avg_pool2d(torch.randn_like(latents), 8).std())
-    steps = torch.cat([noise.timesteps_for(latents, TrainConfig(min_timestep=200, max_timestep=300)) for _ in range(50)])
+    window = TrainConfig(min_timestep=200, max_timestep=300)
+    steps = torch.cat([noise.timesteps_for(latents, window) for _ in range(50)])
     assert int(steps.min()) >= 200 and int(steps.max()) < 300
     scheduler, eps, t = models.noise_scheduler(False), torch.randn_like(latents), torch.full((4,), 500)
     torch.manual_seed(1)
     perturbed = noise.noisy_latents(scheduler, latents, eps, t, TrainConfig(ip_noise_gamma=0.1))
     torch.manual_seed(1)
     assert torch.allclose(perturbed, scheduler.add_noise(latents, eps + 0.1 * torch.randn_like(latents), t))
-    assert torch.equal(noise.noisy_latents(scheduler, latents, eps, t, TrainConfig()), scheduler.add_noise(latents, eps, t))
+    plain = noise.noisy_latents(scheduler, latents, eps, t, TrainConfig())
+    assert torch.equal(plain, scheduler.add_noise(latents, eps, t))

@@ -385,13 +385,14 @@ class Recipe:
             return
         if self.pipeline is None:
             self.pipeline = sampling.build_pipeline(self.models, self.stepper.noise_scheduler, self.cfg.sample_sampler)
+            self.sampler = self.pipeline.scheduler      # sample_sampler's, as the pipeline set it up
         samples_dir = self.run_dir / "samples"
         samples_dir.mkdir(exist_ok=True)
         self.network.eval()
         try:
             for i, prompt in enumerate(self.prompts):
-                sampler = prompt.sampler or self.cfg.sample_sampler
-                self.pipeline.scheduler = sampling.make_scheduler(sampler, self.stepper.noise_scheduler)
+                self.pipeline.scheduler = sampling.prompt_scheduler(prompt, self.cfg.sample_sampler,
+                                                                    self.sampler, self.stepper.noise_scheduler)
                 with self.accelerator.autocast():
                     image = sampling.render(self.pipeline, prompt, self.progress.seed + self.progress.step + i)
                 at = sampling.when_tag(epoch, self.progress.step)

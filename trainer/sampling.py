@@ -100,6 +100,14 @@ def make_scheduler(name: str, training_scheduler):
     return scheduler
 
 
+def prompt_scheduler(sample: SamplePrompt, default_name: str, default, training_scheduler):
+    """A prompt's --ss sampler, built fresh as sd-scripts builds one per prompt; otherwise `default`,
+    the pipeline's own sample_sampler scheduler."""
+    if sample.sampler and sample.sampler != default_name:
+        return make_scheduler(sample.sampler, training_scheduler)
+    return default
+
+
 def build_pipeline(models, noise_scheduler, sampler: str):
     """The family's diffusers pipeline around the models being trained (LoRA applied in place)."""
     import diffusers
