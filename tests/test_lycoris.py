@@ -137,3 +137,19 @@ def test_bad_lycoris_arguments_are_named():
         make_network(lycoris_config("algo=lorra"))
     with pytest.raises(UserError, match='preset="attn-mpl" is neither a LyCORIS preset'):
         make_network(lycoris_config("preset=attn-mpl"))
+
+
+def test_sdxl_unet_modules_get_sd_scripts_original_block_names():
+    from diffusers import UNet2DConditionModel
+    unet = UNet2DConditionModel(       # SDXL's layout in miniature (as the demo's)
+        sample_size=16, block_out_channels=(32, 64, 64), layers_per_block=2,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        transformer_layers_per_block=(1, 1, 2), attention_head_dim=(2, 4, 8), use_linear_projection=True,
+        cross_attention_dim=64, addition_embed_type="text_time", addition_time_embed_dim=8,
+        projection_class_embeddings_input_dim=6 * 8 + 32, norm_num_groups=32)
+    encoders = [tiny_text_encoder(), tiny_text_encoder(with_projection=True)]
+    network, _, _ = make_network(lycoris_config("algo=locon", "conv_dim=2", "conv_alpha=1", sdxl=True), encoders, unet)
+    names = saved_names(network)
+    assert names == kohya_names(unet, encoders, conv=True)
+    assert {"lora_unet_input_blocks_4_1_proj_in", "lora_unet_output_blocks_2_2_conv"} <= names
