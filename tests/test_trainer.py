@@ -478,9 +478,10 @@ def test_save_and_sample_every_n_steps(demo, tmp_path):
 def test_max_token_length_225_trains_sd1_and_sdxl(demo, tmp_path, sdxl):
     cfg = demo_config(demo, tmp_path / "out", sdxl=sdxl, max_train_epochs=None, max_train_steps=2,
                       sample_every_n_epochs=None, max_token_length=225, train_batch_size=2,
-                      mixed_precision="bf16" if sdxl else "no")
+                      mixed_precision="bf16" if sdxl else "no", sample_every_n_steps=2)
     code, status, events = train_in_process(cfg, tmp_path / "run")
     assert code == 0, status.get("error")
+    assert len(of_kind(events, "sample")) == 2          # the prompts conditioned as the captions (with --n too)
     [path] = [Path(e["path"]) for e in of_kind(events, "save")]
     assert metadata_of(read_header(path)[1])["ss_max_token_length"] == "225"
 

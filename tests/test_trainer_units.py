@@ -8,6 +8,7 @@ import random
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -456,3 +457,20 @@ def test_noise_options_timesteps_and_input_perturbation():
     assert torch.allclose(perturbed, scheduler.add_noise(latents, eps + 0.1 * torch.randn_like(latents), t))
     plain = noise.noisy_latents(scheduler, latents, eps, t, TrainConfig())
     assert torch.equal(plain, scheduler.add_noise(latents, eps, t))
+
+
+@pytest.mark.slow
+def test_samples_are_conditioned_like_training_clip_skip_and_long_prompts(sd1):
+    from trainer.models import noise_scheduler
+    pipe = sampling.build_pipeline(sd1, noise_scheduler(False), "euler")
+    base = ", ".join(f"wbdemo, red circle {i}" for i in range(20))   # ≈ 130 tokens with the demo's tokenizer
+    long, tail = base + ", blue square", base + ", green star"        # the same first 75 tokens, another tail
+
+    def image(prompt: str, clip_skip: int = 1, max_tokens: int = 75):
+        sample = sampling.SamplePrompt(prompt, width=64, height=64, steps=2, seed=3)
+        encode = lambda texts: sd1.encode(texts, clip_skip, "cpu", max_tokens)     # noqa: E731
+        return np.asarray(sampling.render(pipe, sample, 0, encode), dtype=np.int16)
+
+    assert np.array_equal(image(long), image(tail))                          # 75 tokens: the tail is cut
+    assert not np.array_equal(image(long, max_tokens=225), image(tail, max_tokens=225))
+    assert not np.array_equal(image("wbdemo, red circle"), image("wbdemo, red circle", clip_skip=2))

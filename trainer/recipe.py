@@ -394,7 +394,8 @@ class Recipe:
                 self.pipeline.scheduler = sampling.prompt_scheduler(prompt, self.cfg.sample_sampler,
                                                                     self.sampler, self.stepper.noise_scheduler)
                 with self.accelerator.autocast():
-                    image = sampling.render(self.pipeline, prompt, self.progress.seed + self.progress.step + i)
+                    image = sampling.render(self.pipeline, prompt, self.progress.seed + self.progress.step + i,
+                                            self.encode_prompt)
                 at = sampling.when_tag(epoch, self.progress.step)
                 path = sampling.sample_path(samples_dir, self.cfg.output_name, at, i, prompt)
                 image.save(path)
@@ -403,6 +404,9 @@ class Recipe:
         finally:
             self.network.train()
             self.models.unet.train()
+
+    def encode_prompt(self, texts: list[str]):
+        return self.models.encode(texts, self.cfg.clip_skip, self.device, self.cfg.max_token_length)
 
     # ================================================================ end
     def finish(self, state: str, error: str | None = None) -> None:

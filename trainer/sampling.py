@@ -123,15 +123,29 @@ def build_pipeline(models, noise_scheduler, sampler: str):
     return pipe
 
 
-def render(pipe, sample: SamplePrompt, fallback_seed: int):
-    """One image (PIL). A prompt without --d gets a seed from the run's step, so reruns agree."""
+def render(pipe, sample: SamplePrompt, fallback_seed: int, encode):
+    """One image (PIL), its prompt conditioned as training conditions captions: `encode` (texts ->
+    Conditioning) applies clip_skip and max_token_length, as sd-scripts' sampling does. A prompt
+    without --d gets a seed from the run's step, so reruns agree."""
     import torch
     seed = sample.seed if sample.seed is not None else random.Random(fallback_seed).randrange(2**31)
     generator = torch.Generator(device="cpu").manual_seed(seed)
     with torch.no_grad():
-        return pipe(sample.prompt, negative_prompt=sample.negative or None, width=sample.width,
-                    height=sample.height, num_inference_steps=sample.steps, guidance_scale=sample.scale,
-                    generator=generator).images[0]
+        return pipe(**prompt_embeddings(sample, encode), width=sample.width, height=sample.height,
+                    num_inference_steps=sample.steps, guidance_scale=sample.scale, generator=generator).images[0]
+
+
+def prompt_embeddings(sample: SamplePrompt, encode) -> dict:
+    """The pipeline's prompt and negative-prompt embeddings (SDXL: with the pooled ones). Without a
+    negative prompt SD takes the empty prompt's embedding and SDXL zeros, as diffusers does."""
+    import torch
+    cond = encode([sample.prompt])
+    if cond.pooled is None:
+        return {"prompt_embeds": cond.hidden, "negative_prompt_embeds": encode([sample.negative]).hidden}
+    negative = encode([sample.negative]) if sample.negative else None
+    return {"prompt_embeds": cond.hidden, "pooled_prompt_embeds": cond.pooled,
+            "negative_prompt_embeds": negative.hidden if negative else torch.zeros_like(cond.hidden),
+            "negative_pooled_prompt_embeds": negative.pooled if negative else torch.zeros_like(cond.pooled)}
 
 
 def sample_path(samples_dir: Path, output_name: str, at: str, index: int, sample: SamplePrompt,

@@ -108,7 +108,7 @@ class TrainConfig:
     torch_compile: bool = opt(False, "Compile the UNet with torch.compile: faster GPU steps, after about a minute of compiling at the first step of each bucket shape.", ADVANCED)
     dynamo_backend: str = opt("inductor", "torch.compile backend, with torch_compile: inductor makes fused GPU kernels; aot_eager/eager only check that the model compiles.", ADVANCED, choices=DYNAMO_BACKENDS)
     max_grad_norm: float = opt(1.0, "Clip the gradient norm to this (0: no clipping).", ADVANCED, min=0.0)
-    max_token_length: int = opt(75, "Caption tokens the text encoder reads: 75 (CLIP's one window), or 150 / 225 as windows of 75 joined (sd-scripts' way); the rest is cut. Sample prompts still read 75.", ADVANCED, choices=(75, 150, 225))
+    max_token_length: int = opt(75, "Caption tokens the text encoder reads: 75 (CLIP's one window), or 150 / 225 as windows of 75 joined (sd-scripts' way); the rest is cut. Sample prompts read as many.", ADVANCED, choices=(75, 150, 225))
     clip_skip: int = opt(1, "Use the output of the Nth-from-last text-encoder layer (2 for many anime models).", ADVANCED, min=1, max=12)
     noise_offset: float = opt(0.0, "Noise offset (about 0.05-0.1 helps very dark/bright images; 0: off).", ADVANCED, min=0.0)
     min_snr_gamma: float = opt(0.0, "Min-SNR loss weighting gamma (5 is the paper's value; 0: off).", ADVANCED, min=0.0)
