@@ -4,8 +4,8 @@ and the failures a user meets. Runs share one demo build; most train a handful o
 from __future__ import annotations
 
 import hashlib
-import math
 import json
+import math
 import os
 import re
 import subprocess
