@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE = Path(os.environ.get("WORKBENCH_REFERENCE", ROOT.parent / "shared" / "reference"))
+# copies of the sd-scripts reference vectors live in the repo (tests/reference/README.md says where from)
+REFERENCE = Path(os.environ.get("WORKBENCH_REFERENCE", ROOT / "tests" / "reference"))
 
 
 def make_image(path: Path, size: tuple[int, int], color=(200, 120, 40)) -> Path:
@@ -56,7 +57,7 @@ def run_cli(*args, cwd=None) -> subprocess.CompletedProcess:
 def load_reference(name: str) -> list:
     path = REFERENCE / name
     if not path.is_file():
-        pytest.fail(f"reference vectors missing: {path} (../shared/reference beside the checkout)")
+        pytest.fail(f"reference vectors missing: {path} (tests/reference/ in the repo, or WORKBENCH_REFERENCE)")
     return json.loads(path.read_text())
 
 
