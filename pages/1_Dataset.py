@@ -8,7 +8,7 @@ import streamlit as st
 from ui.common import setup_page
 from ui.dataset_bulk import bulk_panel
 from ui.dataset_charts import bucket_panel, tag_chart
-from ui.dataset_data import load_dataset, load_plan
+from ui.dataset_data import load_dataset, load_layout
 from ui.dataset_findings import findings_panel
 from ui.dataset_folders import folder_field
 from ui.dataset_grid import image_filter, image_grid
@@ -42,7 +42,7 @@ st.subheader("Subsets")
 subsets_panel(dataset)
 
 try:
-    plan = load_plan(cfg, dataset)
+    plan = load_layout(cfg, dataset)
 except UserError as exc:
     st.error(str(exc))
     st.stop()

@@ -6,7 +6,7 @@ import json
 from tests.conftest import make_image, run_cli, write_caption, write_checkpoint, write_config
 from tests.test_modelinfo import SD1, SDXL
 from workbench.checks import BackgroundCheck, cuda_available, failing, run_checks
-from workbench.config import TrainConfig
+from workbench.config import TrainConfig, new_config
 
 
 def clean_setup(tmp_path, **changes) -> TrainConfig:
@@ -15,7 +15,7 @@ def clean_setup(tmp_path, **changes) -> TrainConfig:
     write_caption(image, "sks dog, sitting")
     (tmp_path / "out").mkdir()
     model = write_checkpoint(tmp_path / "sd15.safetensors", SD1)
-    return TrainConfig(pretrained_model_name_or_path=str(model), train_data_dir=str(tmp_path / "train"),
+    return new_config(pretrained_model_name_or_path=str(model), train_data_dir=str(tmp_path / "train"),
                        output_dir=str(tmp_path / "out"), output_name="dog", optimizer_type="AdamW", **changes)
 
 

@@ -44,28 +44,29 @@ def test_wrong_type_names_key_and_file(tmp_path, dataset):
 
 
 def test_unknown_keys_are_reported_and_the_command_still_runs(tmp_path, dataset):
-    config = write_config(tmp_path / "c.toml", train_data_dir=str(dataset), netwrok_dim=4)
+    config = write_config(tmp_path / "c.toml", train_data_dir=str(dataset), netwrok_dim=4, max_train_epochs=1)
     done = run_cli("plan", config, "--json")
     assert done.returncode == 0 and "unknown keys, not used: netwrok_dim" in done.stderr
     assert json.loads(done.stdout)["num_train_images"] == 3
 
 
 def test_missing_dataset_folder(tmp_path):
-    config = write_config(tmp_path / "c.toml", train_data_dir=str(tmp_path / "gone"))
+    config = write_config(tmp_path / "c.toml", train_data_dir=str(tmp_path / "gone"), max_train_epochs=1)
     one_line_error(run_cli("plan", config), "train_data_dir", "gone: folder not found")
-    config = write_config(tmp_path / "r.toml", train_data_dir=str(tmp_path), reg_data_dir=str(tmp_path / "noreg"))
+    config = write_config(tmp_path / "r.toml", train_data_dir=str(tmp_path), reg_data_dir=str(tmp_path / "noreg"),
+                          max_train_epochs=1)
     one_line_error(run_cli("plan", config), "reg_data_dir", "noreg: folder not found")
 
 
 def test_image_pil_cannot_open(tmp_path, dataset):
     (dataset / "3_cat" / "bad.webp").write_bytes(b"RIFF0000WEBPnothing")
-    config = write_config(tmp_path / "c.toml", train_data_dir=str(dataset))
+    config = write_config(tmp_path / "c.toml", train_data_dir=str(dataset), max_train_epochs=1)
     one_line_error(run_cli("plan", config), "bad.webp: not a readable image", "workbench check")
 
 
 def test_config_errors_stop_plan_and_schedule_with_the_first_one(tmp_path, dataset):
     config = write_config(tmp_path / "c.toml", train_data_dir=str(dataset), lr_scheduler="cosine_annealing",
-                          train_batch_size=0)
+                          train_batch_size=0, max_train_epochs=1)
     line = one_line_error(run_cli("schedule", config), "unknown 'cosine_annealing'", "(and 1 more: run workbench check)")
     assert "valid: constant" in line
     config = write_config(tmp_path / "s.toml", max_train_epochs="", max_train_steps=0)

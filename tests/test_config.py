@@ -14,6 +14,7 @@ from workbench.config import (
     fields_in_group,
     from_dict,
     load_toml,
+    new_config,
     parse_resolution,
     save_toml,
     to_toml,
@@ -53,7 +54,7 @@ def test_every_issue_option_is_a_field_with_one_line_help_and_a_group():
 
 
 def test_defaults_are_kohya_ss_except_the_documented_traps():
-    cfg = TrainConfig()
+    cfg = new_config()
     assert {k: getattr(cfg, k) for k in KOHYA_DEFAULTS} == KOHYA_DEFAULTS
     assert {k: getattr(cfg, k) for k in DIFFERENT_ON_PURPOSE} == DIFFERENT_ON_PURPOSE
     assert "1,600" in field_help("max_train_steps") and "kohya_ss" in field_help("bucket_no_upscale")

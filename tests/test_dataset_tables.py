@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import make_image
-from workbench.config import TrainConfig
+from workbench.config import new_config
 from workbench.dataset_tables import (
     ImageFilter,
     bucket_assignment_rows,
@@ -27,7 +27,7 @@ def plan(tmp_path):
     make_image(train / "2_sks dog" / "bare.png", (512, 512))
     for i in range(8):
         make_image(reg / "1_dog" / f"r{i}.png", (512, 512))
-    cfg = TrainConfig(train_data_dir=str(train), reg_data_dir=str(reg), resolution="512,512")
+    cfg = new_config(train_data_dir=str(train), reg_data_dir=str(reg), resolution="512,512")
     return make_plan(cfg)
 
 

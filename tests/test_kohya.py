@@ -8,7 +8,7 @@ import pytest
 import tomllib
 
 from tests.conftest import run_cli, write_config
-from workbench.config import ConfigError, TrainConfig, load_toml
+from workbench.config import ConfigError, TrainConfig, load_toml, new_config
 from workbench.kohya import export_sd_scripts, import_file, import_sd_scripts, split_args
 
 # kohya_ss v23-style LoRA config: numbers as strings and "", secrets filled in
@@ -286,14 +286,14 @@ def test_export_then_import_gives_the_same_job():
 
 
 def test_export_script_command_and_notes():
-    sd1 = export_sd_scripts(TrainConfig(lr_scheduler="constant", lr_warmup_steps=0.1, text_encoder_lr=0.0,
+    sd1 = export_sd_scripts(new_config(lr_scheduler="constant", lr_warmup_steps=0.1, text_encoder_lr=0.0,
                                         num_cpu_threads_per_process=4))
     assert sd1.script == "train_network.py" and "lr_warmup_steps" not in sd1.values
     assert sd1.values["network_train_unet_only"] is True and sd1.values["sdpa"] is True
     assert sd1.command("my job.toml") == ("accelerate launch --num_cpu_threads_per_process 4 train_network.py "
                                            "--config_file 'my job.toml'")
     assert any("refuses a warmup with constant" in n for n in sd1.notes)
-    sdxl = export_sd_scripts(TrainConfig(sdxl=True, resolution="1024,1024", bucket_reso_steps=32))
+    sdxl = export_sd_scripts(new_config(sdxl=True, resolution="1024,1024", bucket_reso_steps=32))
     assert sdxl.script == "sdxl_train_network.py" and "sdxl" not in sdxl.values and "v2" not in sdxl.values
     assert sdxl.values["max_train_epochs"] == 1 and sdxl.values["caption_extension"] == ".txt"
 

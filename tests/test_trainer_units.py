@@ -14,7 +14,7 @@ import torch
 
 from tests.conftest import make_image
 from trainer import data, optim, sampling, saving
-from workbench.config import TrainConfig, save_toml
+from workbench.config import TrainConfig, new_config, save_toml
 from workbench.errors import UserError
 from workbench.plan import make_plan
 from workbench.schedules import curve, warmup_steps_for
@@ -27,7 +27,7 @@ def small_plan(tmp_path):
         make_image(tmp_path / "data" / "3_cat" / f"a{i}.png", size)
     for i, size in enumerate([(128, 128), (288, 96)]):
         make_image(tmp_path / "data" / "2_dog" / f"b{i}.png", size)
-    cfg = TrainConfig(train_data_dir=str(tmp_path / "data"), resolution="128,128", min_bucket_reso=64,
+    cfg = new_config(train_data_dir=str(tmp_path / "data"), resolution="128,128", min_bucket_reso=64,
                       max_bucket_reso=256, train_batch_size=2, max_train_epochs=2)
     return cfg, make_plan(cfg)
 
@@ -289,7 +289,7 @@ def test_lora_bytes_carry_sd_scripts_hashes_of_the_tensor_bytes():
 def test_fp16_on_the_cpu_is_refused_before_loading_anything(tmp_path):
     from trainer.recipe import read_config
     make_image(tmp_path / "data" / "1_a" / "a.png", (64, 64))
-    cfg = TrainConfig(pretrained_model_name_or_path="m", train_data_dir=str(tmp_path / "data"),
+    cfg = new_config(pretrained_model_name_or_path="m", train_data_dir=str(tmp_path / "data"),
                       output_dir=str(tmp_path / "out"), mixed_precision="fp16", resolution="64,64",
                       min_bucket_reso=64)
     save_toml(cfg, tmp_path / "config.toml")

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from workbench.config import OPTIMIZERS, SCHEDULERS, TrainConfig
+from workbench.config import OPTIMIZERS, SCHEDULERS, new_config
 from workbench.validate import errors, validate
 
-CLEAN = TrainConfig(optimizer_type="AdamW")
+CLEAN = new_config(optimizer_type="AdamW")
 
 
 def found(cfg, field=None, level=None):
@@ -15,7 +15,7 @@ def found(cfg, field=None, level=None):
 
 def test_the_defaults_are_clean():
     assert validate(CLEAN) == []
-    assert errors(validate(TrainConfig())) == []
+    assert errors(validate(new_config())) == []
 
 
 def test_alpha_above_rank_is_a_warning():
@@ -99,15 +99,14 @@ def test_required_paths_only_when_asked():
 
 
 def test_bucket_range_rounding_and_sdxl_clip_skip_are_noted():
-    from workbench.config import TrainConfig
     from workbench.validate import validate
-    notes = {f.field: f for f in validate(TrainConfig(min_bucket_reso=200, max_bucket_reso=1000))}
+    notes = {f.field: f for f in validate(new_config(min_bucket_reso=200, max_bucket_reso=1000))}
     assert notes["min_bucket_reso"].level == "note" and "used as 192" in notes["min_bucket_reso"].message
     assert "used as 1024" in notes["max_bucket_reso"].message
-    assert "min_bucket_reso" not in {f.field for f in validate(TrainConfig())}
-    sdxl = {f.field: f for f in validate(TrainConfig(sdxl=True, bucket_reso_steps=32, clip_skip=2))}
+    assert "min_bucket_reso" not in {f.field for f in validate(new_config())}
+    sdxl = {f.field: f for f in validate(new_config(sdxl=True, bucket_reso_steps=32, clip_skip=2))}
     assert sdxl["clip_skip"].level == "note" and "no effect" in sdxl["clip_skip"].message
-    assert "clip_skip" not in {f.field for f in validate(TrainConfig(clip_skip=2))}
+    assert "clip_skip" not in {f.field for f in validate(new_config(clip_skip=2))}
 
 
 def test_sampling_without_prompts_warns_and_step_sampling_under_epochs_is_noted():

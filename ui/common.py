@@ -9,7 +9,7 @@ import threading
 import streamlit as st
 
 from workbench import workspace
-from workbench.config import TrainConfig
+from workbench.config import TrainConfig, new_config
 from workbench.errors import UserError
 
 # one demo build at a time in this server: a refresh or a second tab during the first start used
@@ -58,7 +58,7 @@ def setup_page(title: str) -> TrainConfig:
     if cfg is not None and on_demo(cfg):
         st.sidebar.info("Demo workspace: the demo models have random weights — training runs for real, "
                         "but the LoRA it makes draws noise. Point Parameters at your own model and folders.")
-    return cfg or TrainConfig()
+    return cfg or new_config()
 
 
 def on_demo(cfg: TrainConfig) -> bool:

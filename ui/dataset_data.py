@@ -30,6 +30,15 @@ def load_plan(cfg, dataset: Dataset | None = None) -> Plan:
     return make_plan(cfg, dataset=dataset if dataset is not None else load_dataset(cfg))
 
 
+def load_layout(cfg, dataset: Dataset) -> Plan:
+    """Buckets and repeats for the Dataset page. They do not depend on the run's length, so a config
+    that sets neither max_train_epochs nor max_train_steps (Parameters and Preflight say so) still
+    shows its images: its steps are counted as one epoch here, and only here."""
+    if cfg.max_train_epochs is None and cfg.max_train_steps <= 0:
+        cfg = cfg.replace(max_train_epochs=1)
+    return make_plan(cfg, dataset=dataset)
+
+
 def forget_scan() -> None:
     """Call after writing captions or renaming folders."""
     _scan.clear()

@@ -11,7 +11,7 @@ from typing import Any
 import streamlit as st
 
 from workbench import workspace
-from workbench.config import TrainConfig
+from workbench.config import TrainConfig, new_config
 from workbench.errors import UserError
 
 FLASH_KEY = "workbench_flash"      # slot -> [(level, message)] for the next render
@@ -30,7 +30,7 @@ def sync_widget(key: str, disk_value: Any) -> None:
 
 def current_config() -> TrainConfig:
     """The config on disk, read inside a callback (which runs before the page reads it)."""
-    return workspace.load_current() or TrainConfig()
+    return workspace.load_current() or new_config()
 
 
 def flash(level: str, message: str, slot: str = "page") -> None:

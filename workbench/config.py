@@ -65,8 +65,9 @@ class TrainConfig:
     training_comment: str = opt("", "Free text stored in the LoRA's metadata (ss_training_comment).", FOLDERS)
     # --- basic
     train_batch_size: int = opt(1, "Images per batch; a batch only ever holds images of one bucket.", BASIC, min=1)
-    max_train_epochs: int | None = opt(1, "Epochs to train (kohya_ss's Epoch); when set it decides the total steps and max_train_steps is ignored.", BASIC, min=1)
-    max_train_steps: int = opt(0, "Total optimizer steps, used only when max_train_epochs is empty (0 here, not sd-scripts' hidden 1,600).", BASIC, min=0)
+    # not set in a file = sd-scripts' "not given": steps decide then (new_config() writes an explicit epoch count)
+    max_train_epochs: int | None = opt(None, "Epochs to train (kohya_ss's Epoch); when set it decides the total steps and max_train_steps is ignored (as in sd-scripts). Empty: max_train_steps decides.", BASIC, min=1)
+    max_train_steps: int = opt(0, "Total optimizer steps, used when max_train_epochs is empty: epochs = ⌈steps / steps per epoch⌉ (0 here, not sd-scripts' hidden 1,600).", BASIC, min=0)
     save_every_n_epochs: int | None = opt(1, "Save an intermediate LoRA every N epochs (empty: only at the end).", BASIC, min=1)
     save_every_n_steps: int | None = opt(None, "Also save a LoRA every N steps, as <output_name>-step00000500 (empty: off).", BASIC, min=1)
     caption_extension: str = opt(".txt", "Extension of the caption files beside the images; files with another extension are ignored (sd-scripts' own default is .caption).", BASIC)
@@ -160,6 +161,12 @@ class TrainConfig:
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
+
+
+def new_config(**values) -> TrainConfig:
+    """A config made from scratch by the app or the demo: an explicit epoch count (kohya_ss' "Epoch 1"
+    habit), since a config with neither epochs nor steps cannot run."""
+    return TrainConfig(**{"max_train_epochs": 1, **values})
 
 
 FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(TrainConfig)}

@@ -22,7 +22,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workbench.config import TrainConfig, save_toml
+from workbench.config import TrainConfig, new_config, save_toml
 from workbench.fileio import write_text_atomic
 
 TRIGGER = "wbdemo"
@@ -282,7 +282,7 @@ def _write_prompts(path: Path) -> None:
 
 def demo_config(demo: Demo, sdxl: bool) -> TrainConfig:
     """Small and quick: 128 px buckets, a few epochs, a save and samples every epoch."""
-    return TrainConfig(
+    return new_config(
         pretrained_model_name_or_path=str(demo.sdxl_model if sdxl else demo.sd1_model), sdxl=sdxl,
         train_data_dir=str(demo.train_dir), reg_data_dir=str(demo.reg_dir), output_dir=str(demo.root / "output"),
         output_name="demo-sdxl-lora" if sdxl else "demo-lora", training_comment=RANDOM_WEIGHTS_NOTE,

@@ -104,9 +104,14 @@ def _bucket_range_rounding(cfg: TrainConfig) -> list[Finding]:
 
 
 def _steps(cfg: TrainConfig) -> list[Finding]:
+    """sd-scripts' rule: epochs decide when given, else steps; with neither it runs a hidden 1,600."""
     if cfg.max_train_epochs is None and cfg.max_train_steps <= 0:
-        return [Finding("error", "max_train_epochs", "set max_train_epochs (or max_train_steps); "
-                        "sd-scripts would silently run its default of 1,600 steps")]
+        return [Finding("error", "max_train_epochs", "set max_train_epochs or max_train_steps (neither is "
+                        "set; sd-scripts would silently run its default of 1,600 steps)")]
+    if cfg.max_train_epochs is not None and cfg.max_train_steps > 0:
+        return [Finding("warning", "max_train_steps", f"max_train_steps {cfg.max_train_steps} is ignored: "
+                        f"max_train_epochs {cfg.max_train_epochs} decides the steps (as in sd-scripts); "
+                        "empty one of them")]
     return []
 
 
