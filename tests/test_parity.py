@@ -51,10 +51,11 @@ def test_network_args_are_recorded_only_when_given(small_run):
     assert json.loads(given["ss_network_args"]) == {"conv_dim": "4", "conv_alpha": "2"}
 
 
-def test_noise_offset_and_min_snr_gamma_that_are_off_read_none(small_run):
+def test_noise_offset_and_min_snr_gamma_that_are_off_read_as_the_exported_job_passes_them(small_run):
+    # the export passes noise_offset = 0.0 and min_snr_gamma = 0.0; sd-scripts records them as given
     cfg, plan = small_run
     off = meta_of(cfg, plan)
-    assert (off["ss_noise_offset"], off["ss_min_snr_gamma"]) == ("None", "None")
+    assert (off["ss_noise_offset"], off["ss_min_snr_gamma"]) == ("0.0", "0.0")
     on = meta_of(cfg.replace(noise_offset=0.05, min_snr_gamma=5.0), plan)
     assert (on["ss_noise_offset"], on["ss_min_snr_gamma"]) == ("0.05", "5.0")
 
@@ -100,10 +101,10 @@ def test_options_the_workbench_does_not_offer_read_as_sd_scripts_writes_them_off
                                        "ss_caption_tag_dropout_rate", "ss_face_crop_aug_range",
                                        "ss_multires_noise_iterations", "ss_multires_noise_discount",
                                        "ss_zero_terminal_snr", "ss_loss_type")} == {
-        "ss_max_token_length": "75", "ss_color_aug": "False", "ss_random_crop": "False", "ss_full_fp16": "False",
+        "ss_max_token_length": "None", "ss_color_aug": "False", "ss_random_crop": "False", "ss_full_fp16": "False",
         "ss_caption_dropout_rate": "0.0", "ss_caption_dropout_every_n_epochs": "0",
         "ss_caption_tag_dropout_rate": "0.0", "ss_face_crop_aug_range": "None",
-        "ss_multires_noise_iterations": "None", "ss_multires_noise_discount": "0.3",
+        "ss_multires_noise_iterations": "0", "ss_multires_noise_discount": "0.3",
         "ss_zero_terminal_snr": "False", "ss_loss_type": "l2"}
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.kohya_naming import kohya_names
+from tests.test_metadata_sd_scripts import DEMO_JOB, RUN_DEPENDENT, WORKBENCH_KEYS
 from workbench import runs
 from workbench.config import TrainConfig, from_dict, load_toml
 from workbench.demo import build_demo
@@ -122,6 +123,7 @@ def test_metadata_matches_the_plan_and_the_hash_verifies(sd1_run):
                 "ss_optimizer": "torch.optim.adamw.AdamW", "ss_mixed_precision": "no", "ss_v2": "False",
                 "modelspec.architecture": "stable-diffusion-v1/lora", "modelspec.prediction_type": "epsilon"}
     assert {k: meta.get(k) for k in expected} == expected
+    assert set(meta) == set(DEMO_JOB) | RUN_DEPENDENT | WORKBENCH_KEYS      # the written file: sd-scripts' keys
     buckets = json.loads(meta["ss_bucket_info"])["buckets"]
     assert sorted((tuple(b["resolution"]), b["count"]) for b in buckets.values()) == sorted(plan.buckets.items())
     assert json.loads(meta["ss_tag_frequency"])["2_wbdemo circle"]["wbdemo"] == 12

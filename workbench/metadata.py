@@ -12,13 +12,16 @@ import datetime
 import json
 from dataclasses import dataclass
 
-from workbench.buckets import Bucketer, BucketSpec
+from workbench import __version__
+from workbench.buckets import BucketSpec
 from workbench.captions import tag_frequency_by_folder
 from workbench.config import TrainConfig
+from workbench.kohya import export_sd_scripts
 
 SAI_MODEL_SPEC = "1.0.1"
 IMPL_STABILITY_AI = "https://github.com/Stability-AI/generative-models"
 IMPL_DIFFUSERS = "diffusers"
+IMPLEMENTATION_VERSION = f"lora-workbench/{__version__}"     # sd-scripts writes "sd-scripts/<commit>"
 CONFIG_KEY = "workbench_config"
 # Options sd-scripts always records and the workbench does not offer, with the value sd-scripts
 # writes when they are off, so a file reads like a kohya one to the tools that show them.
@@ -26,7 +29,18 @@ OPTIONS_NOT_OFFERED = {
     "ss_full_fp16": "False", "ss_lowram": "False", "ss_color_aug": "False", "ss_random_crop": "False",
     "ss_face_crop_aug_range": "None",
     "ss_adaptive_noise_scale": "None", "ss_zero_terminal_snr": "False", "ss_loss_type": "l2",
+    "ss_huber_schedule": "snr", "ss_huber_c": "0.1", "ss_huber_scale": "1.0",
+    "ss_noise_offset_random_strength": "False", "ss_ip_noise_gamma_random_strength": "False",
+    "ss_fp8_base": "False", "ss_fp8_base_unet": "False", "ss_resize_interpolation": "None",
+    "ss_validation_seed": "None", "ss_validation_split": "0.0", "ss_max_validation_steps": "None",
+    "ss_validate_every_n_epochs": "None", "ss_validate_every_n_steps": "None", "ss_num_validation_images": "0",
+    # sd-scripts' value when it cannot tell its own git commit; this file was not made by sd-scripts
+    "ss_sd_scripts_commit_hash": "(unknown)",
 }
+# sd-scripts' argparse defaults of the options the export leaves out when they mean "off" there
+SD_SCRIPTS_DEFAULTS = {"clip_skip": None, "max_token_length": None, "noise_offset": None, "min_snr_gamma": None,
+                       "multires_noise_iterations": None, "ip_noise_gamma": None, "min_timestep": None,
+                       "max_timestep": None, "lr_warmup_steps": 0}
 
 
 @dataclass(frozen=True)
@@ -57,14 +71,21 @@ def dataset_dirs(plan, reg: bool) -> dict[str, dict[str, int]]:
             for s in plan.dataset.subsets if s.is_reg == reg}
 
 
+def sd_scripts_args(cfg: TrainConfig) -> dict:
+    """The arguments sd-scripts runs the exported job with: what `workbench export` writes, else
+    sd-scripts' own default. The ss_* / modelspec keys that record an argument read it here, so a
+    file says what sd-scripts' own file says for the same job (clip_skip 1 is left out: None)."""
+    return {**SD_SCRIPTS_DEFAULTS, **export_sd_scripts(cfg).values}
+
+
 def bucket_info(cfg: TrainConfig, plan) -> dict | None:
-    """{"buckets": {index in the bucket list: {"resolution": [w, h], "count": images × repeats}},
-    "mean_img_ar_error": mean |bucket aspect − image aspect| over the images used}; None without
-    bucketing, as sd-scripts."""
+    """{"buckets": {i: {"resolution": [w, h], "count": images × repeats}}, "mean_img_ar_error": mean
+    |bucket aspect − image aspect| over the images used}; None without bucketing. i numbers the
+    buckets that hold images, in (w, h) order, as sd-scripts' BucketManager does (it only lists
+    the resolutions an image was assigned to, then sorts them)."""
     if not cfg.enable_bucket:
         return None
-    resos = Bucketer(BucketSpec.from_config(cfg)).resos or sorted(plan.buckets)   # no_upscale: the ones used
-    buckets = {resos.index(reso): {"resolution": list(reso), "count": count} for reso, count in plan.buckets.items()}
+    buckets = {i: {"resolution": list(reso), "count": plan.buckets[reso]} for i, reso in enumerate(sorted(plan.buckets))}
     used = plan.used_images
     errors = [abs(im.bucket[0] / im.bucket[1] - im.info.size[0] / im.info.size[1]) for im in used]
     return {"buckets": dict(sorted(buckets.items())), "mean_img_ar_error": sum(errors) / max(1, len(errors))}
@@ -88,15 +109,10 @@ def bucket_settings(cfg: TrainConfig) -> dict:
             "ss_bucket_no_upscale": spec.no_upscale}
 
 
-def off_as_none(value: float) -> float | None:
-    """noise_offset / min_snr_gamma of 0 are "not given": sd-scripts' default None, which is also
-    what the kohya_ss GUI passes for 0."""
-    return value or None
-
-
 def training_metadata(cfg: TrainConfig, plan, facts: RunFacts) -> dict[str, str]:
     """The ss_* keys fixed for the whole run (for_save adds the per-file ones)."""
     w, h = cfg.resolution_wh()
+    args = sd_scripts_args(cfg)
     values = {
         "ss_session_id": facts.session_id, "ss_training_started_at": facts.started_at,
         "ss_output_name": cfg.output_name, **learning_rates(cfg, facts),
@@ -105,14 +121,14 @@ def training_metadata(cfg: TrainConfig, plan, facts: RunFacts) -> dict[str, str]
         "ss_num_epochs": plan.epochs, "ss_max_train_steps": plan.total_steps,
         "ss_gradient_checkpointing": cfg.gradient_checkpointing,
         "ss_gradient_accumulation_steps": cfg.gradient_accumulation_steps,
-        "ss_lr_warmup_steps": cfg.lr_warmup_steps, "ss_lr_scheduler": facts.lr_scheduler,
+        "ss_lr_warmup_steps": args["lr_warmup_steps"], "ss_lr_scheduler": facts.lr_scheduler,
         "ss_network_module": cfg.network_module, "ss_network_dim": facts.network_dim,
         "ss_network_alpha": facts.network_alpha, "ss_network_dropout": cfg.network_dropout,
         "ss_mixed_precision": cfg.mixed_precision, "ss_v2": cfg.v2, "ss_base_model_version": base_model_version(cfg),
-        "ss_clip_skip": cfg.clip_skip, "ss_cache_latents": cfg.cache_latents, "ss_seed": facts.seed,
-        "ss_noise_offset": off_as_none(cfg.noise_offset), "ss_min_snr_gamma": off_as_none(cfg.min_snr_gamma),
-        "ss_multires_noise_iterations": off_as_none(cfg.multires_noise_iterations),
-        "ss_multires_noise_discount": cfg.multires_noise_discount, "ss_ip_noise_gamma": off_as_none(cfg.ip_noise_gamma),
+        "ss_clip_skip": args["clip_skip"], "ss_cache_latents": cfg.cache_latents, "ss_seed": facts.seed,
+        "ss_noise_offset": args["noise_offset"], "ss_min_snr_gamma": args["min_snr_gamma"],
+        "ss_multires_noise_iterations": args["multires_noise_iterations"],
+        "ss_multires_noise_discount": cfg.multires_noise_discount, "ss_ip_noise_gamma": args["ip_noise_gamma"],
         "ss_debiased_estimation": cfg.debiased_estimation_loss,
         "ss_prior_loss_weight": cfg.prior_loss_weight, "ss_scale_weight_norms": cfg.scale_weight_norms,
         "ss_max_grad_norm": cfg.max_grad_norm, "ss_training_comment": cfg.training_comment,
@@ -121,7 +137,7 @@ def training_metadata(cfg: TrainConfig, plan, facts: RunFacts) -> dict[str, str]
         "ss_total_batch_size": cfg.train_batch_size * facts.num_processes * cfg.gradient_accumulation_steps,
         "ss_resolution": (w, h), "ss_enable_bucket": cfg.enable_bucket, **bucket_settings(cfg),
         "ss_flip_aug": cfg.flip_aug, "ss_shuffle_caption": cfg.shuffle_caption, "ss_keep_tokens": cfg.keep_tokens,
-        "ss_max_token_length": cfg.max_token_length,       # 75 as the kohya_ss GUI records it (sd-scripts: None)
+        "ss_max_token_length": args["max_token_length"],
         "ss_caption_dropout_rate": cfg.caption_dropout_rate,
         "ss_caption_dropout_every_n_epochs": cfg.caption_dropout_every_n_epochs,
         "ss_caption_tag_dropout_rate": cfg.caption_tag_dropout_rate,
@@ -153,7 +169,8 @@ def for_save(base: dict[str, str], cfg: TrainConfig, epoch: int, step: int, fini
 
 
 def modelspec(cfg: TrainConfig, timestamp: float) -> dict[str, str]:
-    """Stability AI's ModelSpec keys as sd-scripts writes them for a LoRA."""
+    """Stability AI's ModelSpec keys as sd-scripts writes them for a LoRA (sai_model_spec.py: a key
+    whose value is None is left out)."""
     if cfg.sdxl:
         arch = "stable-diffusion-xl-v1-base"
     elif cfg.v2:
@@ -165,7 +182,12 @@ def modelspec(cfg: TrainConfig, timestamp: float) -> dict[str, str]:
             "modelspec.implementation": IMPL_STABILITY_AI if cfg.sdxl else IMPL_DIFFUSERS,
             "modelspec.title": cfg.output_name, "modelspec.resolution": f"{w}x{h}",
             "modelspec.date": datetime.datetime.fromtimestamp(int(timestamp)).isoformat(),
-            "modelspec.prediction_type": "v" if cfg.v_parameterization else "epsilon"}
-    if not cfg.sdxl:
-        spec["modelspec.encoder_layer"] = str(cfg.clip_skip)
+            "modelspec.prediction_type": "v" if cfg.v_parameterization else "epsilon",
+            "modelspec.implementation_version": IMPLEMENTATION_VERSION}
+    args = sd_scripts_args(cfg)
+    if args["min_timestep"] is not None or args["max_timestep"] is not None:
+        low, high = args["min_timestep"] or 0, args["max_timestep"] or 1000
+        spec["modelspec.timestep_range"] = f"{low},{high}"
+    if args["clip_skip"] is not None:
+        spec["modelspec.encoder_layer"] = str(args["clip_skip"])
     return spec
