@@ -176,8 +176,16 @@ def test_tensorboard_gets_loss_and_lr_scalars(sd1_run):
     accumulator = EventAccumulator(str(sd1_run["run"] / "tb"))
     accumulator.Reload()
     tags = accumulator.Tags()["scalars"]
-    assert {"loss/current", "loss/average", "lr/unet", "lr/textencoder"} <= set(tags)
+    # sd-scripts' tags for a LoRA that trains the text encoder with AdamW (generate_step_logs, epoch logging)
+    assert set(tags) == {"loss/current", "loss/average", "loss/epoch_average", "lr/unet", "lr/textencoder",
+                         "lr/group1"}
     assert len(accumulator.Scalars("loss/current")) == sd1_run["plan"].total_steps
+    epochs = accumulator.Scalars("loss/epoch_average")
+    assert [e.step for e in epochs] == list(range(1, sd1_run["plan"].epochs + 1))
+    per_epoch = sd1_run["plan"].steps_per_epoch
+    last_epoch = [e.value for e in accumulator.Scalars("loss/current")][-per_epoch:]
+    assert abs(epochs[-1].value - sum(last_epoch) / per_epoch) < 1e-5
+    assert [e.value for e in accumulator.Scalars("lr/group1")] == [e.value for e in accumulator.Scalars("lr/unet")]
 
 
 # ---------------------------------------------------------------- SDXL, LyCORIS
@@ -365,6 +373,12 @@ def test_loop_options_accumulate_stop_the_text_encoder_and_cap_norms(demo, tmp_p
     assert all(e["lr_unet"] == cfg.learning_rate for e in steps)
     norms = delta_norms(tmp_path / "out" / "demo-lora.ckpt")
     assert max(norms.values()) <= 0.01 * 1.01
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    board = EventAccumulator(str(tmp_path / "run" / "tb"))
+    board.Reload()
+    max_key_norms = [e.value for e in board.Scalars("max_norm/max_key_norm")]    # sd-scripts' scale_weight_norms tags
+    assert len(max_key_norms) == 5 and max(max_key_norms) <= 0.01 * 1.01
+    assert {"max_norm/keys_scaled", "norm/avg_key_norm"} <= set(board.Tags()["scalars"])
     # every module learned (under checkpointing too) but the last text-encoder layer's: clip_skip 2
     # reads the layer before it, so no gradient reaches them
     last_layer = {k for k in norms if k.startswith("lora_te_text_model_encoder_layers_1_")}

@@ -135,6 +135,11 @@ def build_scheduler(cfg, optimizer, total_steps: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
 
 
+def group_ds(optimizer) -> dict[str, float | None]:
+    """{group name: D-Adaptation's / Prodigy's d} (None for the other optimizers, which have none)."""
+    return {group.get("name", str(i)): group.get("d") for i, group in enumerate(optimizer.param_groups)}
+
+
 def group_lrs(optimizer, scheduler) -> dict[str, float]:
     """{group name: the schedule's current LR}; Adafactor's relative step reports its own."""
     lrs = scheduler.get_last_lr()

@@ -21,6 +21,7 @@ from trainer import data, noise, optim, processes, sampling, saving
 from trainer import models as model_loading
 from trainer.events import LossWindow, RunEvents, StopRequest
 from workbench import metadata, outputs
+from workbench import tensorboard_tags as tb_tags
 from workbench.config import load_toml
 from workbench.errors import UserError
 from workbench.hashes import hashes_of_bytes
@@ -76,6 +77,8 @@ class Stepper:
         self.optimizer = accelerator.prepare_optimizer(optimizer)     # fp16: loss scaling, inf-step skipping
         self.text_encoder_frozen = False
         self.used_lrs: dict[str, float] = {}       # {group: LR} of the last step taken
+        self.used_ds: dict[str, float | None] = {}  # {group: d} of D-Adaptation / Prodigy
+        self.max_norm: tuple[int, float, float] | None = None    # scale_weight_norms: scaled, mean, max
 
     def freeze_text_encoder(self) -> None:
         self.network.set_text_encoder_trainable(False)
@@ -100,11 +103,12 @@ class Stepper:
             acc.clip_grad_norm_(self.trainable, cfg.max_grad_norm)
         self.optimizer.step()
         self.used_lrs = optim.group_lrs(self.optimizer, self.scheduler)     # this step's, before the schedule moves
+        self.used_ds = optim.group_ds(self.optimizer)
         if not self.optimizer.step_was_skipped:      # fp16 skipped an inf step: sd-scripts' schedule waits too
             self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         if cfg.scale_weight_norms:
-            self.network.apply_max_norm(cfg.scale_weight_norms, self.device)
+            self.max_norm = self.network.apply_max_norm(cfg.scale_weight_norms, self.device)
         return mean
 
     def loss(self, batch: MicroBatch) -> torch.Tensor:
@@ -174,6 +178,7 @@ class Recipe:
         self.fill_latents()
         self.metadata = metadata.training_metadata(cfg, self.plan, self.run_facts())
         self.loss_window = LossWindow(self.plan.steps_per_epoch)
+        self.unet_only = tb_tags.unet_only(cfg)          # sd-scripts' lr/group<i> numbering depends on it
         tb = self.events.open_tensorboard(cfg.logging_dir)
         self.events.log(f"TensorBoard: {tb}")
 
@@ -327,14 +332,23 @@ class Recipe:
         loss_avg = self.loss_window.add(loss)
         self.events.emit("step", step=s.step, epoch=epoch + 1, loss=loss, loss_avg=loss_avg, lr_unet=lr_unet,
                          lr_te=lr_te, s_per_step=seconds)
-        self.events.scalars(s.step, {"loss/current": loss, "loss/average": loss_avg, "lr/unet": lr_unet,
-                                     "lr/textencoder": lr_te})
+        self.events.scalars(s.step, tb_tags.step_scalars(loss, loss_avg, self.logged_lrs(), self.unet_only,
+                                                         self.stepper.max_norm))
         self.events.step_status(s.step)
         if self.events.progress_due() or s.step == self.plan.total_steps:
             eta = (self.plan.total_steps - s.step) * seconds
             self.events.log(f"step {s.step}/{self.plan.total_steps} epoch {epoch + 1} loss {loss:.4f} "
                             f"(avg {loss_avg:.4f}) lr {lr_unet:.3g} {seconds:.3f} s/step "
                             f"{images / max(seconds, 1e-9):.1f} img/s ETA {eta:.0f} s")
+
+    def logged_lrs(self) -> list[tuple[str, float, float | None]]:
+        """(sd-scripts' description, LR used, d) per optimizer group, text encoder first; a text
+        encoder stopped by stop_text_encoder_training logs 0."""
+        step = self.stepper
+        frozen = step.text_encoder_frozen
+        groups = [(tb_tags.lr_description(name), 0.0 if frozen and name.startswith("text_encoder") else lr,
+                   step.used_ds.get(name)) for name, lr in step.used_lrs.items()]
+        return tb_tags.sd_scripts_order(groups)
 
     def step_outputs(self, epoch: int) -> bool:
         """save_every_n_steps and sample_every_n_steps (unless sample_every_n_epochs is set, as in
@@ -350,6 +364,7 @@ class Recipe:
 
     def end_epoch(self, epoch: int) -> None:
         self.events.emit("epoch", epoch=epoch, step=self.progress.step, loss_avg=self.loss_window.mean)
+        self.events.scalars(epoch, tb_tags.epoch_scalars(self.loss_window.mean))
         if outputs.saves_epoch(self.cfg, epoch, self.plan.epochs):
             self.save(outputs.lora_path(self.cfg, outputs.epoch_tag(epoch)), epoch)
         if self.prompts and self.cfg.sample_every_n_epochs and epoch % self.cfg.sample_every_n_epochs == 0:
