@@ -22,6 +22,7 @@ import torch
 from workbench.buckets import crop_box, sdxl_crop_ltrb
 from workbench.dataset import DatasetError
 from workbench.fileio import write_bytes_atomic
+from workbench.images import UnreadableImage, open_image, pil_image
 from workbench.plan import Plan, PlannedImage
 
 VAE_BATCH = 4          # images per VAE call while caching
@@ -103,13 +104,12 @@ def batch_captions(batch: Batch, cfg, seed: int, epoch: int) -> list[str]:
 
 def load_pixels(image: PlannedImage, flip: bool = False) -> torch.Tensor:
     """(3, H, W) in [-1, 1]: scaled to cover its bucket, centre-cropped (sd-scripts' transform)."""
-    from PIL import Image, UnidentifiedImageError
+    Image = pil_image()
     try:
-        with Image.open(image.info.path) as source:
+        with open_image(image.info.path) as source:
             rgb = source.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise DatasetError(f"{image.info.path}: not a readable image ({exc.__class__.__name__}); "
-                           "fix or remove the file") from None
+    except UnreadableImage as exc:
+        raise DatasetError(str(exc)) from None
     if rgb.size != image.resized:
         shrinking = image.resized[0] < rgb.size[0]
         rgb = rgb.resize(image.resized, Image.Resampling.BOX if shrinking else Image.Resampling.LANCZOS)

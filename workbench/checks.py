@@ -18,6 +18,7 @@ from pathlib import Path
 
 from workbench.buckets import Bucketer, BucketError, BucketSpec
 from workbench.dataset import DatasetError, SubsetFolder, caption_path, list_images, subset_folders
+from workbench.images import HUGE_PIXELS, huge, pil_image
 from workbench.validate import Finding, validate
 
 EIGHT_BIT_OPTIMIZERS = ("AdamW8bit", "PagedAdamW8bit", "Lion8bit", "SGDNesterov8bit")
@@ -185,7 +186,8 @@ def dataset_findings(cfg, progress: Progress) -> list[Finding]:
         out.append(Finding("note", "", f"{len(odd_case)} image(s) have a mixed-case extension (like .JpG): the "
                            "workbench reads them, sd-scripts on Linux does not", tuple(odd_case)))
     results = inspect_images(all_images, progress)
-    out += decode_findings(results) + upscale_findings(cfg, results) + duplicate_findings(results)
+    out += decode_findings(results) + huge_findings(cfg, results) + upscale_findings(cfg, results)
+    out += duplicate_findings(results)
     for folder, paths in images.items():
         out += caption_findings(folder, paths, cfg.caption_extension)
     return out
@@ -220,7 +222,8 @@ def inspect_images(paths: list[Path], progress: Progress) -> dict[Path, ImageRes
 
 
 def inspect_image(path: Path) -> ImageResult:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
+    Image = pil_image()
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -253,6 +256,21 @@ def decode_findings(results: dict[Path, ImageResult]) -> list[Finding]:
         out.append(Finding("warning", "", f"{len(rotated)} image(s) carry an EXIF rotation, which sd-scripts "
                            "ignores: they train sideways or upside down; save them rotated", tuple(rotated)))
     return out
+
+
+def huge_findings(cfg, results: dict[Path, ImageResult]) -> list[Finding]:
+    """Images over HUGE_PIXELS: they train, but each load decodes every pixel before shrinking it to
+    its bucket (3 bytes a pixel of memory, and seconds of CPU)."""
+    big = sorted(((r.size[0] * r.size[1], str(r.path), r.size) for r in results.values() if r.size and huge(r.size)),
+                 reverse=True)
+    if not big:
+        return []
+    pixels, _, (w, h) = big[0]
+    when = ("once, to cache its latents" if cfg.cache_latents else
+            "every epoch (cache_latents would do it once)")
+    return [Finding("note", "", f"{len(big)} image(s) over {HUGE_PIXELS / 1e6:.0f} megapixels (largest {w}×{h}, "
+                    f"{pixels * 3 / 2**20:,.0f} MiB decoded): each is decoded in full {when}; downscaling them "
+                    "to about twice the training resolution loses nothing", tuple(p for _, p, _ in big))]
 
 
 def upscale_findings(cfg, results: dict[Path, ImageResult]) -> list[Finding]:

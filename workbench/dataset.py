@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workbench.errors import UserError
+from workbench.images import UnreadableImage, open_image
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
@@ -110,13 +111,11 @@ def _image_paths(folder: Path) -> list[str]:
 
 def image_size(path: Path | str) -> tuple[int, int]:
     """(width, height) from the file header; raises DatasetError naming the file."""
-    from PIL import Image, UnidentifiedImageError
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             return im.size
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise DatasetError(f"{path}: not a readable image ({exc.__class__.__name__}); "
-                           "fix or remove the file (workbench check lists every bad file)") from None
+    except UnreadableImage as exc:
+        raise DatasetError(f"{exc} (workbench check lists every bad file)") from None
 
 
 def read_caption(path: Path | str) -> str | None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from workbench.errors import UserError
 from workbench.fileio import write_bytes_atomic
+from workbench.images import UnreadableImage, open_image
 
 THUMB_SIDE = 256        # pixels, the longest side of a thumbnail
 JPEG_QUALITY = 85
@@ -42,15 +43,13 @@ def cache_path(image: Path, cache_dir: Path, side: int = THUMB_SIDE, square: boo
 def render(image: Path, side: int = THUMB_SIDE, square: bool = False) -> bytes:
     """JPEG bytes of the image shrunk to fit side×side (aspect kept, never enlarged); `square`
     centres it on a square of LETTERBOX colour, so a grid of them lines up in even rows."""
-    from PIL import Image, UnidentifiedImageError
     try:
-        with Image.open(image) as im:
+        with open_image(image) as im:
             im.draft("RGB", (side, side))        # JPEG: decode at 1/2, 1/4 or 1/8 scale directly
             im.thumbnail((side, side))
             rgb = _letterboxed(_flatten(im)) if square else _flatten(im)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ThumbnailError(f"{image}: not a readable image ({exc.__class__.__name__}); "
-                             "fix or remove the file") from None
+    except UnreadableImage as exc:
+        raise ThumbnailError(str(exc)) from None
     out = io.BytesIO()
     rgb.save(out, "JPEG", quality=JPEG_QUALITY)
     return out.getvalue()
