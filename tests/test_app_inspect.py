@@ -186,15 +186,16 @@ def test_use_these_settings_loads_the_training_config_into_parameters(tmp_path, 
 
 
 def test_a_file_without_training_settings_offers_none_to_use(tmp_path, current_config):
-    """A UNet or any non-LoRA .safetensors: "use these settings" would reset the config to the
-    defaults, so it is not offered, and the page says the file holds no LoRA modules."""
+    """A UNet or any non-LoRA .safetensors: the page says it is not a LoRA and what it looks like, and
+    offers nothing to use (it would reset the config to the defaults)."""
     from safetensors.numpy import save_file
     unet = tmp_path / "diffusion_pytorch_model.safetensors"
-    save_file({"conv_in.weight": np.zeros((4, 4), np.float32)}, str(unet))
+    save_file({"conv_in.weight": np.zeros((4, 4), np.float32), "down_blocks.0.resnets.0.conv1.weight":
+               np.zeros((4, 4), np.float32), "time_embedding.linear_1.weight": np.zeros((4, 4), np.float32)},
+              str(unet))
     at = inspect_page(file=unet)
     assert "use-settings" not in [b.key for b in at.button]
-    assert any("No LoRA modules in this file" in w.value for w in at.warning)
-    assert any("stores no training settings" in c.value for c in at.caption)
+    assert any("not a LoRA: it looks like a diffusers UNet" in e.value for e in at.error)
     assert workspace.load_current() == current_config
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
+from tests.conftest import run_cli, write_checkpoint
 from workbench.config import TrainConfig
 from workbench.inspect import (
     MetadataError,
@@ -521,3 +522,36 @@ def test_config_from_single_ss_keys(meta, expected, note):
     cfg, notes = config_from_metadata(meta)
     assert {k: getattr(cfg, k) for k in expected} == expected
     assert any(note in n for n in notes) if note else notes == []
+
+
+# ---------------------------------------------------------------- not a LoRA, huge headers
+
+@pytest.mark.parametrize("tensors, looks_like", [
+    ({}, "it holds no tensors"),
+    ({"model.diffusion_model.input_blocks.0.0.weight": (4, 4), "first_stage_model.encoder.conv_in.weight": (4, 4),
+      "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight": (4, 4)},
+     "a full Stable Diffusion checkpoint"),
+    ({"down_blocks.0.resnets.0.conv1.weight": (4, 4), "time_embedding.linear_1.weight": (4, 4)}, "a diffusers UNet"),
+    ({"emb_params": (2, 768)}, "a textual-inversion embedding"),
+    ({"clip_l": (2, 768), "clip_g": (2, 1280)}, "a textual-inversion embedding"),
+    ({"some.weight": (4, 4)}, "none of them a LoRA module (e.g. some.weight)"),
+])
+def test_a_safetensors_that_is_not_a_lora_is_refused_saying_what_it_looks_like(tmp_path, tensors, looks_like):
+    path = tmp_path / "file.safetensors"
+    if tensors:
+        write_checkpoint(path, tensors)
+    else:
+        path.write_bytes(struct.pack("<Q", 2) + b"{}")
+    done = run_cli("inspect", path)
+    assert done.returncode == 1 and done.stdout == ""
+    line, = done.stderr.strip().splitlines()
+    assert f"{path}: not a LoRA:" in line and looks_like in line
+
+
+def test_a_header_over_safetensors_limit_says_so_and_not_that_the_file_is_short(tmp_path):
+    n = 125_829_122
+    path = tmp_path / "big-header.safetensors"
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", n) + b"{" + b" " * (n - 2) + b"}")
+    line, = run_cli("inspect", path).stderr.strip().splitlines()
+    assert "125,829,122 bytes, over the 100,000,000-byte limit" in line and "larger than the file" not in line

@@ -32,9 +32,6 @@ def summary(i: Inspection) -> None:
     st.caption(f"`{i.path}` · {i.size_bytes / 1e6:.1f} MB · {s.count('unet')} UNet and "
                f"{s.count('text_encoder')} text-encoder modules · tensors "
                + ", ".join(f"{dtype} ×{n}" for dtype, n in s.dtypes.items()))
-    if not s.modules:
-        st.warning(f"No LoRA modules in this file: none of its {len(s.other_tensors)} tensors is named like a "
-                   "LoRA's (lora_unet_…, lora_te_…). Is it a model or another kind of file?")
 
 
 def _number(value) -> str:

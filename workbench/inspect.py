@@ -21,11 +21,13 @@ from workbench.lora_metadata import (
     training_parameters,
 )
 from workbench.lora_structure import Structure, base_model_version, modules_by_block, norms_by_block, structure_of
-from workbench.safetensors_header import HeaderError, metadata_of, read_header
+from workbench.safetensors_header import HeaderError, metadata_of, read_header, tensor_entries
+from workbench.safetensors_kind import what_it_is
 
 __all__ = ["Inspection", "HashCheck", "Comparison", "describe", "check_hash", "to_json", "compare", "comparison_json",
-           "network_summary", "structure_facts", "HeaderError", "MetadataError", "tag_frequency", "dataset_dirs",
-           "bucket_info", "training_parameters", "config_from_metadata", "modules_by_block", "norms_by_block"]
+           "network_summary", "structure_facts", "HeaderError", "NotALora", "MetadataError", "tag_frequency",
+           "dataset_dirs", "bucket_info", "training_parameters", "config_from_metadata", "modules_by_block",
+           "norms_by_block"]
 
 
 @dataclass(frozen=True)
@@ -51,12 +53,20 @@ class HashCheck:
         return self.stored.strip().lower() == self.computed
 
 
+class NotALora(HeaderError):
+    """A valid .safetensors that holds no LoRA module: the message says what it looks like."""
+
+
 def describe(path: str | Path) -> Inspection:
-    """Header, metadata and structure; reads the header and the alphas' few bytes, not the tensors."""
+    """Header, metadata and structure; reads the header and the alphas' few bytes, not the tensors.
+    A file without a single LoRA module is refused (NotALora), not described as an empty network."""
     path = Path(path)
     n, header = read_header(path)
     metadata = metadata_of(header)
     structure = structure_of(path, n, header, metadata)
+    if not structure.modules:
+        raise NotALora(f"{path}: not a LoRA: {what_it_is(list(tensor_entries(header)))}; the inspector reads "
+                       "LoRA / LyCORIS files (lora_unet_… / lora_te_… modules)")
     version, source = base_model_version(metadata, structure.modules)
     return Inspection(path, path.stat().st_size, n, metadata, structure, version, source)
 

@@ -85,7 +85,8 @@ def bucket_info(cfg: TrainConfig, plan) -> dict | None:
     the resolutions an image was assigned to, then sorts them)."""
     if not cfg.enable_bucket:
         return None
-    buckets = {i: {"resolution": list(reso), "count": plan.buckets[reso]} for i, reso in enumerate(sorted(plan.buckets))}
+    buckets = {i: {"resolution": list(reso), "count": plan.buckets[reso]}
+               for i, reso in enumerate(sorted(plan.buckets))}
     used = plan.used_images
     errors = [abs(im.bucket[0] / im.bucket[1] - im.info.size[0] / im.info.size[1]) for im in used]
     return {"buckets": dict(sorted(buckets.items())), "mean_img_ar_error": sum(errors) / max(1, len(errors))}

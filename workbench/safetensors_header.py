@@ -10,7 +10,7 @@ from pathlib import Path
 
 from workbench.errors import UserError
 
-MAX_HEADER = 100 * 1024 * 1024   # safetensors itself refuses headers above 100 MB
+MAX_HEADER = 100_000_000   # safetensors itself refuses headers above this (its MAX_HEADER_SIZE)
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 # bytes per element of each dtype safetensors writes
 DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "I64": 8, "I32": 4,
@@ -53,11 +53,14 @@ def _header_length(path: Path, head: bytes, size: int) -> int:
             raise _pickle_error(path)
         raise HeaderError(f"{path}: truncated ({size} bytes): not a safetensors file")
     (n,) = struct.unpack("<Q", head)
-    if n > MAX_HEADER or 8 + n > size:
+    if 8 + n > size:
         if _looks_pickled(head):
             raise _pickle_error(path)
         raise HeaderError(f"{path}: header length {n} is larger than the file ({size} bytes): "
                           "truncated or not a safetensors file")
+    if n > MAX_HEADER:
+        raise HeaderError(f"{path}: its header is {n:,} bytes, over the {MAX_HEADER:,}-byte limit safetensors "
+                          "itself reads (100 MB), so no tool loads this file; re-save it with less metadata")
     return n
 
 
