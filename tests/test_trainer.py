@@ -337,9 +337,24 @@ def test_workbench_train_prints_the_error_and_exits_non_zero(demo, tmp_path):
     done = subprocess.run([sys.executable, "-m", "workbench", "train", str(tmp_path / "config.toml"),
                            "--run-dir", str(tmp_path / "run")], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1
-    assert done.stderr.strip().splitlines()[-1] == f"workbench train: error: {tmp_path / 'gone'}: model not found; " \
-                                                   "give a diffusers folder or a .safetensors checkpoint"
-    assert "Traceback" not in done.stderr
+    line, = done.stderr.strip().splitlines()
+    assert line.startswith("workbench train: error: not started: ") and "Traceback" not in done.stderr
+    assert f"{tmp_path / 'gone'}: model not found; give a diffusers folder or a .safetensors checkpoint" in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_workbench_train_refused_for_existing_outputs_creates_nothing(demo, tmp_path):
+    from workbench.config import save_toml
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "demo-lora.safetensors").write_bytes(b"precious")
+    save_toml(demo_config(demo, out), tmp_path / "config.toml")
+    home = tmp_path / "home"
+    done = subprocess.run([sys.executable, "-m", "workbench", "train", str(tmp_path / "config.toml")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "WORKBENCH_HOME": str(home)})
+    assert done.returncode == 1 and "would overwrite 1 existing file(s)" in done.stderr
+    assert not (home / "runs").exists() or list((home / "runs").iterdir()) == []     # no "failed" run in the history
+    assert (out / "demo-lora.safetensors").read_bytes() == b"precious"
 
 
 # ---------------------------------------------------------------- loop options

@@ -12,6 +12,7 @@ from tests.conftest import diffusers_stub
 from workbench import runs, workspace
 from workbench.config import TrainConfig
 from workbench.errors import UserError
+from workbench.runs import start_blockers, start_run
 from workbench.training_view import (
     Ema,
     RunMetrics,
@@ -26,8 +27,6 @@ from workbench.training_view import (
     run_error,
     sample_images,
     seconds_per_step,
-    start_blockers,
-    start_run,
 )
 
 
@@ -240,7 +239,7 @@ def test_start_blockers_name_the_field_or_folder(tmp_path):
 def test_start_run_refused_for_a_busy_output_leaves_no_empty_run(tmp_path, monkeypatch):
     monkeypatch.setattr(runs, "trainer_command", lambda run_dir: [sys.executable, "-c", "import time; time.sleep(30)"])
     cfg = small_config(tmp_path)
-    first = start_run(cfg)
+    first, _ = start_run(cfg)
     try:
         assert json.loads((first / "status.json").read_text())["state"] == "starting"
         with pytest.raises(UserError, match="already being trained"):

@@ -9,7 +9,7 @@ from ui.dataset_data import load_plan
 from workbench.config import TrainConfig
 from workbench.errors import UserError
 from workbench.outputs import existing_outputs, free_output_name, lora_path
-from workbench.training_view import start_blockers, start_run
+from workbench.runs import start_blockers, start_run
 
 
 def start_panel(cfg: TrainConfig) -> None:
@@ -50,7 +50,7 @@ def _start(cfg: TrainConfig) -> None:
         st.error("Not started — fix these in Parameters first:\n\n" + "\n".join(f"- {p}" for p in problems))
         return
     try:
-        run_dir = start_run(cfg)
+        run_dir, _ = start_run(cfg)
     except UserError as exc:
         st.error(f"Not started: {exc}")
         return

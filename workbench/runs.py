@@ -24,9 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workbench import workspace
+from workbench.checks import model_findings, output_findings
 from workbench.config import TrainConfig, save_toml
 from workbench.errors import UserError
 from workbench.fileio import write_json_atomic
+from workbench.plan import make_plan
+from workbench.validate import errors, validate
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ACTIVE_STATES = ("starting", "running")
@@ -128,6 +131,41 @@ def write_status(run_dir: Path, **values) -> dict:
     status = {**read_status(run_dir), **values, "updated_at": time.time()}
     write_json_atomic(Path(run_dir) / "status.json", status)
     return status
+
+
+# ---------------------------------------------------------------- may a run start? start it
+
+def start_blockers(cfg: TrainConfig) -> list[str]:
+    """Why the config cannot start a run, one line each naming the field, folder or file: the
+    preflight errors that are quick to find (validation, the model's family, an output that
+    would be overwritten) and a plan that cannot be made; empty when it can start. The page and
+    `workbench train` ask this before anything is created. The image decoding pass of preflight is
+    the Dataset page's, not a click's."""
+    findings = validate(cfg, require_paths=True) + model_findings(cfg) + output_findings(cfg)
+    problems = [f"{f.field}: {f.message}" if f.field else f.message for f in errors(findings)]
+    if not problems:
+        try:
+            make_plan(cfg)
+        except UserError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def start_run(cfg: TrainConfig, run_dir: str | Path | None = None, foreground: bool = False):
+    """Freeze the config into a new run dir and launch its trainer: (run dir, process). A refusal
+    (another live run writes the same output) raises RunError with the reason and leaves no
+    empty run behind."""
+    run_dir = create_run(cfg, run_dir)
+    try:
+        return run_dir, launch(run_dir, foreground=foreground)
+    except UserError:
+        (run_dir / "config.toml").unlink(missing_ok=True)
+        (run_dir / "status.json").unlink(missing_ok=True)
+        try:
+            run_dir.rmdir()
+        except OSError:
+            pass
+        raise
 
 
 # ---------------------------------------------------------------- launch / stop

@@ -14,8 +14,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workbench.errors import UserError
-
 SMOOTHING = 0.9          # EMA weight of the smoothed loss (TensorBoard's slider default is 0.6;
                          # LoRA losses are noisy enough that 0.9 shows the trend)
 MAX_CHART_POINTS = 1500  # per series: Vega-Lite stays quick and a refresh stays constant-time
@@ -328,44 +326,6 @@ def last_error_line(log_text: str) -> str:
         if ERROR_LINE.search(line) and not line.startswith("Traceback"):
             return line
     return lines[-1] if lines else ""
-
-
-# ---------------------------------------------------------------- starting a run
-
-def start_blockers(cfg) -> list[str]:
-    """Why the config cannot start a run, one line each naming the field, folder or file: the
-    preflight errors that are quick to find (validation, the model's family, an output that
-    would be overwritten) and a plan that cannot be made; empty when it can start. The image
-    decoding pass of preflight is the Dataset page's, not a click's."""
-    from workbench.checks import model_findings, output_findings
-    from workbench.plan import make_plan
-    from workbench.validate import errors, validate
-    findings = validate(cfg, require_paths=True) + model_findings(cfg) + output_findings(cfg)
-    problems = [f.line() for f in errors(findings)]
-    if not problems:
-        try:
-            make_plan(cfg)
-        except UserError as exc:
-            problems.append(str(exc))
-    return problems
-
-
-def start_run(cfg) -> Path:
-    """Freeze the config into a new run dir and launch its trainer in the background. A refusal
-    (another live run writes the same output) raises RunError with the reason and leaves no
-    empty run behind."""
-    from workbench import runs
-    run_dir = runs.create_run(cfg)
-    try:
-        runs.launch(run_dir)
-    except UserError:
-        (run_dir / "config.toml").unlink(missing_ok=True)
-        try:
-            run_dir.rmdir()
-        except OSError:
-            pass
-        raise
-    return run_dir
 
 
 def lora_files(infos) -> list[str]:

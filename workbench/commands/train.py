@@ -9,9 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from workbench.commands._common import load_config, refuse_config_errors
+from workbench.commands._common import load_config
 from workbench.errors import UserError
-from workbench.runs import MetricsTail, create_run, launch
+from workbench.runs import MetricsTail, start_blockers, start_run
 
 POLL_S = 0.25            # seconds between reads of metrics.jsonl
 BAR_WIDTH = 24
@@ -25,10 +25,11 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     cfg = load_config(args.config)
-    refuse_config_errors(cfg)           # missing paths are the trainer's first check, with the same words
-    run_dir = create_run(cfg, args.run_dir)
+    problems = start_blockers(cfg)      # the Training page's Start asks the same, before anything is made
+    if problems:
+        raise UserError("not started: " + "; ".join(problems))
+    run_dir, proc = start_run(cfg, args.run_dir, foreground=True)
     print(f"run dir: {run_dir}  (log: {run_dir / 'trainer.log'})", flush=True)
-    proc = launch(run_dir, foreground=True)
     return Follower(run_dir, sys.stderr).follow(proc)
 
 
