@@ -2,6 +2,7 @@
 for bad input (never a traceback), and a start that imports no heavy library."""
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -107,3 +108,27 @@ def test_core_modules_and_commands_load_no_heavy_library():
             f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+class CountingStdout(io.StringIO):
+    """stdout that counts the writes it is handed (an unbuffered pipe makes each one a syscall)."""
+
+    def __init__(self):
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def test_plan_json_goes_out_in_one_write(tmp_path, monkeypatch):
+    from workbench.__main__ import main
+    for i in range(40):
+        make_image(tmp_path / "train" / "2_cat" / f"{i:03}.png", (64 + 8 * (i % 5), 64))
+    config = write_config(tmp_path / "c.toml", train_data_dir=str(tmp_path / "train"), max_train_epochs=1,
+                          resolution="64,64", min_bucket_reso=64)
+    out = CountingStdout()
+    monkeypatch.setattr(sys, "stdout", out)
+    assert main(["plan", str(config), "--json"]) == 0
+    assert out.writes == 1 and len(json.loads(out.getvalue())["images"]) == 40
