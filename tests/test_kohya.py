@@ -248,6 +248,7 @@ no_metadata save_model_as unet_lr text_encoder_lr network_weights network_module
 network_dropout network_args network_train_unet_only network_train_text_encoder_only training_comment
 dim_from_weights scale_weight_norms base_weights no_half_vae torch_compile dynamo_backend caption_dropout_every_n_epochs caption_tag_dropout_rate
 """.split())
+SDXL_ONLY_ARGS = {"cache_text_encoder_outputs"}     # sdxl_train_util.add_sdxl_training_arguments
 
 
 def everything_set(**changes) -> TrainConfig:
@@ -269,10 +270,15 @@ def everything_set(**changes) -> TrainConfig:
 
 
 def test_every_exported_key_is_a_real_sd_scripts_argument():
-    job = export_sd_scripts(everything_set(stop_text_encoder_training=30))
+    job = export_sd_scripts(everything_set(stop_text_encoder_training=30, cache_text_encoder_outputs=True))
     assert set(job.values) <= SD_SCRIPTS_ARGS, set(job.values) - SD_SCRIPTS_ARGS
     left_out = set(TrainConfig.__dataclass_fields__) - set(job.values)
-    assert left_out == {"sdxl", "num_cpu_threads_per_process", "stop_text_encoder_training", "max_train_epochs"}
+    assert left_out == {"sdxl", "num_cpu_threads_per_process", "stop_text_encoder_training", "max_train_epochs",
+                        "cache_text_encoder_outputs"}
+    assert any("cache_text_encoder_outputs left out: train_network.py has it for SDXL only" in n for n in job.notes)
+    sdxl = export_sd_scripts(everything_set(cache_text_encoder_outputs=True).replace(sdxl=True, v2=False,
+                                                                                   v_parameterization=False))
+    assert sdxl.values["cache_text_encoder_outputs"] is True and set(sdxl.values) <= SD_SCRIPTS_ARGS | SDXL_ONLY_ARGS
     assert job.values["max_train_steps"] == 900 and "max_train_epochs" not in job.values
     assert tomllib.loads(job.toml()) == job.values
 
@@ -300,7 +306,7 @@ def test_export_script_command_and_notes():
 
 def test_export_cli_prints_or_writes_and_refuses_to_overwrite(tmp_path):
     config = write_config(tmp_path / "c.toml", output_name="dog", sdxl=True, resolution="1024,1024",
-                          bucket_reso_steps=32)
+                          bucket_reso_steps=32, max_train_epochs=1)
     printed = run_cli("export", config)
     assert printed.returncode == 0, printed.stderr
     assert printed.stdout.startswith("# accelerate launch --num_cpu_threads_per_process 2 sdxl_train_network.py")

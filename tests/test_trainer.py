@@ -527,3 +527,32 @@ def test_noise_and_loss_weight_options_train_and_are_recorded(demo, tmp_path):
     meta = metadata_of(read_header(tmp_path / "out" / "demo-lora.safetensors")[1])
     assert (meta["ss_multires_noise_iterations"], meta["ss_multires_noise_discount"], meta["ss_ip_noise_gamma"],
             meta["ss_debiased_estimation"], meta["ss_noise_offset"]) == ("6", "0.3", "0.1", "True", "0.05")
+
+
+@pytest.mark.parametrize("sdxl", [False, True])
+def test_cached_text_encoder_outputs_train_the_same_losses_without_running_the_encoders(demo, tmp_path, monkeypatch,
+                                                                                        capsys, sdxl):
+    from trainer import models
+    calls = []
+    real_encode = models.Models.encode
+
+    def counting_encode(self, captions, *args, **kwargs):
+        calls.append(len(captions))
+        return real_encode(self, captions, *args, **kwargs)
+    monkeypatch.setattr(models.Models, "encode", counting_encode)
+    base = dict(max_train_epochs=None, max_train_steps=6, network_train_unet_only=True, caption_dropout_every_n_epochs=2,
+                save_every_n_epochs=None, sample_every_n_epochs=None)
+    losses = {}
+    for cached in (False, True):
+        calls.clear()
+        cfg = demo_config(demo, tmp_path / f"out-{cached}", sdxl=sdxl, cache_text_encoder_outputs=cached, **base)
+        code, status, events = train_in_process(cfg, tmp_path / f"run-{cached}")
+        assert code == 0, status.get("error")
+        losses[cached] = [e["loss"] for e in of_kind(events, "step")]
+        if cached:
+            captions = make_plan(cfg).used_images
+            assert sum(calls) == len({im.info.caption for im in captions}) + 1     # each caption once, and ""
+            assert "caption(s) encoded once" in capsys.readouterr().out          # the trainer's log line
+        else:
+            assert len(calls) == 6                                                   # one encode per step
+    assert losses[True] == pytest.approx(losses[False], rel=1e-5, abs=1e-7)

@@ -122,3 +122,15 @@ def test_min_timestep_must_be_below_max_timestep():
     [f] = found(CLEAN.replace(min_timestep=500, max_timestep=500), "min_timestep")
     assert f.level == "error" and "must be below max_timestep 500" in f.message
     assert found(CLEAN.replace(min_timestep=100, max_timestep=900)) == []
+
+
+def test_cached_text_encoder_outputs_need_a_frozen_text_encoder_and_fixed_captions():
+    cached = new_config(cache_text_encoder_outputs=True, network_train_unet_only=True)
+    assert errors(validate(cached)) == []
+    assert errors(validate(cached.replace(caption_dropout_every_n_epochs=3))) == []      # "" is cached too
+    trains_te = errors(validate(cached.replace(network_train_unet_only=False)))
+    assert [f.field for f in trains_te] == ["cache_text_encoder_outputs"] and "network_train_unet_only" in \
+        trains_te[0].message
+    for key, value in (("shuffle_caption", True), ("caption_dropout_rate", 0.1), ("caption_tag_dropout_rate", 0.2)):
+        found = errors(validate(cached.replace(**{key: value})))
+        assert len(found) == 1 and key in found[0].message and "sd-scripts refuses" in found[0].message

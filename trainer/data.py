@@ -95,6 +95,15 @@ def caption_of(image: PlannedImage, cfg, epoch: int, rng: random.Random) -> str:
     return ", ".join(kept + rest)
 
 
+def fixed_captions(plan: Plan, cfg) -> list[str]:
+    """Every caption a run whose captions do not change at random trains on (what
+    cache_text_encoder_outputs encodes up front): each image's, and the empty one when
+    caption_dropout_every_n_epochs drops them all in some epochs."""
+    rng = random.Random(0)        # unused: validation keeps shuffling and random dropout out
+    captions = [caption_of(im, cfg, 0, rng) for im in plan.used_images]
+    return captions + ([""] if cfg.caption_dropout_every_n_epochs else [])
+
+
 def batch_captions(batch: Batch, cfg, seed: int, epoch: int) -> list[str]:
     rng = random.Random(f"{seed}/{epoch}/{batch.index}")
     return [caption_of(im, cfg, epoch, rng) for im in batch.images]

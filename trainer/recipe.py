@@ -20,6 +20,7 @@ import torch
 from trainer import data, noise, optim, processes, sampling, saving
 from trainer import models as model_loading
 from trainer.events import LossWindow, RunEvents, StopRequest
+from trainer.text_cache import TextCache
 from workbench import metadata, outputs
 from workbench import tensorboard_tags as tb_tags
 from workbench.config import load_toml
@@ -79,6 +80,24 @@ class Stepper:
         self.used_lrs: dict[str, float] = {}       # {group: LR} of the last step taken
         self.used_ds: dict[str, float | None] = {}  # {group: d} of D-Adaptation / Prodigy
         self.max_norm: tuple[int, float, float] | None = None    # scale_weight_norms: scaled, mean, max
+        self.text_cache: TextCache | None = None    # cache_text_encoder_outputs: the recipe fills it
+
+    def encode(self, captions: list[str]):
+        """The captions' conditioning: from the text cache when there is one, else the encoders."""
+        cfg = self.cfg
+        if self.text_cache is not None:
+            return self.text_cache.conditioning(captions)
+        return self.models.encode(captions, cfg.clip_skip, self.device, cfg.max_token_length)
+
+    def cache_text(self, captions) -> int:
+        """cache_text_encoder_outputs: encode these captions once now; returns how many."""
+        cfg = self.cfg
+
+        def encode(chunk: list[str]):
+            with self.accelerator.autocast():       # as the step encodes: the same numbers
+                return self.models.encode(chunk, cfg.clip_skip, self.device, cfg.max_token_length)
+        self.text_cache = TextCache(encode)
+        return self.text_cache.fill(captions)
 
     def freeze_text_encoder(self) -> None:
         self.network.set_text_encoder_trainable(False)
@@ -115,7 +134,7 @@ class Stepper:
         """The diffusion loss of one batch (labelled as in diffusers' training examples)."""
         cfg, latents = self.cfg, batch.latents
         with torch.set_grad_enabled(self.network.trains_text_encoder and not self.text_encoder_frozen):
-            cond = self.models.encode(batch.captions, cfg.clip_skip, self.device, cfg.max_token_length)
+            cond = self.encode(batch.captions)
         eps = noise.training_noise(latents, cfg)                                    # ε (+ offset, pyramid)
         timesteps = noise.timesteps_for(latents, cfg)                               # uniform t
         noisy = noise.noisy_latents(self.noise_scheduler, latents, eps, timesteps, cfg)      # q(x_t | x_0)
@@ -176,6 +195,10 @@ class Recipe:
             self.restore(resumed)
         self.check_processes_agree("initial LoRA weights")
         self.fill_latents()
+        if cfg.cache_text_encoder_outputs:
+            count = self.stepper.cache_text(data.fixed_captions(self.plan, cfg))
+            self.events.log(f"cache_text_encoder_outputs: {count} caption(s) encoded once; the text encoder does "
+                            "not run in the steps")
         self.metadata = metadata.training_metadata(cfg, self.plan, self.run_facts())
         self.loss_window = LossWindow(self.plan.steps_per_epoch)
         self.unet_only = tb_tags.unet_only(cfg)          # sd-scripts' lr/group<i> numbering depends on it

@@ -77,6 +77,7 @@ class TrainConfig:
     seed: int | None = opt(None, "Random seed (empty: a random one, recorded in the LoRA's metadata).", BASIC, min=0)
     cache_latents: bool = opt(True, "Encode every image with the VAE once and keep the latents in memory (about a third less work per step).", BASIC)
     cache_latents_to_disk: bool = opt(False, "Also keep the latents on disk beside the images (.npz), reused across runs.", BASIC)
+    cache_text_encoder_outputs: bool = opt(False, "Encode each caption once at the start, not every step (faster), when the text encoder does not train; not with shuffle_caption or caption (tag) dropout. SD1/SD2 too (sd-scripts: SDXL only).", BASIC)
     learning_rate: float = opt(1e-4, "Base learning rate; used where unet_lr or text_encoder_lr are empty.", BASIC, min=0.0)
     unet_lr: float | None = opt(None, "Learning rate of the UNet's LoRA modules (empty: learning_rate).", BASIC, min=0.0)
     text_encoder_lr: float | None = opt(None, "Learning rate of the text encoder's LoRA modules (empty: learning_rate; 0: UNet only — kohya_ss's default 0 silently trains the UNet only).", BASIC, min=0.0)

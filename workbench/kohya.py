@@ -458,6 +458,10 @@ def export_sd_scripts(cfg: TrainConfig) -> Export:
         values.pop("max_train_steps", None)          # epochs decide; sd-scripts would ignore it anyway
     if not cfg.torch_compile:
         values.pop("dynamo_backend")                 # read by sd-scripts only with torch_compile
+    if cfg.cache_text_encoder_outputs and not cfg.sdxl:
+        values.pop("cache_text_encoder_outputs")     # train_network.py has no such option
+        notes.append("cache_text_encoder_outputs left out: train_network.py has it for SDXL only; SD1/SD2 encode "
+                     "every step there, with the same result")
     if cfg.max_token_length == 75:
         values.pop("max_token_length")               # sd-scripts' None: one 75-token window
     if cfg.clip_skip == 1:

@@ -216,8 +216,28 @@ def _latent_cache(cfg: TrainConfig) -> list[Finding]:
     return []
 
 
+def _text_encoder_cache(cfg: TrainConfig) -> list[Finding]:
+    """sd-scripts' rules for cache_text_encoder_outputs: the text encoder must not train, and the
+    caption text must not change from step to step (caption_dropout_every_n_epochs only swaps in the
+    empty caption, which is cached too)."""
+    if not cfg.cache_text_encoder_outputs:
+        return []
+    out = []
+    if cfg.trains_text_encoder():
+        out.append(Finding("error", "cache_text_encoder_outputs", "the text encoder's LoRA trains, so its outputs "
+                           "change every step: set network_train_unet_only (or text_encoder_lr 0), or turn the cache off"))
+    changing = [name for name, on in (("shuffle_caption", cfg.shuffle_caption),
+                                      ("caption_dropout_rate", cfg.caption_dropout_rate > 0),
+                                      ("caption_tag_dropout_rate", cfg.caption_tag_dropout_rate > 0)) if on]
+    if changing:
+        out.append(Finding("error", "cache_text_encoder_outputs", f"{' and '.join(changing)} change the caption "
+                           "text every step, so it cannot be encoded once (sd-scripts refuses this too); turn "
+                           "them or the cache off"))
+    return out
+
+
 RULES = (_choices, _ranges, _resolution_and_buckets, _steps, _timesteps, _warmup, _scheduler_needs_optimizer, _model_flags,
-         _network, _text_encoder, _clip_skip, _samples, _flip_with_cache, _latent_cache)
+         _network, _text_encoder, _clip_skip, _samples, _flip_with_cache, _latent_cache, _text_encoder_cache)
 
 
 def validate(cfg: TrainConfig, require_paths: bool = False) -> list[Finding]:
