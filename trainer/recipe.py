@@ -84,18 +84,18 @@ class Stepper:
 
     def encode(self, captions: list[str]):
         """The captions' conditioning: from the text cache when there is one, else the encoders."""
-        cfg = self.cfg
         if self.text_cache is not None:
             return self.text_cache.conditioning(captions)
-        return self.models.encode(captions, cfg.clip_skip, self.device, cfg.max_token_length)
+        return self.run_text_encoders(captions)
+
+    def run_text_encoders(self, captions: list[str]):
+        return self.models.encode(captions, self.cfg.clip_skip, self.device, self.cfg.max_token_length)
 
     def cache_text(self, captions) -> int:
         """cache_text_encoder_outputs: encode these captions once now; returns how many."""
-        cfg = self.cfg
-
         def encode(chunk: list[str]):
             with self.accelerator.autocast():       # as the step encodes: the same numbers
-                return self.models.encode(chunk, cfg.clip_skip, self.device, cfg.max_token_length)
+                return self.run_text_encoders(chunk)
         self.text_cache = TextCache(encode)
         return self.text_cache.fill(captions)
 
