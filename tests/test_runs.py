@@ -12,14 +12,14 @@ import time
 import pytest
 
 from workbench import runs
-from workbench.config import TrainConfig
+from workbench.config import TrainConfig, new_config
 
 
 def config(tmp_path, **changes) -> TrainConfig:
     # paths need not exist: these tests stop or inspect the trainer before it reads them
-    return TrainConfig(pretrained_model_name_or_path=str(tmp_path / "model"), train_data_dir=str(tmp_path / "data"),
-                       output_dir=str(tmp_path / "out"), output_name="lora", mixed_precision="no",
-                       optimizer_type="AdamW", **changes)
+    return new_config(pretrained_model_name_or_path=str(tmp_path / "model"), train_data_dir=str(tmp_path / "data"),
+                      output_dir=str(tmp_path / "out"), output_name="lora", mixed_precision="no",
+                      optimizer_type="AdamW", **changes)
 
 
 def wait_for(predicate, timeout=60.0):
