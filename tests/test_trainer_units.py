@@ -242,6 +242,8 @@ def test_every_optimizer_builds_and_steps(name):
     scheduler.step()
     assert not torch.equal(param.detach(), torch.ones(64, 80))
     assert description.partition("(")[0].endswith(type(optimizer).__name__)     # class path, then any args
+    d = optim.group_ds(optimizer)["unet"]          # TensorBoard's lr/d*lr/… for the adaptive ones
+    assert (d is not None and d > 0) if name.startswith("DAdapt") or name == "Prodigy" else d is None
 
 
 def test_lambda_schedule_is_the_curve_the_app_draws():
