@@ -101,6 +101,17 @@ def test_invalid_value_shows_its_finding_beside_the_field(cfg):
     assert "alpha 16 is above rank 8" in text_of(at.warning)
 
 
+def test_loss_and_noise_options_are_edited_and_checked_beside_their_fields(cfg):
+    at = run_page()
+    assert widget(at, "loss_type").options == ["l2", "l1", "huber", "smooth_l1"]
+    widget(at, "loss_type").set_value("huber").run()
+    widget(at, "huber_scale").set_value("2.0").run()
+    assert (workspace.load_current().loss_type, workspace.load_current().huber_scale) == ("huber", 2.0)
+    assert "huber_scale: 2 is ignored by the snr schedule" in text_of(at.info)
+    widget(at, "adaptive_noise_scale").set_value("0.01").run()
+    assert "adaptive_noise_scale: needs noise_offset" in text_of(at.error)
+
+
 def test_value_that_cannot_be_read_is_not_saved_and_says_why(cfg):
     at = run_page()
     widget(at, "learning_rate").set_value("fast").run()

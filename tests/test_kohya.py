@@ -173,6 +173,27 @@ def test_the_guis_caption_dropouts_import(tmp_path):
     assert imported(tmp_path, STANDARD_SD15).config.caption_dropout_every_n_epochs == 0
 
 
+def test_the_guis_loss_saving_and_noise_keys_import(tmp_path):
+    """kohya_ss lora_gui saves these under sd-scripts' names; 0 in a save_last_n_* box means off."""
+    gui = {"epoch": 1, "loss_type": "smooth_l1", "huber_schedule": "exponential", "huber_c": "0.2", "huber_scale": 1.5,
+           "save_last_n_epochs": 2, "save_last_n_epochs_state": 0, "save_last_n_steps": "300",
+           "save_last_n_steps_state": 0, "save_state_on_train_end": True, "noise_offset_type": "Original",
+           "noise_offset": 0.05, "noise_offset_random_strength": True, "adaptive_noise_scale": 0.01,
+           "ip_noise_gamma": 0.1, "ip_noise_gamma_random_strength": True}
+    result = imported(tmp_path, gui)
+    cfg = result.config
+    assert (cfg.loss_type, cfg.huber_schedule, cfg.huber_c, cfg.huber_scale) == ("smooth_l1", "exponential", 0.2, 1.5)
+    assert (cfg.save_last_n_epochs, cfg.save_last_n_epochs_state, cfg.save_last_n_steps) == (2, None, 300)
+    assert cfg.save_last_n_steps_state is None and cfg.save_state_on_train_end
+    assert (cfg.noise_offset_random_strength, cfg.adaptive_noise_scale, cfg.ip_noise_gamma_random_strength) == \
+        (True, 0.01, True)
+    assert all(lines(result)[k][0] == "mapped" for k in ("loss_type", "huber_c", "save_last_n_epochs"))
+    multires = imported(tmp_path, {**gui, "noise_offset_type": "Multires"})
+    assert multires.config.adaptive_noise_scale is None and not multires.config.noise_offset_random_strength
+    assert lines(multires)["adaptive_noise_scale"][0] == "ignored"
+    assert imported(tmp_path, {**gui, "adaptive_noise_scale": 0}).config.adaptive_noise_scale is None
+
+
 def test_export_writes_dynamo_backend_only_with_torch_compile():
     assert "dynamo_backend" not in export_sd_scripts(TrainConfig()).values
     on = export_sd_scripts(TrainConfig(torch_compile=True)).values
@@ -247,6 +268,8 @@ min_snr_gamma scale_v_pred_loss_like_noise_pred v_pred_like_loss debiased_estima
 no_metadata save_model_as unet_lr text_encoder_lr network_weights network_module network_dim network_alpha
 network_dropout network_args network_train_unet_only network_train_text_encoder_only training_comment
 dim_from_weights scale_weight_norms base_weights no_half_vae torch_compile dynamo_backend caption_dropout_every_n_epochs caption_tag_dropout_rate
+loss_type huber_schedule huber_c huber_scale save_last_n_epochs_state save_last_n_steps save_last_n_steps_state
+save_state_on_train_end noise_offset_random_strength ip_noise_gamma_random_strength zero_terminal_snr
 """.split())
 SDXL_ONLY_ARGS = {"cache_text_encoder_outputs"}     # sdxl_train_util.add_sdxl_training_arguments
 
@@ -266,7 +289,11 @@ def everything_set(**changes) -> TrainConfig:
         dynamo_backend="aot_eager", caption_dropout_rate=0.1, caption_dropout_every_n_epochs=3,
         caption_tag_dropout_rate=0.2, save_every_n_steps=100, sample_every_n_steps=50, max_token_length=225,
         multires_noise_iterations=6, multires_noise_discount=0.2, ip_noise_gamma=0.1, min_timestep=100, max_timestep=900,
-        debiased_estimation_loss=True, scale_v_pred_loss_like_noise_pred=True, v_pred_like_loss=0.1, **changes)
+        debiased_estimation_loss=True, scale_v_pred_loss_like_noise_pred=True, v_pred_like_loss=0.1,
+        loss_type="huber", huber_schedule="exponential", huber_c=0.2, huber_scale=2.0, save_last_n_epochs=2,
+        save_last_n_epochs_state=1, save_last_n_steps=300, save_last_n_steps_state=200, save_state_on_train_end=True,
+        noise_offset_random_strength=True, adaptive_noise_scale=0.01, zero_terminal_snr=True,
+        ip_noise_gamma_random_strength=True, **changes)
 
 
 def test_every_exported_key_is_a_real_sd_scripts_argument():

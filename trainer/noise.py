@@ -2,9 +2,11 @@
 each in the order train_network.py applies them.
 
 Noise: ε ~ N(0, I), plus noise_offset (one value per image and channel: darker darks, brighter
-brights), then multi-resolution "pyramid" noise (multires_noise_iterations levels of coarser noise,
+brights; noise_offset_random_strength draws it in [0, offset), adaptive_noise_scale adds
+to it in proportion to each latent channel's mean), then multi-resolution "pyramid" noise (multires_noise_iterations levels of coarser noise,
 each discount× the last, rescaled to unit variance). Timesteps are uniform in [min_timestep,
-max_timestep). ip_noise_gamma perturbs the noise the latents get, not the target.
+max_timestep). ip_noise_gamma perturbs the noise the latents get, not the target (at a random
+strength with ip_noise_gamma_random_strength). zero_terminal_snr rescales the schedule itself.
 Loss weights, by the signal-to-noise ratio SNR(t) = ᾱ_t / (1 − ᾱ_t): Min-SNR γ, v-prediction scaled
 like ε-prediction, the v-prediction-like extra loss, debiased estimation.
 """
@@ -20,7 +22,11 @@ SNR_CAP = 1000.0        # sd-scripts caps SNR here where it divides by it (t = 0
 def training_noise(latents: torch.Tensor, cfg) -> torch.Tensor:
     noise = torch.randn_like(latents)                                            # ε ~ N(0, I)
     if cfg.noise_offset:
-        noise += cfg.noise_offset * torch.randn(*latents.shape[:2], 1, 1, device=latents.device)
+        offset = random_strength(cfg.noise_offset, cfg.noise_offset_random_strength, latents.device)
+        if cfg.adaptive_noise_scale is not None:       # brighter/darker latents get more offset, never below 0
+            mean = latents.mean(dim=(2, 3), keepdim=True).abs()
+            offset = torch.clamp(offset + cfg.adaptive_noise_scale * mean, min=0.0)
+        noise = noise + offset * torch.randn(*latents.shape[:2], 1, 1, device=latents.device)
     if cfg.multires_noise_iterations:
         noise = pyramid_noise(noise, cfg.multires_noise_iterations, cfg.multires_noise_discount)
     return noise
@@ -40,6 +46,23 @@ def pyramid_noise(noise: torch.Tensor, iterations: int, discount: float) -> torc
     return noise / noise.std()
 
 
+def random_strength(value: float, randomised: bool, device) -> float | torch.Tensor:
+    """`value`, or with *_random_strength one uniform draw in [0, value) for the whole batch."""
+    return torch.rand(1, device=device) * value if randomised else value
+
+
+def zero_terminal_snr(scheduler) -> None:
+    """Lin et al. 2023 (arXiv 2305.08891): shift and rescale √ᾱ_t so that the last step's is 0
+    (pure noise) and the first's unchanged, then rebuild betas, alphas and ᾱ from it, in place."""
+    root = scheduler.alphas_cumprod.sqrt()
+    first, last = root[0].clone(), root[-1].clone()
+    root = (root - last) * first / (first - last)
+    alphas_cumprod = root**2
+    alphas = torch.cat([alphas_cumprod[:1], alphas_cumprod[1:] / alphas_cumprod[:-1]])
+    scheduler.betas, scheduler.alphas = 1 - alphas, alphas
+    scheduler.alphas_cumprod = torch.cumprod(alphas, dim=0)
+
+
 def timesteps_for(latents: torch.Tensor, cfg) -> torch.Tensor:
     return torch.randint(cfg.min_timestep, cfg.max_timestep, (latents.shape[0],), device=latents.device)
 
@@ -47,7 +70,8 @@ def timesteps_for(latents: torch.Tensor, cfg) -> torch.Tensor:
 def noisy_latents(scheduler, latents: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor, cfg):
     """Forward diffusion q(x_t | x_0); ip_noise_gamma adds γ·N(0, I) to the noise put in only."""
     if cfg.ip_noise_gamma:
-        noise = noise + cfg.ip_noise_gamma * torch.randn_like(latents)
+        strength = random_strength(cfg.ip_noise_gamma, cfg.ip_noise_gamma_random_strength, latents.device)
+        noise = noise + strength * torch.randn_like(latents)
     return scheduler.add_noise(latents, noise, timesteps)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from trainer import data, noise, optim, processes, sampling, saving
+from trainer import data, losses, noise, optim, processes, sampling, saving
 from trainer import models as model_loading
 from trainer.events import LossWindow, RunEvents, StopRequest
 from trainer.text_cache import TextCache
@@ -67,6 +67,8 @@ class Stepper:
         self.noise_scheduler = model_loading.noise_scheduler(cfg.v_parameterization)
         alphas = self.noise_scheduler.alphas_cumprod
         self.snr = (alphas / (1 - alphas)).to(self.device)      # signal-to-noise ratio of each timestep
+        if cfg.zero_terminal_snr:      # after the SNR: sd-scripts weights the loss by the original schedule's
+            noise.zero_terminal_snr(self.noise_scheduler)
         self.network = create_network(cfg, models.unet, models.text_encoders)
         self.network.apply_to()
         self.network.to(self.device).train()
@@ -141,7 +143,8 @@ class Stepper:
         pred = self.unet(noisy.to(self.dtype), timesteps, **cond.unet_kwargs(batch.time_ids, self.dtype)).sample
         target = (self.noise_scheduler.get_velocity(latents, eps, timesteps)       # v = α·ε − σ·x0
                   if cfg.v_parameterization else eps)
-        loss = torch.nn.functional.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+        threshold = losses.huber_threshold(cfg, timesteps, self.noise_scheduler.alphas_cumprod)   # huber's c
+        loss = losses.elementwise_loss(pred.float(), target.float(), cfg.loss_type, threshold).mean(dim=(1, 2, 3))
         return noise.weighted(loss * batch.weights, self.snr[timesteps], cfg).mean()
 
 
@@ -379,7 +382,7 @@ class Recipe:
         cfg, step = self.cfg, self.progress.step
         saves = outputs.saves_step(cfg, step)
         if saves:
-            self.save(outputs.lora_path(cfg, outputs.step_tag(step)), epoch)
+            self.save(outputs.lora_path(cfg, outputs.step_tag(step)), epoch, every="step")
         samples = bool(self.prompts) and outputs.samples_step(cfg, step)
         if samples:
             self.sample(None)
@@ -389,25 +392,38 @@ class Recipe:
         self.events.emit("epoch", epoch=epoch, step=self.progress.step, loss_avg=self.loss_window.mean)
         self.events.scalars(epoch, tb_tags.epoch_scalars(self.loss_window.mean))
         if outputs.saves_epoch(self.cfg, epoch, self.plan.epochs):
-            self.save(outputs.lora_path(self.cfg, outputs.epoch_tag(epoch)), epoch)
+            self.save(outputs.lora_path(self.cfg, outputs.epoch_tag(epoch)), epoch, every="epoch")
         if self.prompts and self.cfg.sample_every_n_epochs and epoch % self.cfg.sample_every_n_epochs == 0:
             self.sample(epoch)
 
     # ================================================================ save
-    def save(self, path: Path, epoch: int) -> None:
+    def save(self, path: Path, epoch: int, every: str = "end") -> None:
+        """Save the LoRA (and its state); `every`: "epoch" or "step" for the periodic saves that
+        save_last_n_* thin out, "end" for the final and the stop save (save_state_on_train_end)."""
         cfg, step = self.cfg, self.progress.step
         tensors = self.network.kohya_state_dict(dtype=SAVE_DTYPES[cfg.save_precision])
         self.check_processes_agree(f"LoRA weights at step {step}", tensors)
         if not self.accelerator.is_main_process:
             return
         saving.save_lora(path, tensors, metadata.for_save(self.metadata, cfg, epoch, step, time.time()))
-        if cfg.save_state:
+        if cfg.save_state or (every == "end" and cfg.save_state_on_train_end):
             saving.save_state(outputs.state_dir(path), self.network, self.optimizer, self.scheduler,
                               self.accelerator.scaler, asdict(self.progress))
         self.outputs.append(str(path))
         self.events.emit("save", path=str(path), epoch=epoch, step=step)
-        self.events.status(outputs=self.outputs, step=step)
         self.events.log(f"saved {path}")
+        if every != "end":
+            self.remove_superseded(path, epoch if every == "epoch" else None, step)
+        self.events.status(outputs=self.outputs, step=step)
+
+    def remove_superseded(self, path: Path, epoch: int | None, step: int) -> None:
+        """save_last_n_epochs / _steps (and their _state): delete the save that fell out of the
+        last N, as sd-scripts does after each periodic save."""
+        for old in outputs.superseded(self.cfg, path, epoch, step):
+            if saving.remove_output(old):
+                self.outputs = [p for p in self.outputs if p != str(old)]
+                self.events.emit("remove", path=str(old), step=step)
+                self.events.log(f"removed {old} (keeping the last saves: save_last_n_*)")
 
     def save_stopped(self) -> str:
         if self.progress.step == 0:

@@ -73,6 +73,17 @@ def save_state(folder: Path, network, optimizer, scheduler, scaler, progress: di
     return folder
 
 
+def remove_output(path: Path) -> bool:
+    """Delete an earlier LoRA file or state folder of the run (save_last_n_*); False if absent."""
+    if path.is_dir():
+        shutil.rmtree(path)
+        return True
+    if path.is_file():
+        path.unlink()
+        return True
+    return False
+
+
 def load_state(folder: Path) -> dict:
     """{"network": tensors, "optimizer", "scheduler", "scaler", "rng", "progress"}; UserError naming
     the folder when it is not a state this trainer saved."""

@@ -246,7 +246,9 @@ def _gui_fixups(imp: _Import) -> None:
         imp.set("network_weights", imp.take("lora_network_weights"), "lora_network_weights", "legacy key")
     _gui_stop_text_encoder(imp)
     _gui_dynamo(imp)
-    for key in ("seed", "save_every_n_epochs", "sample_every_n_epochs", "save_every_n_steps", "sample_every_n_steps"):
+    for key in ("seed", "save_every_n_epochs", "sample_every_n_epochs", "save_every_n_steps", "sample_every_n_steps",
+                "save_last_n_epochs", "save_last_n_epochs_state", "save_last_n_steps", "save_last_n_steps_state",
+                "adaptive_noise_scale"):
         if key in imp.data and _number_or_text(imp.data[key]) in (None, 0):
             imp.take(key)
             imp.set(key, None, key, "0 or empty means none here")
@@ -260,7 +262,7 @@ def _gui_noise_type(imp: _Import) -> None:
     """The GUI passes noise_offset for "Original" and the multires keys for "Multires", never both."""
     kind = imp.take("noise_offset_type") if "noise_offset_type" in imp.data else None
     other = {"Original": ("multires_noise_iterations", "multires_noise_discount"),
-             "Multires": ("noise_offset",)}.get(kind, ())
+             "Multires": ("noise_offset", "noise_offset_random_strength", "adaptive_noise_scale")}.get(kind, ())
     for key in other:
         if key in imp.data:
             imp.take(key)

@@ -166,8 +166,9 @@ PARAMETER_GROUPS = {
                "ss_bucket_no_upscale", "ss_cache_latents", "ss_flip_aug", "ss_color_aug", "ss_random_crop",
                "ss_shuffle_caption", "ss_keep_tokens", "ss_caption_dropout_rate"),
     "Loss": ("ss_noise_offset", "ss_min_snr_gamma", "ss_prior_loss_weight", "ss_multires_noise_iterations",
-             "ss_adaptive_noise_scale", "ss_zero_terminal_snr", "ss_ip_noise_gamma", "ss_debiased_estimation",
-             "ss_loss_type"),
+             "ss_adaptive_noise_scale", "ss_noise_offset_random_strength", "ss_zero_terminal_snr", "ss_ip_noise_gamma",
+             "ss_ip_noise_gamma_random_strength", "ss_debiased_estimation", "ss_loss_type", "ss_huber_schedule",
+             "ss_huber_c", "ss_huber_scale"),
     "Model": ("ss_sd_model_name", "ss_base_model_version", "ss_v2", "ss_clip_skip", "ss_vae_name",
               "ss_mixed_precision", "ss_full_fp16", "ss_gradient_checkpointing"),
     "Run": ("ss_output_name", "ss_seed", "ss_training_started_at", "ss_training_finished_at",
@@ -217,6 +218,10 @@ SETTING_KEYS = {
     "ss_prior_loss_weight": "prior_loss_weight", "ss_v2": "v2", "ss_clip_skip": "clip_skip",
     "ss_mixed_precision": "mixed_precision", "ss_gradient_checkpointing": "gradient_checkpointing",
     "ss_seed": "seed", "ss_output_name": "output_name", "ss_training_comment": "training_comment",
+    "ss_loss_type": "loss_type", "ss_huber_schedule": "huber_schedule", "ss_huber_c": "huber_c",
+    "ss_huber_scale": "huber_scale", "ss_adaptive_noise_scale": "adaptive_noise_scale",
+    "ss_zero_terminal_snr": "zero_terminal_snr", "ss_noise_offset_random_strength": "noise_offset_random_strength",
+    "ss_ip_noise_gamma_random_strength": "ip_noise_gamma_random_strength",
 }
 # keys that record what a run did or what it ran on, not a setting to carry over
 RESULT_KEYS = frozenset((
@@ -227,8 +232,7 @@ RESULT_KEYS = frozenset((
 # sd-scripts writes every option; an option that is off, or at the value that does what the
 # workbench does, needs no note when it cannot be carried over
 OFF_VALUES = frozenset(("None", "False", "0", "0.0", "", "null", "[]", "{}"))
-SAME_AS_WORKBENCH = {"ss_loss_type": "l2", "ss_huber_schedule": "snr", "ss_huber_c": "0.1", "ss_huber_scale": "1.0",
-                     "ss_multires_noise_discount": "0.3", "ss_max_token_length": "75"}
+SAME_AS_WORKBENCH = {"ss_multires_noise_discount": "0.3", "ss_max_token_length": "75"}
 # the optimizer's class name (the last part of sd-scripts' class path) -> optimizer_type
 OPTIMIZER_CLASSES = {"AdamW": "AdamW", "AdamW8bit": "AdamW8bit", "PagedAdamW8bit": "PagedAdamW8bit",
                      "Lion": "Lion", "Lion8bit": "Lion8bit", "SGD": "SGDNesterov", "SGD8bit": "SGDNesterov8bit",

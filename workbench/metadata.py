@@ -28,12 +28,7 @@ CONFIG_KEY = "workbench_config"
 OPTIONS_NOT_OFFERED = {
     "ss_full_fp16": "False", "ss_lowram": "False", "ss_color_aug": "False", "ss_random_crop": "False",
     "ss_face_crop_aug_range": "None",
-    "ss_adaptive_noise_scale": "None", "ss_zero_terminal_snr": "False", "ss_loss_type": "l2",
-    "ss_huber_schedule": "snr", "ss_huber_c": "0.1", "ss_huber_scale": "1.0",
-    "ss_noise_offset_random_strength": "False", "ss_ip_noise_gamma_random_strength": "False",
     "ss_fp8_base": "False", "ss_fp8_base_unet": "False", "ss_resize_interpolation": "None",
-    "ss_validation_seed": "None", "ss_validation_split": "0.0", "ss_max_validation_steps": "None",
-    "ss_validate_every_n_epochs": "None", "ss_validate_every_n_steps": "None", "ss_num_validation_images": "0",
     # sd-scripts' value when it cannot tell its own git commit; this file was not made by sd-scripts
     "ss_sd_scripts_commit_hash": "(unknown)",
 }
@@ -110,6 +105,17 @@ def bucket_settings(cfg: TrainConfig) -> dict:
             "ss_bucket_no_upscale": spec.no_upscale}
 
 
+def noise_and_loss(cfg: TrainConfig, args: dict) -> dict:
+    """The later noise and loss options as sd-scripts records them: flags as True/False, the rest
+    as the exported job passes them (adaptive_noise_scale empty: None); huber_* are written
+    whatever the loss type, as sd-scripts does."""
+    return {"ss_noise_offset_random_strength": cfg.noise_offset_random_strength,
+            "ss_adaptive_noise_scale": args.get("adaptive_noise_scale"), "ss_zero_terminal_snr": cfg.zero_terminal_snr,
+            "ss_ip_noise_gamma_random_strength": cfg.ip_noise_gamma_random_strength,
+            "ss_loss_type": args["loss_type"], "ss_huber_schedule": args["huber_schedule"],
+            "ss_huber_scale": args["huber_scale"], "ss_huber_c": args["huber_c"]}
+
+
 def training_metadata(cfg: TrainConfig, plan, facts: RunFacts) -> dict[str, str]:
     """The ss_* keys fixed for the whole run (for_save adds the per-file ones)."""
     w, h = cfg.resolution_wh()
@@ -130,7 +136,7 @@ def training_metadata(cfg: TrainConfig, plan, facts: RunFacts) -> dict[str, str]
         "ss_noise_offset": args["noise_offset"], "ss_min_snr_gamma": args["min_snr_gamma"],
         "ss_multires_noise_iterations": args["multires_noise_iterations"],
         "ss_multires_noise_discount": cfg.multires_noise_discount, "ss_ip_noise_gamma": args["ip_noise_gamma"],
-        "ss_debiased_estimation": cfg.debiased_estimation_loss,
+        "ss_debiased_estimation": cfg.debiased_estimation_loss, **noise_and_loss(cfg, args),
         "ss_prior_loss_weight": cfg.prior_loss_weight, "ss_scale_weight_norms": cfg.scale_weight_norms,
         "ss_max_grad_norm": cfg.max_grad_norm, "ss_training_comment": cfg.training_comment,
         "ss_optimizer": facts.optimizer,

@@ -1,7 +1,7 @@
 """What a run writes and under which names, as sd-scripts names them: NAME.EXT at the end,
 NAME-000001.EXT every save_every_n_epochs, NAME-step00000500.EXT every save_every_n_steps,
 NAME-stopped-stepN.EXT on Stop, NAME-state/ folders
-for resuming. One rule for the trainer (it refuses to start over an existing file), preflight and
+for resuming; save_last_n_* delete the saves that fall out of the last N, as sd-scripts does. One rule for the trainer (it refuses to start over an existing file), preflight and
 the Training page (which offers a free name instead)."""
 from __future__ import annotations
 
@@ -54,12 +54,49 @@ def samples_step(cfg, step: int) -> bool:
     return bool(every) and not cfg.sample_every_n_epochs and step % every == 0
 
 
+def removed_epoch(cfg, epoch: int, state: bool = False) -> int | None:
+    """save_last_n_epochs (sd-scripts' get_remove_epoch_no): saving epoch E deletes the save of
+    epoch E − save_every_n_epochs × N, the oldest beyond the last N. For state folders
+    save_last_n_epochs_state decides when set. None: nothing to delete."""
+    keep = (cfg.save_last_n_epochs_state if state else None) or cfg.save_last_n_epochs
+    if keep is None or not cfg.save_every_n_epochs:
+        return None
+    old = epoch - cfg.save_every_n_epochs * keep
+    return old if old > 0 else None          # sd-scripts allows 0, which is never saved
+
+
+def removed_step(cfg, step: int, state: bool = False) -> int | None:
+    """save_last_n_steps (sd-scripts' get_remove_step_no): saving step S deletes the step save at
+    S − N − 1 rounded down to a multiple of save_every_n_steps, so about N steps of saves remain.
+    For state folders save_last_n_steps_state decides when set."""
+    keep = (cfg.save_last_n_steps_state if state else None) or cfg.save_last_n_steps
+    if keep is None or not cfg.save_every_n_steps:
+        return None
+    old = step - keep - 1
+    old -= old % cfg.save_every_n_steps
+    return old if old > 0 else None
+
+
+def superseded(cfg, lora: Path, epoch: int | None, step: int | None) -> list[Path]:
+    """The earlier LoRA file and state folder that saving `lora` (the save of `epoch` or of
+    `step` when epoch is None) makes too old to keep, by save_last_n_* (existing or not)."""
+    if epoch is not None:
+        old_file, old_state = removed_epoch(cfg, epoch), removed_epoch(cfg, epoch, state=True)
+        tag = epoch_tag
+    else:
+        old_file, old_state = removed_step(cfg, step), removed_step(cfg, step, state=True)
+        tag = step_tag
+    paths = [lora_path(cfg, tag(old_file))] if old_file else []
+    return paths + ([state_dir(lora_path(cfg, tag(old_state)))] if old_state and cfg.save_state else [])
+
+
 def planned_outputs(cfg, epochs: int, first_epoch: int = 1, total_steps: int = 0, first_step: int = 1) -> list[Path]:
     """Every file and state folder a run from `first_epoch` / `first_step` to the end will write."""
     loras = [lora_path(cfg, epoch_tag(e)) for e in range(first_epoch, epochs + 1) if saves_epoch(cfg, e, epochs)]
     loras += [lora_path(cfg, step_tag(s)) for s in range(first_step, total_steps + 1) if saves_step(cfg, s)]
     loras.append(lora_path(cfg))
-    return loras + ([state_dir(p) for p in loras] if cfg.save_state else [])
+    states = [state_dir(p) for p in loras] if cfg.save_state else []
+    return loras + states + ([state_dir(lora_path(cfg))] if cfg.save_state_on_train_end and not cfg.save_state else [])
 
 
 def refuse_existing(paths: list[Path]) -> None:

@@ -77,6 +77,8 @@ class RunMetrics:
                 self.end = event
             elif kind == "save":
                 self.saves.append(event)
+            elif kind == "remove":      # save_last_n_*: that file is gone
+                self.saves = [s for s in self.saves if s.get("path") != event.get("path")]
             elif kind == "sample":
                 self.samples.append(event)
             elif kind == "epoch":

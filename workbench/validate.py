@@ -29,7 +29,7 @@ class Finding:
 def _choices(cfg: TrainConfig) -> list[Finding]:
     out = []
     for name in ("lr_scheduler", "optimizer_type", "network_module", "mixed_precision", "save_precision",
-                 "save_model_as", "sample_sampler"):
+                 "save_model_as", "sample_sampler", "loss_type", "huber_schedule"):
         valid = FIELDS[name].metadata["choices"]
         value = getattr(cfg, name)
         if value not in valid:
@@ -236,8 +236,53 @@ def _text_encoder_cache(cfg: TrainConfig) -> list[Finding]:
     return out
 
 
+def _loss(cfg: TrainConfig) -> list[Finding]:
+    """huber_* are read only by the huber and smooth_l1 losses, huber_scale not by the snr schedule."""
+    huber = cfg.loss_type in ("huber", "smooth_l1")
+    changed = [k for k in ("huber_schedule", "huber_c", "huber_scale")
+               if getattr(cfg, k) != FIELDS[k].default]
+    if not huber and changed:
+        return [Finding("note", changed[0], f"{', '.join(changed)}: only read with loss_type huber or smooth_l1, "
+                        f"not {cfg.loss_type}; ignored")]
+    if huber and cfg.huber_c <= 0:
+        return [Finding("error", "huber_c", f"{cfg.huber_c:g}: the {cfg.loss_type} threshold must be above 0")]
+    if huber and cfg.huber_schedule == "snr" and cfg.huber_scale != 1.0:
+        return [Finding("note", "huber_scale", f"{cfg.huber_scale:g} is ignored by the snr schedule (as in "
+                        "sd-scripts); it scales the exponential and constant ones")]
+    return []
+
+
+def _noise(cfg: TrainConfig) -> list[Finding]:
+    out = []
+    if cfg.adaptive_noise_scale is not None and not cfg.noise_offset:
+        out.append(Finding("error", "adaptive_noise_scale", "needs noise_offset (it is added to it); set "
+                           "noise_offset or clear adaptive_noise_scale, as sd-scripts refuses it"))
+    if cfg.noise_offset_random_strength and not cfg.noise_offset:
+        out.append(Finding("note", "noise_offset_random_strength", "noise_offset is 0: nothing to randomise"))
+    if cfg.ip_noise_gamma_random_strength and not cfg.ip_noise_gamma:
+        out.append(Finding("note", "ip_noise_gamma_random_strength", "ip_noise_gamma is 0: nothing to randomise"))
+    if cfg.zero_terminal_snr and not cfg.v_parameterization:
+        out.append(Finding("warning", "zero_terminal_snr", "without v_parameterization the noisiest step has no "
+                           "signal to predict from: training will be unexpected (sd-scripts warns the same)"))
+    return out
+
+
+def _keep_last(cfg: TrainConfig) -> list[Finding]:
+    """save_last_n_* act only on the saves they thin out, as sd-scripts' removal does."""
+    needs = {"save_last_n_epochs": ("save_every_n_epochs", cfg.save_every_n_epochs),
+             "save_last_n_steps": ("save_every_n_steps", cfg.save_every_n_steps),
+             "save_last_n_epochs_state": ("save_state with save_every_n_epochs",
+                                          cfg.save_state and cfg.save_every_n_epochs),
+             "save_last_n_steps_state": ("save_state with save_every_n_steps",
+                                         cfg.save_state and cfg.save_every_n_steps)}
+    return [Finding("note", name, f"ignored: it thins out the saves of {what}, which is not set")
+            for name, (what, on) in needs.items() if getattr(cfg, name) and not on]
+
+
 RULES = (_choices, _ranges, _resolution_and_buckets, _steps, _timesteps, _warmup, _scheduler_needs_optimizer, _model_flags,
-         _network, _text_encoder, _clip_skip, _samples, _flip_with_cache, _latent_cache, _text_encoder_cache)
+         _network, _text_encoder, _clip_skip, _samples, _flip_with_cache, _latent_cache,
+         _loss, _noise, _keep_last)
+RULES += (_text_encoder_cache,)
 
 
 def validate(cfg: TrainConfig, require_paths: bool = False) -> list[Finding]:

@@ -1,0 +1,112 @@
+"""The later sd-scripts options trained end to end on the demo's tiny real models: loss types,
+save_last_n_* (the files left), the noise options; their metadata as sd-scripts writes it, and
+Inspect's "use these settings" reading them back from the ss_* keys alone."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.test_trainer import demo_config, of_kind, train_in_process
+from workbench.demo import build_demo
+from workbench.lora_metadata import config_from_metadata
+from workbench.metadata import CONFIG_KEY
+from workbench.safetensors_header import metadata_of, read_header
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    return build_demo(tmp_path_factory.mktemp("demo"))
+
+
+def short_run(demo, out: Path, **changes):
+    base = {"max_train_epochs": None, "max_train_steps": 2, "sample_every_n_epochs": None,
+            "save_every_n_epochs": None, "seed": 42}
+    return demo_config(demo, out, **{**base, **changes})
+
+
+def saved_metadata(out: Path) -> dict[str, str]:
+    return metadata_of(read_header(out / "demo-lora.safetensors")[1])
+
+
+def from_ss_keys(meta: dict[str, str]):
+    """Inspect's "use these settings" as it works on a LoRA written by sd-scripts (no workbench_config)."""
+    return config_from_metadata({k: v for k, v in meta.items() if k != CONFIG_KEY})
+
+
+def test_loss_types_change_the_loss_and_are_recorded(demo, tmp_path):
+    first = {}
+    for loss_type in ("l2", "l1", "huber"):
+        cfg = short_run(demo, tmp_path / loss_type, loss_type=loss_type, huber_schedule="exponential",
+                        huber_c=0.2, huber_scale=2.0)
+        code, status, events = train_in_process(cfg, tmp_path / f"run-{loss_type}")
+        assert code == 0, status.get("error")
+        first[loss_type] = of_kind(events, "step")[0]["loss"]
+    # the same seed: the same noise, timesteps and prediction at step 1, only the loss function differs
+    assert len({round(v, 6) for v in first.values()}) == 3
+    meta = saved_metadata(tmp_path / "huber")
+    assert (meta["ss_loss_type"], meta["ss_huber_schedule"], meta["ss_huber_c"], meta["ss_huber_scale"]) == \
+        ("huber", "exponential", "0.2", "2.0")
+    cfg, notes = from_ss_keys(meta)
+    assert (cfg.loss_type, cfg.huber_schedule, cfg.huber_c, cfg.huber_scale) == ("huber", "exponential", 0.2, 2.0)
+    assert not [n for n in notes if "huber" in n or "loss_type" in n]
+    assert saved_metadata(tmp_path / "l2")["ss_huber_c"] == "0.2"       # written whatever the loss, as sd-scripts
+
+
+def test_save_last_n_epochs_leaves_the_last_files_and_states(demo, tmp_path):
+    out = tmp_path / "out"
+    cfg = short_run(demo, out, max_train_steps=0, max_train_epochs=4, save_every_n_epochs=1, save_last_n_epochs=2,
+                    save_state=True, save_last_n_epochs_state=1)
+    code, status, events = train_in_process(cfg, tmp_path / "run")
+    assert code == 0, status.get("error")
+    # epochs 1, 2, 3 saved (4 is the final file); saving 3 deleted 3 − 1·2 = 1; states keep only the last one
+    assert sorted(p.name for p in out.iterdir()) == [
+        "demo-lora-000002.safetensors", "demo-lora-000003-state", "demo-lora-000003.safetensors",
+        "demo-lora-state", "demo-lora.safetensors"]
+    removed = [Path(e["path"]).name for e in of_kind(events, "remove")]
+    assert removed == ["demo-lora-000001-state", "demo-lora-000001.safetensors", "demo-lora-000002-state"]
+    assert sorted(Path(p).name for p in status["outputs"]) == [
+        "demo-lora-000002.safetensors", "demo-lora-000003.safetensors", "demo-lora.safetensors"]
+
+
+def test_save_last_n_steps_and_the_state_at_the_end_only(demo, tmp_path):
+    out = tmp_path / "out"
+    cfg = short_run(demo, out, max_train_steps=8, save_every_n_steps=2, save_last_n_steps=3,
+                    save_state_on_train_end=True)
+    code, status, _ = train_in_process(cfg, tmp_path / "run")
+    assert code == 0, status.get("error")
+    # saves at 2, 4, 6, 8: saving 6 deletes (6 − 3 − 1) rounded down to a multiple of 2 = 2, saving 8 deletes 4
+    assert sorted(p.name for p in out.iterdir()) == [
+        "demo-lora-state", "demo-lora-step00000006.safetensors", "demo-lora-step00000008.safetensors",
+        "demo-lora.safetensors"]
+    assert json.loads((out / "demo-lora-state" / "train_state.json").read_text())["step"] == 8
+
+
+def test_noise_options_train_and_are_recorded(demo, tmp_path):
+    cfg = short_run(demo, tmp_path / "out", v_parameterization=True, zero_terminal_snr=True, noise_offset=0.1,
+                    noise_offset_random_strength=True, adaptive_noise_scale=0.01, ip_noise_gamma=0.1,
+                    ip_noise_gamma_random_strength=True)
+    code, status, _ = train_in_process(cfg, tmp_path / "run")
+    assert code == 0, status.get("error")
+    meta = saved_metadata(tmp_path / "out")
+    assert {k: meta[k] for k in ("ss_zero_terminal_snr", "ss_adaptive_noise_scale", "ss_noise_offset_random_strength",
+                                 "ss_ip_noise_gamma_random_strength")} == {
+        "ss_zero_terminal_snr": "True", "ss_adaptive_noise_scale": "0.01", "ss_noise_offset_random_strength": "True",
+        "ss_ip_noise_gamma_random_strength": "True"}
+    back, _ = from_ss_keys(meta)
+    assert (back.zero_terminal_snr, back.adaptive_noise_scale, back.noise_offset_random_strength,
+            back.ip_noise_gamma_random_strength) == (True, 0.01, True, True)
+    plain = saved_metadata_of_default(demo, tmp_path)
+    assert (plain["ss_adaptive_noise_scale"], plain["ss_zero_terminal_snr"]) == ("None", "False")
+
+
+def saved_metadata_of_default(demo, tmp_path) -> dict[str, str]:
+    from workbench.metadata import RunFacts, training_metadata
+    from workbench.plan import make_plan
+    cfg = short_run(demo, tmp_path / "plain")
+    facts = RunFacts(seed=1, session_id=1, started_at=0.0, optimizer="AdamW", lr_scheduler="cosine",
+                     network_dim=cfg.network_dim, network_alpha=cfg.network_alpha)
+    return training_metadata(cfg, make_plan(cfg), facts)
