@@ -337,6 +337,21 @@ def test_param_groups_split_unet_and_text_encoder():
     assert len(groups[1]["params"]) == 2 * len(network.text_encoder_modules)
 
 
+def test_loraplus_puts_each_parts_lora_up_weights_in_a_group_at_ratio_times_its_lr():
+    cfg = config(network_args=["loraplus_lr_ratio=16", "loraplus_text_encoder_lr_ratio=4"])
+    network, _, _ = make_network(cfg)
+    groups = network.param_groups(1e-4, 5e-5, cfg.loraplus_ratios())
+    assert [(g["name"], g["lr"]) for g in groups] == [
+        ("unet", 1e-4), ("unet plus", pytest.approx(16 * 1e-4)),
+        ("text_encoder", 5e-5), ("text_encoder plus", pytest.approx(4 * 5e-5))]
+    by_name = {g["name"]: {id(p) for p in g["params"]} for g in groups}
+    assert by_name["unet plus"] == {id(m.lora_up.weight) for m in network.unet_modules}
+    assert by_name["unet"] == {id(m.lora_down.weight) for m in network.unet_modules}
+    assert by_name["text_encoder plus"] == {id(m.lora_up.weight) for m in network.text_encoder_modules}
+    optimizer = torch.optim.AdamW(groups)            # the optimizer steps the groups at their own LRs
+    assert [g["lr"] for g in optimizer.param_groups] == [g["lr"] for g in groups]
+
+
 def test_text_encoder_lr_zero_or_unet_only_trains_the_unet_alone():
     network, _, _ = make_network()
     groups = network.param_groups(1e-4, 0.0)

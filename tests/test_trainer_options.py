@@ -110,3 +110,21 @@ def saved_metadata_of_default(demo, tmp_path) -> dict[str, str]:
     facts = RunFacts(seed=1, session_id=1, started_at=0.0, optimizer="AdamW", lr_scheduler="cosine",
                      network_dim=cfg.network_dim, network_alpha=cfg.network_alpha)
     return training_metadata(cfg, make_plan(cfg), facts)
+
+
+def test_loraplus_groups_train_at_ratio_times_the_base_and_are_logged(demo, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    cfg = short_run(demo, tmp_path / "out", max_train_steps=3, learning_rate=1e-3, text_encoder_lr=5e-4,
+                    network_args=["loraplus_lr_ratio=4", "loraplus_text_encoder_lr_ratio=2"])
+    code, status, _ = train_in_process(cfg, tmp_path / "run")
+    assert code == 0, status.get("error")
+    board = EventAccumulator(str(tmp_path / "run" / "tb"))
+    board.Reload()
+    lr = {tag: [s.value for s in board.Scalars(tag)]
+          for tag in ("lr/unet", "lr/unet plus", "lr/textencoder", "lr/textencoder plus")}
+    assert lr["lr/unet"][0] == pytest.approx(1e-3) and len(lr["lr/unet plus"]) == 3
+    assert lr["lr/unet plus"] == pytest.approx([4 * v for v in lr["lr/unet"]])
+    assert lr["lr/textencoder plus"] == pytest.approx([2 * v for v in lr["lr/textencoder"]])
+    meta = saved_metadata(tmp_path / "out")
+    assert json.loads(meta["ss_network_args"]) == {"loraplus_lr_ratio": "4", "loraplus_text_encoder_lr_ratio": "2"}
+    assert from_ss_keys(meta)[0].loraplus_ratios() == {"unet": 4.0, "text_encoder": 2.0}

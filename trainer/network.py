@@ -34,7 +34,8 @@ UNET_ATTENTION_BLOCKS = ("Transformer2DModel",)
 UNET_CONV_BLOCKS = ("ResnetBlock2D", "Downsample2D", "Upsample2D")
 # CLIPSdpaAttention / CLIPFlashAttention2 are the attention classes of transformers 4.x.
 TEXT_ENCODER_BLOCKS = ("CLIPAttention", "CLIPSdpaAttention", "CLIPFlashAttention2", "CLIPMLP")
-LORA_ARGS = ("conv_dim", "conv_alpha", "rank_dropout", "module_dropout")
+LORA_ARGS = ("conv_dim", "conv_alpha", "rank_dropout", "module_dropout",
+             "loraplus_lr_ratio", "loraplus_unet_lr_ratio", "loraplus_text_encoder_lr_ratio")
 
 
 # ---------------------------------------------------------------- arguments
@@ -222,17 +223,24 @@ class Network(torch.nn.Module):
         for module in self.text_encoder_modules + self.unet_modules:
             module.apply_to()
 
-    def param_groups(self, unet_lr: float, text_encoder_lr: float) -> list[dict]:
-        """One group per part that trains; the parts that do not are frozen (no gradients)."""
+    def param_groups(self, unet_lr: float, text_encoder_lr: float,
+                     loraplus: dict[str, float | None] | None = None) -> list[dict]:
+        """One group per part that trains; the parts that do not are frozen (no gradients).
+        LoRA+ (`loraplus` {part: ratio}): a part's lora_up weights form a group "<part> plus" at
+        ratio × its LR, as sd-scripts' prepare_optimizer_params splits them."""
         groups = []
         te_lr = text_encoder_lr if self.trains_text_encoder else 0.0
         for name, modules, lr in (("unet", self.unet_modules, unet_lr),
                                   ("text_encoder", self.text_encoder_modules, te_lr)):
-            params = [p for module in modules for p in module.parameters()]
-            for p in params:
+            ratio = (loraplus or {}).get(name)
+            named = [(n, p) for module in modules for n, p in module.named_parameters()]
+            for _, p in named:
                 p.requires_grad_(lr > 0)
-            if params and lr > 0:
-                groups.append({"params": params, "lr": lr, "name": name})
+            plus = [p for n, p in named if ratio and "lora_up" in n]
+            rest = [p for n, p in named if not (ratio and "lora_up" in n)]
+            if lr > 0:
+                groups += [{"params": rest, "lr": lr, "name": name}] if rest else []
+                groups += [{"params": plus, "lr": lr * ratio, "name": f"{name} plus"}] if plus else []
         if not groups:
             raise UserError("unet_lr and text_encoder_lr are both 0 (or the text encoder is off): nothing would train")
         return groups

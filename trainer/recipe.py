@@ -73,7 +73,7 @@ class Stepper:
         self.network.apply_to()
         self.network.to(self.device).train()
         self.unet = compiled_unet(cfg, models.unet, batch_shapes)
-        self.groups = self.network.param_groups(cfg.unet_lr_value(), cfg.text_encoder_lr_value())
+        self.groups = self.network.param_groups(cfg.unet_lr_value(), cfg.text_encoder_lr_value(), cfg.loraplus_ratios())
         self.trainable = [p for g in self.groups for p in g["params"]]
         optimizer, self.optimizer_name = optim.build_optimizer(cfg, self.groups)
         self.scheduler = optim.build_scheduler(cfg, optimizer, total_steps)

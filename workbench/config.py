@@ -100,7 +100,7 @@ class TrainConfig:
     network_module: str = opt("networks.lora", "networks.lora (kohya LoRA/LoCon) or lycoris.kohya (LoCon, LoHa, LoKr ... via network_args algo=).", NETWORK, choices=NETWORK_MODULES)
     network_dim: int = opt(8, "Rank of the LoRA (network_dim).", NETWORK, min=1)
     network_alpha: float = opt(1.0, "Alpha: the update is scaled by alpha / rank. Usually ≤ rank.", NETWORK, min=0.0)
-    network_args: list[str] = opt([], 'Network arguments, each "key=value": conv_dim, conv_alpha, rank_dropout, module_dropout, algo, preset ...', NETWORK)
+    network_args: list[str] = opt([], 'Network arguments, each "key=value": conv_dim, conv_alpha, rank_dropout, module_dropout; LoRA+: loraplus_lr_ratio (lora_up LR = ratio × LR, about 16), loraplus_unet_lr_ratio, loraplus_text_encoder_lr_ratio; LyCORIS: algo, preset ...', NETWORK)
     network_dropout: float = opt(0.0, "Dropout on the rank activations of each LoRA module (0 to 1).", NETWORK, min=0.0, max=1.0)
     network_weights: str = opt("", "Continue training from this LoRA file (optional).", NETWORK, path="file")
     dim_from_weights: bool = opt(False, "Take rank and alpha from network_weights.", NETWORK)
@@ -168,6 +168,14 @@ class TrainConfig:
     def network_args_dict(self) -> dict[str, str]:
         return parse_key_values(self.network_args, "network_args")
 
+    def loraplus_ratios(self) -> dict[str, float | None]:
+        """LoRA+ (networks.lora's network_args): the LR ratio of the lora_up weights per part, the
+        part's own ratio first, then loraplus_lr_ratio; None: off. ConfigError on a non-number."""
+        args = self.network_args_dict()
+        both = _ratio(args, "loraplus_lr_ratio")
+        return {"unet": _ratio(args, "loraplus_unet_lr_ratio") or both,
+                "text_encoder": _ratio(args, "loraplus_text_encoder_lr_ratio") or both}
+
     def model_family(self) -> str:
         """sd1, sd2 or sdxl, from the flags (checks.py compares it with the checkpoint)."""
         return "sdxl" if self.sdxl else "sd2" if self.v2 else "sd1"
@@ -225,6 +233,18 @@ def parse_key_values(items: list[str], key: str) -> dict[str, str]:
             raise ConfigError(f'{key}: "{item}" is not "key=value"')
         out[name.strip()] = value.strip()
     return out
+
+
+def _ratio(args: dict[str, str], key: str) -> float | None:
+    if key not in args:
+        return None
+    try:
+        value = float(args[key])
+    except ValueError:
+        raise ConfigError(f'network_args: {key}="{args[key]}" is not a number (e.g. 16)') from None
+    if value <= 0:
+        raise ConfigError(f"network_args: {key}={args[key]} must be above 0 (LoRA+ multiplies the LR by it)")
+    return value
 
 
 # ---------------------------------------------------------------- reading values

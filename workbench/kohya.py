@@ -204,6 +204,7 @@ def _gui_network(imp: _Import) -> None:
         module = OTHER_NETWORKS.get(lora_type, lora_type)
         imp.set("network_module", module, "LoRA_type", "not supported here: `workbench check` lists the valid ones")
     args += _dropouts_and_conv(imp, lora_type)
+    args += _loraplus(imp)
     if args:
         imp.set("network_args", args, "network_args", "from LoRA_type and its options")
 
@@ -216,6 +217,15 @@ def _dropouts_and_conv(imp: _Import, lora_type: str) -> list[str]:
     elif conv_dim:
         imp.note("ignored", "conv_dim", "the GUI passes conv_dim only for LoCon-type networks, not Standard")
     for key in ("rank_dropout", "module_dropout"):
+        value = imp.number(key)
+        args += [f"{key}={value:g}"] if value else []
+    return args
+
+
+def _loraplus(imp: _Import) -> list[str]:
+    """The GUI's LoRA+ boxes: passed as network_args when not 0 or empty (its append_loraplus_network_args)."""
+    args = []
+    for key in ("loraplus_lr_ratio", "loraplus_unet_lr_ratio", "loraplus_text_encoder_lr_ratio"):
         value = imp.number(key)
         args += [f"{key}={value:g}"] if value else []
     return args

@@ -69,7 +69,8 @@ def sampled_steps(total_steps: int, keep: list[int], max_points: int = MAX_POINT
 
 def chart_frames(cfg, total_steps: int, steps_per_epoch: int, epochs: int):
     """(curves, markers) as pandas DataFrames: curves has step, lr, curve (UNet / Text encoder;
-    the text encoder only when it trains, at 0 after it stops); markers has step, kind, label."""
+    the text encoder only when it trains, at 0 after it stops; with LoRA+ also each part's lora_up
+    group); markers has step, kind, label."""
     import pandas as pd
     schedule = make_schedule(cfg, total_steps)
     marks = markers(cfg, total_steps, steps_per_epoch, epochs)
@@ -78,6 +79,11 @@ def chart_frames(cfg, total_steps: int, steps_per_epoch: int, epochs: int):
     if cfg.trains_text_encoder():
         stop = stop_text_encoder_step(cfg, total_steps) or total_steps
         rows += [(s, schedule.text_encoder[s - 1] if s <= stop else 0.0, TEXT_ENCODER) for s in steps]
+    for part, label in (("unet", UNET), ("text_encoder", TEXT_ENCODER)):
+        if part in schedule.loraplus:       # LoRA+: the lora_up group at ratio × the part's LR
+            plus, stop = schedule.plus_curve(part), stop_text_encoder_step(cfg, total_steps) or total_steps
+            name = f"{label} LoRA+ up ×{schedule.loraplus[part]:g}"
+            rows += [(s, plus[s - 1] if part == "unet" or s <= stop else 0.0, name) for s in steps]
     curves = pd.DataFrame(rows, columns=["step", "lr", "curve"])
     marker_frame = pd.DataFrame([(m.step, m.kind, m.label) for m in marks], columns=["step", "kind", "label"])
     return curves, marker_frame

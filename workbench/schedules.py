@@ -7,8 +7,10 @@ torch. The trainer wraps `lr_lambda` in a torch LambdaLR, so the curve shown is 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
+
+from workbench.config import ConfigError
 
 POLYNOMIAL_LR_END = 1e-7   # transformers' default lr_end for the polynomial schedule
 
@@ -81,10 +83,16 @@ class Schedule:
     unet: list[float]
     text_encoder: list[float]
     warmup_ignored: bool          # a warmup was asked for but the scheduler has none
+    loraplus: dict[str, float] = field(default_factory=dict)   # LoRA+: {part: ratio} of its lora_up group
+
+    def plus_curve(self, part: str) -> list[float]:
+        """The LR of a part's LoRA+ group (its lora_up weights): ratio × the part's curve."""
+        return [self.loraplus[part] * lr for lr in (self.unet if part == "unet" else self.text_encoder)]
 
     def to_json(self) -> dict:
+        plus = {f"{part} plus": self.plus_curve(part) for part in self.loraplus}
         return {"total_steps": self.total_steps, "warmup_steps": self.warmup_steps,
-                "unet": self.unet, "text_encoder": self.text_encoder}
+                "unet": self.unet, "text_encoder": self.text_encoder, **plus}
 
 
 def stop_text_encoder_step(cfg, total_steps: int) -> int | None:
@@ -110,5 +118,15 @@ def make_schedule(cfg, total_steps: int) -> Schedule:
     args = (cfg.lr_scheduler, warmup, total_steps, cfg.lr_scheduler_num_cycles, cfg.lr_scheduler_power)
     unet = curve(args[0], cfg.unet_lr_value(), *args[1:])
     te = curve(args[0], cfg.text_encoder_lr_value(), *args[1:]) if cfg.trains_text_encoder() else [0.0] * total_steps
+    plus = {part: ratio for part, ratio in _loraplus(cfg).items()
+            if ratio and (part == "unet" or cfg.trains_text_encoder())}
     return Schedule(total_steps, warmup, unet, te,
-                    warmup_ignored=cfg.lr_warmup_steps > 0 and not has_warmup(cfg.lr_scheduler))
+                    warmup_ignored=cfg.lr_warmup_steps > 0 and not has_warmup(cfg.lr_scheduler), loraplus=plus)
+
+
+def _loraplus(cfg) -> dict[str, float | None]:
+    """The ratios, or none while network_args cannot be read (validation reports that)."""
+    try:
+        return cfg.loraplus_ratios() if cfg.network_module == "networks.lora" else {}
+    except ConfigError:
+        return {}

@@ -158,11 +158,23 @@ def _network(cfg: TrainConfig) -> list[Finding]:
             parse_key_values(getattr(cfg, key), key)
         except ConfigError as exc:
             out.append(Finding("error", key, str(exc).split(": ", 1)[1]))
+    out += _loraplus(cfg)
     if cfg.network_module == "lycoris.kohya" and "algo" not in _safe_args(cfg):
         out.append(Finding("note", "network_args", "lycoris.kohya without algo= trains LoCon (algo=locon)"))
     if cfg.dim_from_weights and not cfg.network_weights:
         out.append(Finding("error", "dim_from_weights", "needs network_weights (the LoRA to take rank and alpha from)"))
     return out
+
+
+def _loraplus(cfg: TrainConfig) -> list[Finding]:
+    try:
+        ratios = cfg.loraplus_ratios()
+    except ConfigError as exc:
+        return [Finding("error", "network_args", str(exc).split(": ", 1)[1])]
+    if any(ratios.values()) and cfg.network_module != "networks.lora":
+        return [Finding("error", "network_args", "loraplus_* ratios are arguments of networks.lora; "
+                        f"{cfg.network_module} does not read them here")]
+    return []
 
 
 def _safe_args(cfg: TrainConfig) -> dict:
