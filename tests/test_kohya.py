@@ -270,6 +270,7 @@ network_dropout network_args network_train_unet_only network_train_text_encoder_
 dim_from_weights scale_weight_norms base_weights no_half_vae torch_compile dynamo_backend caption_dropout_every_n_epochs caption_tag_dropout_rate
 loss_type huber_schedule huber_c huber_scale save_last_n_epochs_state save_last_n_steps save_last_n_steps_state
 save_state_on_train_end noise_offset_random_strength ip_noise_gamma_random_strength zero_terminal_snr
+validation_split validation_seed validate_every_n_epochs validate_every_n_steps max_validation_steps
 """.split())
 SDXL_ONLY_ARGS = {"cache_text_encoder_outputs"}     # sdxl_train_util.add_sdxl_training_arguments
 
@@ -293,7 +294,8 @@ def everything_set(**changes) -> TrainConfig:
         loss_type="huber", huber_schedule="exponential", huber_c=0.2, huber_scale=2.0, save_last_n_epochs=2,
         save_last_n_epochs_state=1, save_last_n_steps=300, save_last_n_steps_state=200, save_state_on_train_end=True,
         noise_offset_random_strength=True, adaptive_noise_scale=0.01, zero_terminal_snr=True,
-        ip_noise_gamma_random_strength=True, **changes)
+        ip_noise_gamma_random_strength=True, validation_split=0.1, validation_seed=3, validate_every_n_epochs=2,
+        validate_every_n_steps=50, max_validation_steps=4, **changes)
 
 
 def test_every_exported_key_is_a_real_sd_scripts_argument():

@@ -128,3 +128,52 @@ def test_loraplus_groups_train_at_ratio_times_the_base_and_are_logged(demo, tmp_
     meta = saved_metadata(tmp_path / "out")
     assert json.loads(meta["ss_network_args"]) == {"loraplus_lr_ratio": "4", "loraplus_text_encoder_lr_ratio": "2"}
     assert from_ss_keys(meta)[0].loraplus_ratios() == {"unet": 4.0, "text_encoder": 2.0}
+
+
+def test_validation_loss_is_logged_per_step_and_epoch_and_recorded(demo, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from workbench.plan import make_plan
+    cfg = short_run(demo, tmp_path / "out", max_train_steps=0, max_train_epochs=2, validation_split=0.2,
+                    validation_seed=5, validate_every_n_steps=4, max_validation_steps=2)
+    plan = make_plan(cfg)
+    assert plan.num_validation_images > 0 and plan.validation_batches == 2
+    code, status, events = train_in_process(cfg, tmp_path / "run")
+    assert code == 0, status.get("error")
+    assert len(of_kind(events, "step")) == plan.total_steps
+    checks = of_kind(events, "validation")
+    per_step = [e for e in checks if e["per"] == "step"]
+    assert [e["step"] for e in per_step] == list(range(4, plan.total_steps + 1, 4))
+    assert [e["epoch"] for e in checks if e["per"] == "epoch"] == [1, 2]
+    losses = [e["loss"] for e in checks]
+    assert all(v > 0 for v in losses) and len(set(losses)) > 1             # the LoRA changes between them
+    epoch_one = next(e for e in of_kind(events, "epoch") if e["epoch"] == 1)
+    first_epoch_check = next(e for e in checks if e["per"] == "epoch")
+    assert first_epoch_check["loss"] != epoch_one["loss_avg"]
+    assert first_epoch_check["divergence"] == pytest.approx(first_epoch_check["loss"] - epoch_one["loss_avg"])
+    board = EventAccumulator(str(tmp_path / "run" / "tb"))
+    board.Reload()
+    assert [s.step for s in board.Scalars("loss/validation/epoch_average")] == [1, 2]
+    assert [s.step for s in board.Scalars("loss/validation/step_average")] == [e["step"] for e in per_step]
+    assert "loss/validation/step_divergence" in board.Tags()["scalars"]
+    meta = saved_metadata(tmp_path / "out")
+    assert {k: meta[k] for k in ("ss_validation_split", "ss_validation_seed", "ss_num_validation_images",
+                                 "ss_validate_every_n_steps", "ss_max_validation_steps",
+                                 "ss_validate_every_n_epochs")} == {
+        "ss_validation_split": "0.2", "ss_validation_seed": "5", "ss_num_validation_images":
+        str(plan.num_validation_images), "ss_validate_every_n_steps": "4", "ss_max_validation_steps": "2",
+        "ss_validate_every_n_epochs": "None"}
+    assert meta["ss_num_train_images"] == str(plan.num_train_images)
+    back, _ = from_ss_keys(meta)
+    assert (back.validation_split, back.validation_seed, back.validate_every_n_steps) == (0.2, 5, 4)
+
+
+def test_validation_leaves_the_training_exactly_as_without_it(demo, tmp_path):
+    """The same held-out images, with and without validating every step: the same training losses."""
+    base = short_run(demo, tmp_path / "a", max_train_steps=3, validation_split=0.2, validation_seed=5,
+                     validate_every_n_epochs=99)
+    quiet = train_in_process(base, tmp_path / "run-a")[2]
+    busy_cfg = base.replace(output_dir=str(tmp_path / "b"), validate_every_n_steps=1)
+    busy = train_in_process(busy_cfg, tmp_path / "run-b")[2]
+    assert len(of_kind(busy, "validation")) == 3 and not of_kind(quiet, "validation")
+    assert [e["loss"] for e in of_kind(busy, "step")] == [e["loss"] for e in of_kind(quiet, "step")]

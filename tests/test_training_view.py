@@ -76,6 +76,19 @@ def test_loss_frame_leaves_nan_out_and_lr_frame_has_both_groups():
     assert list(lr[lr.group == "Text encoder"].step) == [1, 2]
 
 
+def test_validation_loss_is_drawn_beside_the_training_loss_and_removed_saves_drop_out():
+    m = RunMetrics()
+    m.add([step(1, 0.4), step(2, 0.3),
+           {"event": "validation", "per": "step", "step": 2, "epoch": 1, "loss": 0.45, "divergence": 0.1},
+           {"event": "save", "path": "/o/x-step00000002.safetensors", "epoch": 1, "step": 2},
+           {"event": "save", "path": "/o/x-step00000004.safetensors", "epoch": 1, "step": 4},
+           {"event": "remove", "path": "/o/x-step00000002.safetensors", "step": 4}])
+    loss = m.loss_frame()
+    validation = loss[loss.series == "validation"]
+    assert list(zip(validation.step, validation.loss)) == [(2, 0.45)]
+    assert [s["path"] for s in m.saves] == ["/o/x-step00000004.safetensors"]
+
+
 def test_chart_frames_are_thinned_to_a_fixed_size_and_keep_the_last_step():
     m = RunMetrics()
     m.add([step(s) for s in range(1, 10_001)])

@@ -40,15 +40,27 @@ class Batch:
 
 def epoch_batches(plan: Plan, seed: int, epoch: int) -> list[Batch]:
     """Every batch of one epoch, in training order."""
-    rng = random.Random(seed + epoch)
+    uses = [(image, image.repeats) for image in plan.used_images]
+    return bucket_batches(uses, plan.train_batch_size, random.Random(seed + epoch))
+
+
+def validation_batches(plan: Plan, seed: int) -> list[Batch]:
+    """The held-out images × their folder's repeats in batches, the same ones at every validation;
+    the first plan.validation_batches of them (max_validation_steps)."""
+    uses = [(image, image.subset.repeats) for image in plan.validation_images]
+    return bucket_batches(uses, plan.train_batch_size, random.Random(seed))[:plan.validation_batches]
+
+
+def bucket_batches(uses: list[tuple[PlannedImage, int]], size: int, rng: random.Random) -> list[Batch]:
+    """(image, times used) cut into batches of one bucket each: each bucket's uses shuffled, then
+    all batches shuffled together (sd-scripts' BucketManager)."""
     by_bucket: dict[tuple[int, int], list[PlannedImage]] = {}
-    for image in plan.used_images:
-        by_bucket.setdefault(image.bucket, []).extend([image] * image.repeats)
+    for image, times in uses:
+        by_bucket.setdefault(image.bucket, []).extend([image] * times)
     chunks = []
     for bucket in sorted(by_bucket):
         images = by_bucket[bucket]
         rng.shuffle(images)
-        size = plan.train_batch_size
         chunks += [images[i:i + size] for i in range(0, len(images), size)]
     rng.shuffle(chunks)
     return [Batch(images, i) for i, images in enumerate(chunks)]
@@ -151,12 +163,13 @@ class Latents:
         noise = torch.randn(posterior.mean.shape, generator=self.generator).to(posterior.mean)
         return posterior.mean + posterior.std * noise
 
-    def fill_cache(self, plan: Plan, log=print) -> None:
-        """Encode every image the plan uses, a bucket at a time; reuse valid .npz files."""
+    def fill_cache(self, plan: Plan, log=print, images: list[PlannedImage] | None = None) -> None:
+        """Encode every image the plan uses (or `images`), a bucket at a time; reuse valid .npz files."""
         if self.cache is None:
             return
+        images = plan.used_images if images is None else images
         pending = []
-        for image in plan.used_images:
+        for image in images:
             cached = read_npz(image, self.flip) if self.to_disk else None
             if cached is not None:
                 self.cache[image.info.path] = cached
@@ -166,10 +179,10 @@ class Latents:
         for image in pending:
             by_bucket.setdefault(image.bucket, []).append(image)
         for bucket in sorted(by_bucket):
-            images = by_bucket[bucket]
-            for start in range(0, len(images), VAE_BATCH):
-                self._cache_group(images[start:start + VAE_BATCH])
-        log(f"latents: {len(plan.used_images)} images cached ({len(plan.used_images) - len(pending)} from disk)"
+            group = by_bucket[bucket]
+            for start in range(0, len(group), VAE_BATCH):
+                self._cache_group(group[start:start + VAE_BATCH])
+        log(f"latents: {len(images)} images cached ({len(images) - len(pending)} from disk)"
             + (", mirrored too (flip_aug)" if self.flip else ""))
 
     def _cache_group(self, group: list[PlannedImage]) -> None:

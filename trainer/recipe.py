@@ -17,11 +17,11 @@ from pathlib import Path
 
 import torch
 
-from trainer import data, losses, noise, optim, processes, sampling, saving
+from trainer import data, losses, noise, optim, processes, sampling, saving, validation
 from trainer import models as model_loading
 from trainer.events import LossWindow, RunEvents, StopRequest
 from trainer.text_cache import TextCache
-from workbench import metadata, outputs
+from workbench import holdout, metadata, outputs
 from workbench import tensorboard_tags as tb_tags
 from workbench.config import load_toml
 from workbench.errors import UserError
@@ -132,13 +132,16 @@ class Stepper:
             self.max_norm = self.network.apply_max_norm(cfg.scale_weight_norms, self.device)
         return mean
 
-    def loss(self, batch: MicroBatch) -> torch.Tensor:
-        """The diffusion loss of one batch (labelled as in diffusers' training examples)."""
+    def loss(self, batch: MicroBatch, fixed_timestep: int | None = None) -> torch.Tensor:
+        """The diffusion loss of one batch (labelled as in diffusers' training examples); validation
+        takes it at a `fixed_timestep`, under no_grad."""
         cfg, latents = self.cfg, batch.latents
-        with torch.set_grad_enabled(self.network.trains_text_encoder and not self.text_encoder_frozen):
+        te_learns = self.network.trains_text_encoder and not self.text_encoder_frozen
+        with torch.set_grad_enabled(torch.is_grad_enabled() and te_learns):
             cond = self.encode(batch.captions)
         eps = noise.training_noise(latents, cfg)                                    # ε (+ offset, pyramid)
-        timesteps = noise.timesteps_for(latents, cfg)                               # uniform t
+        timesteps = (noise.timesteps_for(latents, cfg) if fixed_timestep is None    # uniform t
+                     else torch.full((latents.shape[0],), fixed_timestep, device=latents.device))
         noisy = noise.noisy_latents(self.noise_scheduler, latents, eps, timesteps, cfg)      # q(x_t | x_0)
         pred = self.unet(noisy.to(self.dtype), timesteps, **cond.unet_kwargs(batch.time_ids, self.dtype)).sample
         target = (self.noise_scheduler.get_velocity(latents, eps, timesteps)       # v = α·ε − σ·x0
@@ -178,7 +181,6 @@ class Recipe:
         self.accelerator = processes.make_accelerator(cfg.mixed_precision)
         self.device, self.dtype = self.accelerator.device, WEIGHT_DTYPES[cfg.mixed_precision]
         torch.set_num_threads(cfg.num_cpu_threads_per_process)
-        self.plan = make_plan(cfg, num_processes=self.accelerator.num_processes)
         resumed = saving.load_state(Path(cfg.resume)) if cfg.resume else None
         if resumed:
             self.progress = resumed_progress(resumed["progress"], cfg.resume, self.accelerator.num_processes)
@@ -186,6 +188,8 @@ class Recipe:
             drawn = cfg.seed if cfg.seed is not None else random.SystemRandom().randrange(2**31)
             self.progress.seed = processes.from_process_zero(self.accelerator, drawn)
             self.progress.processes = self.accelerator.num_processes
+        # after the seed: without validation_seed it picks the held-out images
+        self.plan = make_plan(cfg, num_processes=self.accelerator.num_processes, seed=self.progress.seed)
         outputs.refuse_existing(outputs.planned_outputs(cfg, self.plan.epochs, self.progress.epoch + 1,
                                                         self.plan.total_steps, self.progress.step + 1))
         samples_wanted = (cfg.sample_every_n_epochs or cfg.sample_every_n_steps) and cfg.sample_prompts
@@ -238,6 +242,14 @@ class Recipe:
         self.latents = data.Latents(self.models.vae, self.models.family.scaling_factor, self.device, noise_seed, cfg)
         with processes.main_process_first(self.accelerator, wanted=cfg.cache_latents and cfg.cache_latents_to_disk):
             self.latents.fill_cache(self.plan, log=self.events.log)
+        if self.plan.validation_batches and self.accelerator.is_main_process:    # only process 0 validates
+            # their own latents and generator: validating never shifts the training's random draws
+            self.validation_latents = data.Latents(self.models.vae, self.models.family.scaling_factor, self.device,
+                                                   self.plan.split_seed, cfg.replace(flip_aug=False))
+            self.validation_latents.fill_cache(self.plan, self.events.log, self.plan.validation_images)
+            self.events.log(f"validation: {len(self.plan.validation_images)} held-out images "
+                            f"({self.plan.num_validation_images} with repeats), {self.plan.validation_batches} "
+                            f"batches × timesteps {list(self.plan.validation_timesteps)}")
 
     def check_processes_agree(self, what: str, tensors: dict[str, torch.Tensor] | None = None) -> None:
         """Several processes: refuse to go on unless all hold these exact tensors (the network's by
@@ -330,15 +342,19 @@ class Recipe:
         where = f"step {self.progress.step + 1} (epoch {epoch + 1})"
         return self.stepper.step((self.micro_batch(batch, epoch) for batch in group), len(group), where)
 
-    def micro_batch(self, batch: data.Batch, epoch: int) -> "MicroBatch":
-        """What the step needs from a planned batch: latents, captions, SDXL size ids, loss weights."""
+    def micro_batch(self, batch: data.Batch, epoch: int, validation: bool = False) -> "MicroBatch":
+        """What the step needs from a planned batch: latents, captions, SDXL size ids, loss weights.
+        A validation batch: the held-out images' latents, unmirrored, and their captions as written."""
         cfg, seed = self.cfg, self.progress.seed
-        latents, flips = self.latents.for_batch(batch, random.Random(f"{seed}/{epoch}/{batch.index}"))
+        source = self.validation_latents if validation else self.latents
+        latents, flips = source.for_batch(batch, random.Random(f"{seed}/{epoch}/{batch.index}"))
         time_ids = (torch.tensor([model_loading.sdxl_time_ids(im.info.size, im.bucket, flipped)
                                   for im, flipped in zip(batch.images, flips)], device=self.device)
                     if self.models.family.uses_time_ids else None)
         weights = torch.tensor([cfg.prior_loss_weight if im.is_reg else 1.0 for im in batch.images], device=self.device)
-        return MicroBatch(latents, data.batch_captions(batch, cfg, seed, epoch), time_ids, weights)
+        captions = ([im.info.caption for im in batch.images] if validation
+                    else data.batch_captions(batch, cfg, seed, epoch))
+        return MicroBatch(latents, captions, time_ids, weights)
 
     def maybe_freeze_text_encoder(self) -> None:
         due = self.te_stop_step is not None and self.progress.step >= self.te_stop_step
@@ -386,15 +402,38 @@ class Recipe:
         samples = bool(self.prompts) and outputs.samples_step(cfg, step)
         if samples:
             self.sample(None)
-        return saves or samples
+        validates = bool(self.plan.validation_batches) and holdout.validates_after_step(cfg, step)
+        if validates:
+            self.validate(epoch + 1, per="step")
+        return saves or samples or validates
 
     def end_epoch(self, epoch: int) -> None:
+        if self.plan.validation_batches and holdout.validates_after_epoch(self.cfg, epoch):
+            self.validate(epoch, per="epoch")
         self.events.emit("epoch", epoch=epoch, step=self.progress.step, loss_avg=self.loss_window.mean)
         self.events.scalars(epoch, tb_tags.epoch_scalars(self.loss_window.mean))
         if outputs.saves_epoch(self.cfg, epoch, self.plan.epochs):
             self.save(outputs.lora_path(self.cfg, outputs.epoch_tag(epoch)), epoch, every="epoch")
         if self.prompts and self.cfg.sample_every_n_epochs and epoch % self.cfg.sample_every_n_epochs == 0:
             self.sample(epoch)
+
+    def validate(self, epoch: int, per: str) -> None:
+        """The held-out images' loss now, to metrics.jsonl and TensorBoard (per step at the step, per
+        epoch at the epoch, as sd-scripts); divergence = validation − the training loss's moving average."""
+        if not self.accelerator.is_main_process:
+            return
+        batches = data.validation_batches(self.plan, self.plan.split_seed)
+        self.validation_latents.generator.manual_seed(self.plan.split_seed)    # uncached: the same samples
+        loss = validation.validation_loss(self.stepper, batches, lambda b: self.micro_batch(b, 0, validation=True),
+                                          self.plan.validation_timesteps, self.plan.split_seed,
+                                          self.accelerator.autocast)
+        train = self.loss_window.mean
+        divergence = loss - train if train is not None else None
+        step = self.progress.step
+        self.events.emit("validation", per=per, step=step, epoch=epoch, loss=loss, divergence=divergence)
+        self.events.scalars(step if per == "step" else epoch, tb_tags.validation_scalars(per, loss, divergence))
+        self.events.log(f"validation after {per} {step if per == 'step' else epoch}: loss {loss:.4f}"
+                        + (f" (training {train:.4f})" if train is not None else ""))
 
     # ================================================================ save
     def save(self, path: Path, epoch: int, every: str = "end") -> None:

@@ -46,8 +46,8 @@ def opt(default: Any, help: str, group: str, choices: tuple | None = None, **ext
     return field(default=default, metadata=meta)
 
 
-SOURCE, FOLDERS, BASIC, NETWORK, ADVANCED, SAMPLES = (
-    "Source model", "Folders", "Basic", "Network", "Advanced", "Samples")
+SOURCE, FOLDERS, BASIC, NETWORK, ADVANCED, SAMPLES, VALIDATION = (
+    "Source model", "Folders", "Basic", "Network", "Advanced", "Samples", "Validation")
 
 
 @dataclass
@@ -100,7 +100,7 @@ class TrainConfig:
     network_module: str = opt("networks.lora", "networks.lora (kohya LoRA/LoCon) or lycoris.kohya (LoCon, LoHa, LoKr ... via network_args algo=).", NETWORK, choices=NETWORK_MODULES)
     network_dim: int = opt(8, "Rank of the LoRA (network_dim).", NETWORK, min=1)
     network_alpha: float = opt(1.0, "Alpha: the update is scaled by alpha / rank. Usually ≤ rank.", NETWORK, min=0.0)
-    network_args: list[str] = opt([], 'Network arguments, each "key=value": conv_dim, conv_alpha, rank_dropout, module_dropout; LoRA+: loraplus_lr_ratio (lora_up LR = ratio × LR, about 16), loraplus_unet_lr_ratio, loraplus_text_encoder_lr_ratio; LyCORIS: algo, preset ...', NETWORK)
+    network_args: list[str] = opt([], 'Network arguments, each "key=value": conv_dim, conv_alpha, rank_dropout, module_dropout, loraplus_lr_ratio (LoRA+: lora_up LR × ratio, ~16; also _unet_/_text_encoder_), algo ...', NETWORK)
     network_dropout: float = opt(0.0, "Dropout on the rank activations of each LoRA module (0 to 1).", NETWORK, min=0.0, max=1.0)
     network_weights: str = opt("", "Continue training from this LoRA file (optional).", NETWORK, path="file")
     dim_from_weights: bool = opt(False, "Take rank and alpha from network_weights.", NETWORK)
@@ -151,6 +151,12 @@ class TrainConfig:
     sample_every_n_epochs: int | None = opt(None, "Render the sample prompts every N epochs (empty: never).", SAMPLES, min=1)
     sample_every_n_steps: int | None = opt(None, "Render the sample prompts every N steps; ignored when sample_every_n_epochs is set, as in sd-scripts (empty: never).", SAMPLES, min=1)
     sample_sampler: str = opt("euler_a", "Sampler for sample images.", SAMPLES, choices=SAMPLERS)
+    # --- validation
+    validation_split: float = opt(0.0, "Fraction of each training folder's images held out to measure a validation loss (e.g. 0.1; 0: off). They no longer train, so the steps go down.", VALIDATION, min=0.0)
+    validation_seed: int | None = opt(None, "Seed that picks the held-out images (empty: the run's seed).", VALIDATION, min=0)
+    validate_every_n_epochs: int | None = opt(None, "Validate after every Nth epoch (empty: after every epoch).", VALIDATION, min=1)
+    validate_every_n_steps: int | None = opt(None, "Also validate every N steps (empty: only after epochs).", VALIDATION, min=1)
+    max_validation_steps: int | None = opt(None, "Batches of held-out images each validation runs, each at 4 timesteps (empty: all of them).", VALIDATION, min=1)
 
     # ---- derived numbers (one place for each)
     def resolution_wh(self) -> tuple[int, int]:
@@ -204,7 +210,7 @@ def fields_in_group(group: str) -> list[dataclasses.Field]:
     return [f for f in FIELDS.values() if f.metadata["group"] == group]
 
 
-GROUPS = (SOURCE, FOLDERS, BASIC, NETWORK, ADVANCED, SAMPLES)
+GROUPS = (SOURCE, FOLDERS, BASIC, NETWORK, ADVANCED, SAMPLES, VALIDATION)
 
 
 def parse_resolution(text: str | int | list | tuple) -> tuple[int, int]:

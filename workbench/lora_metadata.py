@@ -169,6 +169,8 @@ PARAMETER_GROUPS = {
              "ss_adaptive_noise_scale", "ss_noise_offset_random_strength", "ss_zero_terminal_snr", "ss_ip_noise_gamma",
              "ss_ip_noise_gamma_random_strength", "ss_debiased_estimation", "ss_loss_type", "ss_huber_schedule",
              "ss_huber_c", "ss_huber_scale"),
+    "Validation": ("ss_validation_split", "ss_num_validation_images", "ss_validation_seed",
+                   "ss_validate_every_n_epochs", "ss_validate_every_n_steps", "ss_max_validation_steps"),
     "Model": ("ss_sd_model_name", "ss_base_model_version", "ss_v2", "ss_clip_skip", "ss_vae_name",
               "ss_mixed_precision", "ss_full_fp16", "ss_gradient_checkpointing"),
     "Run": ("ss_output_name", "ss_seed", "ss_training_started_at", "ss_training_finished_at",
@@ -222,6 +224,9 @@ SETTING_KEYS = {
     "ss_huber_scale": "huber_scale", "ss_adaptive_noise_scale": "adaptive_noise_scale",
     "ss_zero_terminal_snr": "zero_terminal_snr", "ss_noise_offset_random_strength": "noise_offset_random_strength",
     "ss_ip_noise_gamma_random_strength": "ip_noise_gamma_random_strength",
+    "ss_validation_split": "validation_split", "ss_validation_seed": "validation_seed",
+    "ss_max_validation_steps": "max_validation_steps", "ss_validate_every_n_epochs": "validate_every_n_epochs",
+    "ss_validate_every_n_steps": "validate_every_n_steps",
 }
 # keys that record what a run did or what it ran on, not a setting to carry over
 RESULT_KEYS = frozenset((

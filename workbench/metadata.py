@@ -62,8 +62,13 @@ def base_model_version(cfg: TrainConfig) -> str:
 
 
 def dataset_dirs(plan, reg: bool) -> dict[str, dict[str, int]]:
-    return {s.dir.name: {"n_repeats": s.repeats, "img_count": len(s.images)}
+    """A training folder counts the images that train (validation_split holds some out)."""
+    return {s.dir.name: {"n_repeats": s.repeats, "img_count": len(s.images) if reg else _training_count(plan, s)}
             for s in plan.dataset.subsets if s.is_reg == reg}
+
+
+def _training_count(plan, subset) -> int:
+    return sum(1 for im in plan.images if im.subset is subset and im.repeats > 0)
 
 
 def sd_scripts_args(cfg: TrainConfig) -> dict:
@@ -116,6 +121,15 @@ def noise_and_loss(cfg: TrainConfig, args: dict) -> dict:
             "ss_huber_scale": args["huber_scale"], "ss_huber_c": args["huber_c"]}
 
 
+def validation_settings(plan, args: dict) -> dict:
+    """sd-scripts' validation keys as the exported job passes them (empty: None); the images held
+    out counted with their repeats."""
+    return {"ss_num_validation_images": plan.num_validation_images, "ss_validation_seed": args.get("validation_seed"),
+            "ss_validation_split": args["validation_split"], "ss_max_validation_steps": args.get("max_validation_steps"),
+            "ss_validate_every_n_epochs": args.get("validate_every_n_epochs"),
+            "ss_validate_every_n_steps": args.get("validate_every_n_steps")}
+
+
 def training_metadata(cfg: TrainConfig, plan, facts: RunFacts) -> dict[str, str]:
     """The ss_* keys fixed for the whole run (for_save adds the per-file ones)."""
     w, h = cfg.resolution_wh()
@@ -137,6 +151,7 @@ def training_metadata(cfg: TrainConfig, plan, facts: RunFacts) -> dict[str, str]
         "ss_multires_noise_iterations": args["multires_noise_iterations"],
         "ss_multires_noise_discount": cfg.multires_noise_discount, "ss_ip_noise_gamma": args["ip_noise_gamma"],
         "ss_debiased_estimation": cfg.debiased_estimation_loss, **noise_and_loss(cfg, args),
+        **validation_settings(plan, args),
         "ss_prior_loss_weight": cfg.prior_loss_weight, "ss_scale_weight_norms": cfg.scale_weight_norms,
         "ss_max_grad_norm": cfg.max_grad_norm, "ss_training_comment": cfg.training_comment,
         "ss_optimizer": facts.optimizer,

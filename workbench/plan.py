@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from workbench import holdout
 from workbench.buckets import Bucketer, BucketError, BucketSpec
 from workbench.dataset import Dataset, ImageInfo, Subset, scan_config
 from workbench.errors import UserError
@@ -25,7 +26,8 @@ class PlannedImage:
     subset: Subset
     bucket: tuple[int, int]
     resized: tuple[int, int]
-    repeats: int                    # effective, after reg balancing (0: unused reg image)
+    repeats: int                    # effective, after reg balancing (0: unused reg image or held out only)
+    validates: bool = False         # held out for validation (validation_split), × its folder's repeats
 
     @property
     def is_reg(self) -> bool:
@@ -46,10 +48,22 @@ class Plan:
     steps_per_epoch: int
     epochs: int
     total_steps: int
+    split_seed: int | None = None   # the seed that chose the validation images (None: drawn at start)
+    validation_batches: int = 0     # batches one validation runs (max_validation_steps applied)
+    validation_timesteps: tuple[int, ...] = ()     # each batch's loss is taken at each of these
 
     @property
     def used_images(self) -> list[PlannedImage]:
         return [im for im in self.images if im.repeats > 0]
+
+    @property
+    def validation_images(self) -> list[PlannedImage]:
+        return [im for im in self.images if im.validates]
+
+    @property
+    def num_validation_images(self) -> int:
+        """Σ held-out images × their folder's repeats (sd-scripts' ss_num_validation_images)."""
+        return sum(im.subset.repeats for im in self.validation_images)
 
     def batch_shapes(self) -> set[tuple[int, int, int]]:
         """(width, height, images) of every batch an epoch holds: each bucket's whole batches and
@@ -60,8 +74,9 @@ class Plan:
         return shapes
 
     def to_json(self) -> dict:
-        """The `workbench plan --json` object; scripts depend on its exact keys."""
-        return {
+        """The `workbench plan --json` object; scripts depend on its exact keys ("validation" is
+        added only when images are held out)."""
+        out = {
             "num_train_images": self.num_train_images,
             "num_reg_images": self.num_reg_images,
             "subsets": [{"dir": str(s.dir), "repeats": s.repeats, "class_tokens": s.class_tokens,
@@ -75,6 +90,12 @@ class Plan:
             "epochs": self.epochs,
             "total_steps": self.total_steps,
         }
+        if self.validation_images:
+            out["validation"] = {"num_validation_images": self.num_validation_images,
+                                 "images": [str(im.info.path) for im in self.validation_images],
+                                 "batches": self.validation_batches, "timesteps": list(self.validation_timesteps),
+                                 "seed": self.split_seed}
+        return out
 
 
 def balance_reg_repeats(reg_images: list[tuple[int, int]], target: int) -> list[int]:
@@ -121,13 +142,18 @@ def assign_image(bucketer: Bucketer, info: ImageInfo):
         raise PlanError(f"{info.path}: {exc}") from None
 
 
-def plan_dataset(dataset: Dataset, cfg, num_processes: int = 1) -> Plan:
+def plan_dataset(dataset: Dataset, cfg, num_processes: int = 1, seed: int | None = None) -> Plan:
+    """`seed`: the run's seed, which picks the validation images when validation_seed is empty."""
     bucketer = Bucketer(BucketSpec.from_config(cfg))
     images: list[PlannedImage] = []
+    chosen = holdout.split_seed(cfg, seed)
     for subset in dataset.subsets:
+        split = 0.0 if subset.is_reg else cfg.validation_split       # reg folders are never split
+        trains, validates = holdout.split_paths([info.path for info in subset.images], split, chosen)
         for info in subset.images:
             a = assign_image(bucketer, info)
-            images.append(PlannedImage(info, subset, a.bucket, a.resized, subset.repeats))
+            images.append(PlannedImage(info, subset, a.bucket, a.resized,
+                                       subset.repeats if info.path in trains else 0, info.path in validates))
     num_train = sum(im.repeats for im in images if not im.is_reg)
     reg = [(i, im.repeats) for i, im in enumerate(images) if im.is_reg]
     num_reg = sum(r for _, r in reg)
@@ -140,14 +166,23 @@ def plan_dataset(dataset: Dataset, cfg, num_processes: int = 1) -> Plan:
     batches, per_epoch, epochs, total = count_steps(
         buckets, cfg.train_batch_size, cfg.gradient_accumulation_steps, num_processes,
         cfg.max_train_epochs, cfg.max_train_steps)
-    return Plan(dataset, images, buckets, num_train, num_reg, cfg.train_batch_size,
-                cfg.gradient_accumulation_steps, num_processes, batches, per_epoch, epochs, total)
+    plan = Plan(dataset, images, buckets, num_train, num_reg, cfg.train_batch_size,
+                cfg.gradient_accumulation_steps, num_processes, batches, per_epoch, epochs, total, chosen)
+    if plan.validation_images:
+        held = Counter()
+        for im in plan.validation_images:
+            held[im.bucket] += im.subset.repeats
+        every = sum(math.ceil(count / cfg.train_batch_size) for count in held.values())
+        plan.validation_batches = holdout.validation_batches(every, cfg.max_validation_steps)
+        plan.validation_timesteps = tuple(holdout.validation_timesteps(cfg.min_timestep, cfg.max_timestep))
+    return plan
 
 
-def make_plan(cfg, num_processes: int = 1, dataset: Dataset | None = None) -> Plan:
-    """Scan the config's folders (unless a scanned dataset is given) and plan the run."""
+def make_plan(cfg, num_processes: int = 1, dataset: Dataset | None = None, seed: int | None = None) -> Plan:
+    """Scan the config's folders (unless a scanned dataset is given) and plan the run; `seed` is
+    the run's drawn seed where the config has none (it may pick the validation images)."""
     dataset = dataset if dataset is not None else scan_config(cfg)
     if not any(s.images for s in dataset.train):
         where = Path(cfg.train_data_dir)
         raise PlanError(f"train_data_dir {where}: no training images in any <repeats>_<name> folder")
-    return plan_dataset(dataset, cfg, num_processes)
+    return plan_dataset(dataset, cfg, num_processes, seed)

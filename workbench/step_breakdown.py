@@ -20,10 +20,12 @@ class SubsetSteps:
     images: int
     repeats: int             # the folder's repeats
     used: int                # Σ effective repeats of its images (reg: after balancing)
+    held_out: int = 0        # images held out for validation (validation_split)
+    trains: int | None = None     # images that train, when some are held out
 
     @property
     def with_repeats(self) -> int:
-        return self.images * self.repeats
+        return (self.images if self.trains is None else self.trains) * self.repeats
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class StepBreakdown:
     total_steps: int
     warmup_steps: int        # 0 when the scheduler has no warmup
     stop_te_step: int | None
+    validation: str = ""     # the validation sentence, when images are held out
 
     def lines(self) -> list[str]:
         """The breakdown as short sentences, in the order the numbers are derived."""
@@ -66,7 +69,7 @@ class StepBreakdown:
             out.append(f"Warmup: the first {self.warmup_steps} steps")
         if self.stop_te_step is not None:
             out.append(f"Text encoder stops learning after step {self.stop_te_step}")
-        return out
+        return out + ([self.validation] if self.validation else [])
 
     def _total_line(self) -> str:
         if self.epochs_given:
@@ -77,6 +80,11 @@ class StepBreakdown:
 
 def _subset_line(s: SubsetSteps, num_train_images: int) -> str:
     counted = f"{s.folder}: {s.images} images × {s.repeats} repeats = {s.with_repeats}"
+    if s.held_out:
+        both = s.trains + s.held_out - s.images
+        overlap = f"; {both} of them also trains (sd-scripts' rounding)" if both > 0 else ""
+        counted = (f"{s.folder}: {s.images} images, {s.held_out} held out for validation{overlap} → "
+                   f"{s.trains} × {s.repeats} repeats = {s.with_repeats}")
     if not s.is_reg:
         return counted
     return (f"Reg {counted}; balanced to the {num_train_images} training images: {s.used} used "
@@ -90,10 +98,28 @@ def warmup_of(cfg, total_steps: int) -> int:
     return min(total_steps, warmup_steps_for(cfg.lr_warmup_steps, total_steps))
 
 
+def validation_line(plan: Plan, cfg) -> str:
+    """When and on what the validation loss is measured, or "" without held-out images."""
+    if not plan.validation_images:
+        return ""
+    when = ("after every epoch" if cfg.validate_every_n_epochs is None
+            else f"after every {cfg.validate_every_n_epochs} epochs")
+    when += f" and every {cfg.validate_every_n_steps} steps" if cfg.validate_every_n_steps else ""
+    seed = "drawn at start" if plan.split_seed is None else plan.split_seed
+    return (f"Validation: {len(plan.validation_images)} held-out images × repeats = {plan.num_validation_images}; "
+            f"{plan.validation_batches} batches × timesteps {', '.join(map(str, plan.validation_timesteps))} "
+            f"{when} (images chosen by seed {seed}; they do not train)")
+
+
+def _subset_steps(plan: Plan, s) -> SubsetSteps:
+    mine = [im for im in plan.images if im.subset is s]
+    held = sum(im.validates for im in mine)
+    return SubsetSteps(s.name, s.is_reg, len(s.images), s.repeats, sum(im.repeats for im in mine), held,
+                       sum(im.repeats > 0 for im in mine) if held else None)
+
+
 def breakdown(plan: Plan, cfg) -> StepBreakdown:
-    subsets = [SubsetSteps(s.name, s.is_reg, len(s.images), s.repeats,
-                           sum(im.repeats for im in plan.images if im.subset is s))
-               for s in plan.dataset.subsets]
+    subsets = [_subset_steps(plan, s) for s in plan.dataset.subsets]
     buckets = [BucketSteps(reso, count, count_steps({reso: count}, plan.train_batch_size, 1, 1, 1, 0)[0])
                for reso, count in plan.buckets.items()]
     return StepBreakdown(
@@ -101,4 +127,4 @@ def breakdown(plan: Plan, cfg) -> StepBreakdown:
         sum(s.used for s in subsets if s.is_reg), plan.train_batch_size, plan.batches_per_epoch,
         plan.num_processes, plan.gradient_accumulation_steps, plan.steps_per_epoch, plan.epochs,
         bool(cfg.max_train_epochs), plan.total_steps, warmup_of(cfg, plan.total_steps),
-        stop_text_encoder_step(cfg, plan.total_steps))
+        stop_text_encoder_step(cfg, plan.total_steps), validation_line(plan, cfg))

@@ -59,6 +59,15 @@ def epoch_scalars(epoch_average: float) -> dict[str, float]:
     return {"loss/epoch_average": epoch_average}
 
 
+def validation_scalars(per: str, loss: float, divergence: float | None) -> dict[str, float]:
+    """A validation's scalars, `per` "step" or "epoch": loss/validation/step_average and
+    step_divergence (logged at the step), or epoch_average and epoch_divergence (at the epoch)."""
+    logs = {f"loss/validation/{per}_average": loss}
+    if divergence is not None:
+        logs[f"loss/validation/{per}_divergence"] = divergence
+    return logs
+
+
 def unet_only(cfg) -> bool:
     """network_train_unet_only as sd-scripts runs the exported job (text_encoder_lr 0 turns it on)."""
     return bool(sd_scripts_args(cfg).get("network_train_unet_only", False))

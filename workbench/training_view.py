@@ -63,6 +63,7 @@ class RunMetrics:
     end: dict | None = None
     saves: list[dict] = field(default_factory=list)
     samples: list[dict] = field(default_factory=list)
+    validation: list[tuple[int, float]] = field(default_factory=list)    # (step, validation loss)
     epoch: int | None = None
     _ema: Ema = field(default_factory=Ema)
 
@@ -81,6 +82,8 @@ class RunMetrics:
                 self.saves = [s for s in self.saves if s.get("path") != event.get("path")]
             elif kind == "sample":
                 self.samples.append(event)
+            elif kind == "validation" and _number(event.get("loss")) is not None:
+                self.validation.append((int(event.get("step", self.last_step)), float(event["loss"])))
             elif kind == "epoch":
                 self.epoch = event.get("epoch", self.epoch)
 
@@ -102,13 +105,15 @@ class RunMetrics:
         return self.steps[-1] if self.steps else 0
 
     def loss_frame(self, max_points: int = MAX_CHART_POINTS):
-        """Long-form frame (step, series, loss) with series "raw" and "smoothed"; NaN left out."""
+        """Long-form frame (step, series, loss) with series "raw" and "smoothed", and "validation"
+        (the held-out images' loss, at the steps it was measured) beside them; NaN left out."""
         rows = []
         for i in _thinned(len(self.steps), max_points):
             if self.loss[i] is not None:
                 rows.append((self.steps[i], "raw", self.loss[i]))
             if self.smoothed[i] is not None:
                 rows.append((self.steps[i], "smoothed", self.smoothed[i]))
+        rows += [(step, "validation", loss) for step, loss in self.validation]
         return _frame(rows, ["step", "series", "loss"])
 
     def lr_frame(self, max_points: int = MAX_CHART_POINTS):

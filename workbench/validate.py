@@ -291,9 +291,25 @@ def _keep_last(cfg: TrainConfig) -> list[Finding]:
             for name, (what, on) in needs.items() if getattr(cfg, name) and not on]
 
 
+def _validation(cfg: TrainConfig) -> list[Finding]:
+    """validation_split below 1; the other validation options act only with a split."""
+    if cfg.validation_split >= 1:
+        return [Finding("error", "validation_split", f"{cfg.validation_split:g} would hold out every image; "
+                        "give a fraction below 1 (e.g. 0.1)")]
+    if not cfg.validation_split:
+        wanted = [k for k in ("validation_seed", "validate_every_n_epochs", "validate_every_n_steps",
+                              "max_validation_steps") if getattr(cfg, k) is not None]
+        return [Finding("note", wanted[0], f"{', '.join(wanted)}: ignored, validation_split is 0 "
+                        "(no images are held out)")] if wanted else []
+    if cfg.validation_seed is None and cfg.seed is None:
+        return [Finding("warning", "validation_seed", "neither validation_seed nor seed is set: the held-out "
+                        "images are drawn when the run starts, so the plan's buckets and steps may differ a little")]
+    return []
+
+
 RULES = (_choices, _ranges, _resolution_and_buckets, _steps, _timesteps, _warmup, _scheduler_needs_optimizer, _model_flags,
          _network, _text_encoder, _clip_skip, _samples, _flip_with_cache, _latent_cache,
-         _loss, _noise, _keep_last)
+         _loss, _noise, _keep_last, _validation)
 RULES += (_text_encoder_cache,)
 
 

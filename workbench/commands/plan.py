@@ -49,4 +49,8 @@ def summary(plan: Plan) -> str:
               f", ÷ {plan.num_processes} processes, rounded up)",
               f"Epochs:            {plan.epochs}",
               f"Total steps:       {plan.total_steps}"]
+    if plan.validation_images:
+        lines += ["", f"Held out for validation: {len(plan.validation_images)} images "
+                  f"({plan.num_validation_images} with repeats), {plan.validation_batches} batches × "
+                  f"timesteps {list(plan.validation_timesteps)}; seed {plan.split_seed}"]
     return "\n".join(lines)
