@@ -80,3 +80,4 @@ def test_the_step_breakdown_says_what_is_held_out_and_what_remains(tmp_path):
                         "→ 4 × 2 repeats = 8")
     assert lines[-1].startswith("Validation: 4 held-out images × repeats = 8; 8 batches × timesteps 200, 400, 600, "
                                 "800 after every epoch and every 10 steps (images chosen by seed 1")
+

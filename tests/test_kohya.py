@@ -271,6 +271,7 @@ dim_from_weights scale_weight_norms base_weights no_half_vae torch_compile dynam
 loss_type huber_schedule huber_c huber_scale save_last_n_epochs_state save_last_n_steps save_last_n_steps_state
 save_state_on_train_end noise_offset_random_strength ip_noise_gamma_random_strength zero_terminal_snr
 validation_split validation_seed validate_every_n_epochs validate_every_n_steps max_validation_steps
+keep_tokens_separator caption_prefix caption_suffix token_warmup_min token_warmup_step
 """.split())
 SDXL_ONLY_ARGS = {"cache_text_encoder_outputs"}     # sdxl_train_util.add_sdxl_training_arguments
 
@@ -295,7 +296,8 @@ def everything_set(**changes) -> TrainConfig:
         save_last_n_epochs_state=1, save_last_n_steps=300, save_last_n_steps_state=200, save_state_on_train_end=True,
         noise_offset_random_strength=True, adaptive_noise_scale=0.01, zero_terminal_snr=True,
         ip_noise_gamma_random_strength=True, validation_split=0.1, validation_seed=3, validate_every_n_epochs=2,
-        validate_every_n_steps=50, max_validation_steps=4, **changes)
+        validate_every_n_steps=50, max_validation_steps=4, keep_tokens_separator="|||", caption_prefix="a",
+        caption_suffix="z", token_warmup_step=0.2, token_warmup_min=2, **changes)
 
 
 def test_every_exported_key_is_a_real_sd_scripts_argument():

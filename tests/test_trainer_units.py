@@ -82,6 +82,37 @@ def test_shuffled_captions_keep_the_first_tokens(small_plan):
     assert data.caption_of(image, TrainConfig(keep_tokens=1), 0, rng) == "trigger, a, b, c, d, e"
 
 
+def test_prefix_suffix_and_the_keep_tokens_separator(small_plan):
+    _, plan = small_plan
+    image = plan.used_images[0]
+    image.info.caption = "sks, a, b"
+    rng = random.Random(0)
+    wrapped = TrainConfig(caption_prefix="photo of", caption_suffix="high quality")
+    assert data.caption_of(image, wrapped, 0, rng) == "photo of sks, a, b high quality"       # sd-scripts: + " "
+    image.info.caption = "sks, dog ||| a, b, c, d, e ||| best, detailed"
+    split = TrainConfig(shuffle_caption=True, keep_tokens=3, keep_tokens_separator="|||")
+    shuffled = [data.caption_of(image, split, 0, rng).split(", ") for _ in range(30)]
+    assert all(c[:2] == ["sks", "dog"] and c[-2:] == ["best", "detailed"] and sorted(c[2:-2]) == list("abcde")
+               for c in shuffled)
+    assert len({tuple(c) for c in shuffled}) > 1
+    image.info.caption = "sks, a, b, c"           # no separator in this caption: keep_tokens is used
+    assert all(data.caption_of(image, split, 0, rng).startswith("sks, a, b, ") for _ in range(10))
+
+
+def test_token_warmup_grows_the_free_tags_to_all_of_them(small_plan):
+    _, plan = small_plan
+    image = plan.used_images[0]
+    image.info.caption = "sks, a, b, c, d, e, f, g, h, i, j"
+    rng = random.Random(0)
+    # 10 free tags, min 2, warmup over the first 40% of 100 steps: ⌊step × 8 / 40⌋ + 2 tags
+    warm = TrainConfig(keep_tokens=1, token_warmup_min=2, token_warmup_step=0.4)
+    lengths = [len(data.caption_of(image, warm, 0, rng, step, 100).split(", ")) - 1 for step in (0, 5, 20, 39, 40, 99)]
+    assert lengths == [2, 3, 6, 9, 10, 10]
+    steps = TrainConfig(token_warmup_min=1, token_warmup_step=10)             # whole steps, nothing kept
+    assert data.caption_of(image, steps, 0, rng, 0, 100) == "sks"
+    assert data.caption_of(image, steps, 0, rng, 5, 100) == "sks, a, b, c, d, e"   # ⌊5 × 10 / 10⌋ + 1
+
+
 def test_caption_dropout_rules_are_sd_scripts(small_plan):
     _, plan = small_plan
     image = plan.used_images[0]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from workbench.config import OPTIMIZERS, SCHEDULERS, new_config
+from workbench.config import OPTIMIZERS, SCHEDULERS, TrainConfig, new_config
 from workbench.validate import errors, validate
 
 CLEAN = new_config(optimizer_type="AdamW")
@@ -134,3 +134,11 @@ def test_cached_text_encoder_outputs_need_a_frozen_text_encoder_and_fixed_captio
     for key, value in (("shuffle_caption", True), ("caption_dropout_rate", 0.1), ("caption_tag_dropout_rate", 0.2)):
         found = errors(validate(cached.replace(**{key: value})))
         assert len(found) == 1 and key in found[0].message and "sd-scripts refuses" in found[0].message
+
+
+def test_check_notes_a_keep_tokens_separator_that_nothing_reads():
+    notes = [f for f in validate(TrainConfig(max_train_epochs=1, keep_tokens_separator="|||"))
+             if f.field == "keep_tokens_separator"]
+    assert notes and "stays in the captions" in notes[0].message
+    assert not [f for f in validate(TrainConfig(max_train_epochs=1, keep_tokens_separator="|||", shuffle_caption=True))
+                if f.field == "keep_tokens_separator"]

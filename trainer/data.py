@@ -12,6 +12,7 @@ encoded as it comes.
 from __future__ import annotations
 
 import io
+import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,25 +87,28 @@ def accumulation_groups(batches: list[Batch], accumulation: int) -> list[list[Ba
 
 # ---------------------------------------------------------------- captions
 
-def caption_of(image: PlannedImage, cfg, epoch: int, rng: random.Random) -> str:
-    """The caption trained on in 0-based `epoch`, in sd-scripts' order: the whole caption dropped
-    (caption_dropout_rate, or every caption_dropout_every_n_epochs-th epoch counted from 1), else the
-    comma-separated tags after the first keep_tokens shuffled (shuffle_caption; the trigger word
-    stays first), then each of them left out with caption_tag_dropout_rate."""
+def caption_of(image: PlannedImage, cfg, epoch: int, rng: random.Random, step: int = 0, total_steps: int = 0) -> str:
+    """The caption trained on in 0-based `epoch` at optimizer step `step` (steps done before it),
+    in sd-scripts' order (process_caption): caption_prefix / caption_suffix added; the whole caption
+    dropped (caption_dropout_rate, or every caption_dropout_every_n_epochs-th epoch counted from 1);
+    else the comma-separated tags split into the kept head (keep_tokens, or the part before
+    keep_tokens_separator), the rest, and a kept tail (after a second separator); the rest cut by
+    token warmup, shuffled (shuffle_caption), each tag left out with caption_tag_dropout_rate."""
+    caption = with_prefix_and_suffix(image.info.caption, cfg)
     every = cfg.caption_dropout_every_n_epochs
     dropped = cfg.caption_dropout_rate > 0 and rng.random() < cfg.caption_dropout_rate
     if dropped or (every and (epoch + 1) % every == 0):
         return ""
-    caption, tag_dropout = image.info.caption, cfg.caption_tag_dropout_rate
-    if not (cfg.shuffle_caption or tag_dropout > 0):
+    tag_dropout = cfg.caption_tag_dropout_rate
+    if not (cfg.shuffle_caption or tag_dropout > 0 or cfg.token_warmup_step > 0):
         return caption
-    tags = [t.strip() for t in caption.strip().split(",")]
-    kept, rest = tags[:cfg.keep_tokens], tags[cfg.keep_tokens:]
+    head, rest, tail = kept_and_free_tags(caption, cfg)
+    rest = warmed_up_tags(rest, cfg, step, total_steps)
     if cfg.shuffle_caption:
         rng.shuffle(rest)
     if tag_dropout > 0:
         rest = [tag for tag in rest if rng.random() >= tag_dropout]
-    return ", ".join(kept + rest)
+    return ", ".join(head + rest + tail)
 
 
 def fixed_captions(plan: Plan, cfg) -> list[str]:
@@ -116,9 +120,38 @@ def fixed_captions(plan: Plan, cfg) -> list[str]:
     return captions + ([""] if cfg.caption_dropout_every_n_epochs else [])
 
 
-def batch_captions(batch: Batch, cfg, seed: int, epoch: int) -> list[str]:
+def with_prefix_and_suffix(caption: str, cfg) -> str:
+    if cfg.caption_prefix:
+        caption = f"{cfg.caption_prefix} {caption}"
+    return f"{caption} {cfg.caption_suffix}" if cfg.caption_suffix else caption
+
+
+def kept_and_free_tags(caption: str, cfg) -> tuple[list[str], list[str], list[str]]:
+    """(tags kept first, tags free to move, tags kept last). keep_tokens_separator, where the
+    caption has it, splits "head SEP free SEP tail"; otherwise the first keep_tokens are kept."""
+    separator = cfg.keep_tokens_separator
+    if separator and separator in caption:
+        head, free = caption.split(separator, 1)
+        free, tail = free.split(separator, 1) if separator in free else (free, "")
+        return tuple([t.strip() for t in part.split(",") if t.strip()] for part in (head, free, tail))
+    tags = [t.strip() for t in caption.strip().split(",")]
+    return tags[:cfg.keep_tokens], tags[cfg.keep_tokens:], []
+
+
+def warmed_up_tags(tags: list[str], cfg, step: int, total_steps: int) -> list[str]:
+    """Token warmup: before step W (token_warmup_step; below 1 a fraction of the total steps) only
+    ⌊step × (n − min) / W⌋ + min of the n free tags are used, growing to all of them at W."""
+    warmup = cfg.token_warmup_step
+    if warmup < 1:
+        warmup = math.floor(warmup * total_steps)
+    if not warmup or step >= warmup:
+        return tags
+    return tags[:math.floor(step * ((len(tags) - cfg.token_warmup_min) / warmup)) + cfg.token_warmup_min]
+
+
+def batch_captions(batch: Batch, cfg, seed: int, epoch: int, step: int = 0, total_steps: int = 0) -> list[str]:
     rng = random.Random(f"{seed}/{epoch}/{batch.index}")
-    return [caption_of(im, cfg, epoch, rng) for im in batch.images]
+    return [caption_of(im, cfg, epoch, rng, step, total_steps) for im in batch.images]
 
 
 # ---------------------------------------------------------------- pixels

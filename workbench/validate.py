@@ -307,9 +307,18 @@ def _validation(cfg: TrainConfig) -> list[Finding]:
     return []
 
 
+def _caption_tags(cfg: TrainConfig) -> list[Finding]:
+    """keep_tokens_separator is read only where tags are moved or cut, as in sd-scripts."""
+    if cfg.keep_tokens_separator and not (cfg.shuffle_caption or cfg.token_warmup_step or cfg.caption_tag_dropout_rate):
+        return [Finding("note", "keep_tokens_separator", "only read with shuffle_caption, token_warmup_step or "
+                        f"caption_tag_dropout_rate; without them {cfg.keep_tokens_separator!r} stays in the "
+                        "captions as written (as in sd-scripts)")]
+    return []
+
+
 RULES = (_choices, _ranges, _resolution_and_buckets, _steps, _timesteps, _warmup, _scheduler_needs_optimizer, _model_flags,
          _network, _text_encoder, _clip_skip, _samples, _flip_with_cache, _latent_cache,
-         _loss, _noise, _keep_last, _validation)
+         _loss, _noise, _keep_last, _validation, _caption_tags)
 RULES += (_text_encoder_cache,)
 
 
