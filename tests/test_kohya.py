@@ -297,7 +297,7 @@ def everything_set(**changes) -> TrainConfig:
         noise_offset_random_strength=True, adaptive_noise_scale=0.01, zero_terminal_snr=True,
         ip_noise_gamma_random_strength=True, validation_split=0.1, validation_seed=3, validate_every_n_epochs=2,
         validate_every_n_steps=50, max_validation_steps=4, keep_tokens_separator="|||", caption_prefix="a",
-        caption_suffix="z", token_warmup_step=0.2, token_warmup_min=2, **changes)
+        caption_suffix="z", token_warmup_step=0.2, token_warmup_min=2, color_aug=True, random_crop=True, **changes)
 
 
 def test_every_exported_key_is_a_real_sd_scripts_argument():

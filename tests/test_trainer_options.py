@@ -177,3 +177,16 @@ def test_validation_leaves_the_training_exactly_as_without_it(demo, tmp_path):
     busy = train_in_process(busy_cfg, tmp_path / "run-b")[2]
     assert len(of_kind(busy, "validation")) == 3 and not of_kind(quiet, "validation")
     assert [e["loss"] for e in of_kind(busy, "step")] == [e["loss"] for e in of_kind(quiet, "step")]
+
+
+def test_augmentations_and_caption_options_train_uncached_and_are_recorded(demo, tmp_path):
+    cfg = short_run(demo, tmp_path / "out", cache_latents=False, color_aug=True, random_crop=True,
+                    caption_prefix="photo of", token_warmup_step=0.5, token_warmup_min=1, shuffle_caption=True)
+    code, status, _ = train_in_process(cfg, tmp_path / "run")
+    assert code == 0, status.get("error")
+    meta = saved_metadata(tmp_path / "out")
+    assert (meta["ss_color_aug"], meta["ss_random_crop"], meta["ss_cache_latents"]) == ("True", "True", "False")
+    back, _ = from_ss_keys(meta)
+    assert (back.color_aug, back.random_crop) == (True, True)
+    refused = train_in_process(cfg.replace(output_dir=str(tmp_path / "cached"), cache_latents=True), tmp_path / "r2")
+    assert refused[0] != 0 and "color_aug" in refused[1]["error"] and "cache_latents" in refused[1]["error"]

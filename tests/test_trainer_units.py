@@ -507,3 +507,30 @@ def test_samples_are_conditioned_like_training_clip_skip_and_long_prompts(sd1):
     assert np.array_equal(image(long), image(tail))                          # 75 tokens: the tail is cut
     assert not np.array_equal(image(long, max_tokens=225), image(tail, max_tokens=225))
     assert not np.array_equal(image("wbdemo, red circle"), image("wbdemo, red circle", clip_skip=2))
+
+
+def test_random_crop_and_color_aug_change_an_image_at_each_use(tmp_path):
+    from PIL import Image
+    noise = np.random.default_rng(0).integers(0, 255, (100, 200, 3), dtype=np.uint8)
+    (tmp_path / "1_x").mkdir()
+    Image.fromarray(noise).save(tmp_path / "1_x" / "wide.png")          # 200 × 100: overhangs its bucket
+    cfg = new_config(train_data_dir=str(tmp_path), resolution="128,128", min_bucket_reso=64, max_bucket_reso=256,
+                     bucket_reso_steps=64, max_train_epochs=1)
+    wide = make_plan(cfg).used_images[0]
+    assert wide.resized != wide.bucket
+    centre = data.load_pixels(wide)
+    crops = {tuple(data.load_pixels(wide, rng=random.Random(i), random_crop=True)[0, 0, :4].tolist())
+             for i in range(12)}
+    assert len(crops) > 1 and data.load_pixels(wide, rng=random.Random(0), random_crop=True).shape == centre.shape
+    changed = sum(not torch.equal(data.load_pixels(wide, rng=random.Random(i), color_aug=True), centre)
+                  for i in range(300))
+    assert 0.25 < changed / 300 < 0.42                       # one use in three, as sd-scripts' AugHelper
+
+
+def test_augmentations_are_refused_with_cached_latents():
+    from workbench.validate import validate
+    found = {f.field: f for f in validate(TrainConfig(max_train_epochs=1, color_aug=True, random_crop=True))}
+    assert found["color_aug"].level == "error" and "cache_latents" in found["color_aug"].message
+    assert found["random_crop"].level == "error"
+    quiet = validate(TrainConfig(max_train_epochs=1, color_aug=True, random_crop=True, cache_latents=False))
+    assert not [f for f in quiet if f.field in ("color_aug", "random_crop")]

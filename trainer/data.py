@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from trainer import augment
+
 from workbench.buckets import crop_box, sdxl_crop_ltrb
 from workbench.dataset import DatasetError
 from workbench.fileio import write_bytes_atomic
@@ -156,8 +158,10 @@ def batch_captions(batch: Batch, cfg, seed: int, epoch: int, step: int = 0, tota
 
 # ---------------------------------------------------------------- pixels
 
-def load_pixels(image: PlannedImage, flip: bool = False) -> torch.Tensor:
-    """(3, H, W) in [-1, 1]: scaled to cover its bucket, centre-cropped (sd-scripts' transform)."""
+def load_pixels(image: PlannedImage, flip: bool = False, rng: random.Random | None = None,
+                random_crop: bool = False, color_aug: bool = False) -> torch.Tensor:
+    """(3, H, W) in [-1, 1]: scaled to cover its bucket, centre-cropped (sd-scripts' transform);
+    random_crop / color_aug (drawn from `rng`) change that at every use."""
     Image = pil_image()
     try:
         with open_image(image.info.path) as source:
@@ -167,10 +171,12 @@ def load_pixels(image: PlannedImage, flip: bool = False) -> torch.Tensor:
     if rgb.size != image.resized:
         shrinking = image.resized[0] < rgb.size[0]
         rgb = rgb.resize(image.resized, Image.Resampling.BOX if shrinking else Image.Resampling.LANCZOS)
-    rgb = rgb.crop(crop_box(image.resized, image.bucket))
+    box = augment.random_crop_box(image.resized, image.bucket, rng) if random_crop else None
+    rgb = rgb.crop(box or crop_box(image.resized, image.bucket))
     if flip:
         rgb = rgb.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    array = np.asarray(rgb, dtype=np.float32) / 127.5 - 1.0
+    pixels = augment.color_aug(np.asarray(rgb), rng) if color_aug else np.asarray(rgb)
+    array = pixels.astype(np.float32) / 127.5 - 1.0
     return torch.from_numpy(array).permute(2, 0, 1)
 
 
@@ -186,6 +192,7 @@ class Latents:
         self.vae, self.scaling, self.device = vae, scaling_factor, device
         self.generator = torch.Generator(device="cpu").manual_seed(seed)
         self.flip = cfg.flip_aug
+        self.random_crop, self.color_aug = cfg.random_crop, cfg.color_aug     # only without a cache
         self.to_disk = cfg.cache_latents_to_disk
         # path -> (latents, mirrored latents or None)
         self.cache: dict[Path, tuple[torch.Tensor, torch.Tensor | None]] | None = {} if cfg.cache_latents else None
@@ -234,7 +241,8 @@ class Latents:
             entries = [self.cache[im.info.path] for im in batch.images]
             latents = torch.stack([e[1] if f else e[0] for e, f in zip(entries, flips)]).to(self.device)
         else:
-            pixels = torch.stack([load_pixels(im, flip=f) for im, f in zip(batch.images, flips)])
+            pixels = torch.stack([load_pixels(im, f, rng, self.random_crop, self.color_aug)
+                                  for im, f in zip(batch.images, flips)])
             latents = self.encode(pixels).float()
         return latents * self.scaling, flips
 

@@ -245,7 +245,8 @@ class Recipe:
         if self.plan.validation_batches and self.accelerator.is_main_process:    # only process 0 validates
             # their own latents and generator: validating never shifts the training's random draws
             self.validation_latents = data.Latents(self.models.vae, self.models.family.scaling_factor, self.device,
-                                                   self.plan.split_seed, cfg.replace(flip_aug=False))
+                                                   self.plan.split_seed,
+                                                   cfg.replace(flip_aug=False, random_crop=False, color_aug=False))
             self.validation_latents.fill_cache(self.plan, self.events.log, self.plan.validation_images)
             self.events.log(f"validation: {len(self.plan.validation_images)} held-out images "
                             f"({self.plan.num_validation_images} with repeats), {self.plan.validation_batches} "

@@ -226,7 +226,8 @@ SETTING_KEYS = {
     "ss_ip_noise_gamma_random_strength": "ip_noise_gamma_random_strength",
     "ss_validation_split": "validation_split", "ss_validation_seed": "validation_seed",
     "ss_max_validation_steps": "max_validation_steps", "ss_validate_every_n_epochs": "validate_every_n_epochs",
-    "ss_validate_every_n_steps": "validate_every_n_steps",
+    "ss_validate_every_n_steps": "validate_every_n_steps", "ss_color_aug": "color_aug",
+    "ss_random_crop": "random_crop",
 }
 # keys that record what a run did or what it ran on, not a setting to carry over
 RESULT_KEYS = frozenset((

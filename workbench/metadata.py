@@ -26,7 +26,7 @@ CONFIG_KEY = "workbench_config"
 # Options sd-scripts always records and the workbench does not offer, with the value sd-scripts
 # writes when they are off, so a file reads like a kohya one to the tools that show them.
 OPTIONS_NOT_OFFERED = {
-    "ss_full_fp16": "False", "ss_lowram": "False", "ss_color_aug": "False", "ss_random_crop": "False",
+    "ss_full_fp16": "False", "ss_lowram": "False",
     "ss_face_crop_aug_range": "None",
     "ss_fp8_base": "False", "ss_fp8_base_unet": "False", "ss_resize_interpolation": "None",
     # sd-scripts' value when it cannot tell its own git commit; this file was not made by sd-scripts
@@ -158,7 +158,8 @@ def training_metadata(cfg: TrainConfig, plan, facts: RunFacts) -> dict[str, str]
         "ss_batch_size_per_device": cfg.train_batch_size,
         "ss_total_batch_size": cfg.train_batch_size * facts.num_processes * cfg.gradient_accumulation_steps,
         "ss_resolution": (w, h), "ss_enable_bucket": cfg.enable_bucket, **bucket_settings(cfg),
-        "ss_flip_aug": cfg.flip_aug, "ss_shuffle_caption": cfg.shuffle_caption, "ss_keep_tokens": cfg.keep_tokens,
+        "ss_flip_aug": cfg.flip_aug, "ss_color_aug": cfg.color_aug, "ss_random_crop": cfg.random_crop,
+        "ss_shuffle_caption": cfg.shuffle_caption, "ss_keep_tokens": cfg.keep_tokens,
         "ss_max_token_length": args["max_token_length"],
         "ss_caption_dropout_rate": cfg.caption_dropout_rate,
         "ss_caption_dropout_every_n_epochs": cfg.caption_dropout_every_n_epochs,

@@ -222,6 +222,15 @@ def _flip_with_cache(cfg: TrainConfig) -> list[Finding]:
     return []
 
 
+def _augment_with_cache(cfg: TrainConfig) -> list[Finding]:
+    """color_aug and random_crop change an image at every use: sd-scripts refuses them with cached latents."""
+    if not (cfg.cache_latents or cfg.cache_latents_to_disk):
+        return []
+    return [Finding("error", name, "changes every image at each use, so its latents cannot be cached: turn "
+                    "cache_latents (and cache_latents_to_disk) off, as sd-scripts refuses it")
+            for name in ("color_aug", "random_crop") if getattr(cfg, name)]
+
+
 def _latent_cache(cfg: TrainConfig) -> list[Finding]:
     if cfg.cache_latents_to_disk and not cfg.cache_latents:
         return [Finding("note", "cache_latents", "cache_latents_to_disk turns cache_latents on, as in sd-scripts")]
@@ -318,7 +327,8 @@ def _caption_tags(cfg: TrainConfig) -> list[Finding]:
 
 RULES = (_choices, _ranges, _resolution_and_buckets, _steps, _timesteps, _warmup, _scheduler_needs_optimizer, _model_flags,
          _network, _text_encoder, _clip_skip, _samples, _flip_with_cache, _latent_cache,
-         _loss, _noise, _keep_last, _validation, _caption_tags)
+         _loss, _noise, _keep_last, _validation, _caption_tags,
+         _augment_with_cache)
 RULES += (_text_encoder_cache,)
 
 
