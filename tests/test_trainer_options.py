@@ -190,3 +190,32 @@ def test_augmentations_and_caption_options_train_uncached_and_are_recorded(demo,
     assert (back.color_aug, back.random_crop) == (True, True)
     refused = train_in_process(cfg.replace(output_dir=str(tmp_path / "cached"), cache_latents=True), tmp_path / "r2")
     assert refused[0] != 0 and "color_aug" in refused[1]["error"] and "cache_latents" in refused[1]["error"]
+
+
+def test_block_ranks_and_block_lrs_train_and_show_in_inspect(demo, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from workbench.inspect import describe
+    from workbench.lora_blocks import block_index
+    from workbench.lora_structure import modules_by_block
+    plain = short_run(demo, tmp_path / "plain", max_train_steps=1)
+    assert train_in_process(plain, tmp_path / "run-plain")[0] == 0
+    present = sorted({block_index(m.name, False) for m in describe(tmp_path / "plain" / "demo-lora.safetensors")
+                      .structure.modules if m.name.startswith("lora_unet_")})
+    dims = ",".join("2" if i == present[0] else "4" for i in range(25))
+    weights = ",".join("0.5" if i == present[0] else "1" for i in range(12))
+    cfg = short_run(demo, tmp_path / "out", network_dim=4, learning_rate=1e-3,
+                    network_args=[f"block_dims={dims}", f"down_lr_weight={weights}"])
+    code, status, events = train_in_process(cfg, tmp_path / "run")
+    assert code == 0, status.get("error")
+    inspection = describe(tmp_path / "out" / "demo-lora.safetensors")
+    ranks = {b.label: b.rank_distribution() for b in modules_by_block(inspection.structure.modules)}
+    first = next(label for label, _ in ranks.items() if label.startswith("unet "))
+    assert set(ranks[first]) == {2} and any(set(r) == {4} for label, r in ranks.items() if label.startswith("unet "))
+    board = EventAccumulator(str(tmp_path / "run" / "tb"))
+    board.Reload()
+    tags = board.Tags()["scalars"]
+    assert f"lr/unet_block{present[0]}" in tags and f"lr/unet_block{present[-1]}" in tags
+    half = board.Scalars(f"lr/unet_block{present[0]}")[0].value
+    assert half == pytest.approx(0.5 * board.Scalars(f"lr/unet_block{present[-1]}")[0].value)
+    assert of_kind(events, "step")[0]["lr_unet"] == pytest.approx(1e-3)        # the unweighted UNet LR

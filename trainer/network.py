@@ -29,13 +29,14 @@ from trainer.network_names import (
     text_encoder_prefixes,
 )
 from workbench.errors import UserError
+from workbench.lora_blocks import BLOCK_ARGS, Blocks, block_index, parse_blocks
 
 UNET_ATTENTION_BLOCKS = ("Transformer2DModel",)
 UNET_CONV_BLOCKS = ("ResnetBlock2D", "Downsample2D", "Upsample2D")
 # CLIPSdpaAttention / CLIPFlashAttention2 are the attention classes of transformers 4.x.
 TEXT_ENCODER_BLOCKS = ("CLIPAttention", "CLIPSdpaAttention", "CLIPFlashAttention2", "CLIPMLP")
 LORA_ARGS = ("conv_dim", "conv_alpha", "rank_dropout", "module_dropout",
-             "loraplus_lr_ratio", "loraplus_unet_lr_ratio", "loraplus_text_encoder_lr_ratio")
+             "loraplus_lr_ratio", "loraplus_unet_lr_ratio", "loraplus_text_encoder_lr_ratio", *BLOCK_ARGS)
 
 
 # ---------------------------------------------------------------- arguments
@@ -118,13 +119,16 @@ def unet_targets(unet: torch.nn.Module, with_conv: bool) -> dict[str, torch.nn.M
     return {rename(lora_name(UNET_PREFIX, path)): module for path, module in paths.items()}
 
 
+def is_sdxl_unet(unet: torch.nn.Module) -> bool:
+    return getattr(unet, "config", {}).get("addition_embed_type") == "text_time"
+
+
 def unet_name_rule(unet: torch.nn.Module):
     """SDXL LoRA names are sd-scripts' original block names (input_blocks_4_1_...); SD1/SD2 names
     are the diffusers path, as sd-scripts writes them too."""
-    config = getattr(unet, "config", {})
-    if config.get("addition_embed_type") != "text_time":
+    if not is_sdxl_unet(unet):
         return lambda name: name
-    layout = sgm_layout(config)
+    layout = sgm_layout(unet.config)
     return lambda name: sgm_unet_name(name, layout)
 
 
@@ -215,6 +219,7 @@ class Network(torch.nn.Module):
         self.base_models = base_models   # a plain list: not children, not saved
         self.trains_text_encoder = trains_text_encoder and bool(text_encoder_modules)
         self.rank, self.alpha, self.algo = rank, alpha, algo
+        self.block_lr: dict[str, tuple[int, float]] = {}     # UNet module name -> (block, LR weight)
 
     def apply_to(self) -> None:
         # The base model is never trained: no gradient memory is spent on its weights.
@@ -227,12 +232,13 @@ class Network(torch.nn.Module):
                      loraplus: dict[str, float | None] | None = None) -> list[dict]:
         """One group per part that trains; the parts that do not are frozen (no gradients).
         LoRA+ (`loraplus` {part: ratio}): a part's lora_up weights form a group "<part> plus" at
-        ratio × its LR, as sd-scripts' prepare_optimizer_params splits them."""
+        ratio × its LR, as sd-scripts' prepare_optimizer_params splits them. Block LR weights
+        (down/mid/up_lr_weight): one UNet group per block, "unet_block<i>" at weight × unet_lr."""
         groups = []
         te_lr = text_encoder_lr if self.trains_text_encoder else 0.0
-        for name, modules, lr in (("unet", self.unet_modules, unet_lr),
-                                  ("text_encoder", self.text_encoder_modules, te_lr)):
-            ratio = (loraplus or {}).get(name)
+        parts = self.unet_parts(unet_lr) + [("text_encoder", "text_encoder", self.text_encoder_modules, te_lr)]
+        for name, part, modules, lr in parts:
+            ratio = (loraplus or {}).get(part)
             named = [(n, p) for module in modules for n, p in module.named_parameters()]
             for _, p in named:
                 p.requires_grad_(lr > 0)
@@ -244,6 +250,17 @@ class Network(torch.nn.Module):
         if not groups:
             raise UserError("unet_lr and text_encoder_lr are both 0 (or the text encoder is off): nothing would train")
         return groups
+
+    def unet_parts(self, unet_lr: float) -> list[tuple[str, str, list, float]]:
+        """(group name, part, modules, LR) of the UNet: one, or one per block in the order the
+        blocks first appear (sd-scripts' order) with block LR weights."""
+        if not self.block_lr:
+            return [("unet", "unet", self.unet_modules, unet_lr)]
+        blocks: dict[int, list] = {}
+        for module in self.unet_modules:
+            blocks.setdefault(self.block_lr[module.lora_name][0], []).append(module)
+        return [(f"unet_block{i}", "unet", modules, unet_lr * self.block_lr[modules[0].lora_name][1])
+                for i, modules in blocks.items()]
 
     def set_text_encoder_trainable(self, trainable: bool) -> None:
         """stop_text_encoder_training: frozen parameters get no gradient, so the optimizer
@@ -340,9 +357,13 @@ def create_network(cfg, unet, text_encoders: list, weights_path: str | None = No
     weights = read_lora_file(path, unet) if path else {}
     # A continued LoRA keeps its text-encoder part even when only the UNet trains now.
     with_te = cfg.trains_text_encoder() or any(is_text_encoder_name(key) for key in weights)
-    targets = unet_targets(unet, with_conv=args.conv_rank is not None or cfg.dim_from_weights)
+    sdxl = is_sdxl_unet(unet)
+    blocks = parse_blocks(cfg.network_args_dict(), sdxl, args.rank, args.alpha, args.conv_rank, args.conv_alpha)
+    with_conv = args.conv_rank is not None or cfg.dim_from_weights or bool(blocks and blocks.conv_dims)
+    targets = unet_targets(unet, with_conv=with_conv)
     te_targets = text_encoder_targets(text_encoders) if with_te else {}
-    rank_alpha = _ranks_of_file(weights, path) if cfg.dim_from_weights else _ranks_of_args(args)
+    rank_alpha = (_ranks_of_file(weights, path) if cfg.dim_from_weights
+                  else _ranks_of_blocks(blocks, args, sdxl) if blocks else _ranks_of_args(args))
     if not targets:
         raise UserError(f"{cfg.pretrained_model_name_or_path}: the UNet has no Transformer2DModel blocks "
                         "to put LoRA modules in: not a Stable Diffusion UNet")
@@ -352,6 +373,9 @@ def create_network(cfg, unet, text_encoders: list, weights_path: str | None = No
                         "(a LoRA for another model family?)")
     rank, alpha = _common_rank(unet_modules + te_modules) if cfg.dim_from_weights else (args.rank, args.alpha)
     network = Network(unet_modules, te_modules, [unet, *text_encoders], cfg.trains_text_encoder(), rank, alpha, "lora")
+    if blocks and blocks.lr_weights and not cfg.dim_from_weights:
+        network.block_lr = {m.lora_name: (i, blocks.lr_weights[i]) for m in unet_modules
+                            for i in [block_index(m.lora_name, sdxl)]}
     if weights:
         network.load_weights_dict(weights, path)
     return network
@@ -360,6 +384,17 @@ def create_network(cfg, unet, text_encoders: list, weights_path: str | None = No
 def _ranks_of_args(args: LoRAArgs):
     def rank_alpha(name: str, module: torch.nn.Module) -> tuple[int | None, float]:
         return (args.conv_rank, args.conv_alpha) if is_conv3x3(module) else (args.rank, args.alpha)
+    return rank_alpha
+
+
+def _ranks_of_blocks(blocks: Blocks, args: LoRAArgs, sdxl: bool):
+    """block_dims & co: each UNet module at its block's rank (0: none); text-encoder modules as usual."""
+    plain = _ranks_of_args(args)
+
+    def rank_alpha(name: str, module: torch.nn.Module) -> tuple[int | None, float]:
+        if not name.startswith(UNET_PREFIX):
+            return plain(name, module)
+        return blocks.rank_alpha(block_index(name, sdxl), is_conv3x3(module))
     return rank_alpha
 
 

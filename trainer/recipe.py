@@ -74,6 +74,7 @@ class Stepper:
         self.network.to(self.device).train()
         self.unet = compiled_unet(cfg, models.unet, batch_shapes)
         self.groups = self.network.param_groups(cfg.unet_lr_value(), cfg.text_encoder_lr_value(), cfg.loraplus_ratios())
+        self.initial_lrs = {g["name"]: g["lr"] for g in self.groups}       # before the schedule scales them
         self.trainable = [p for g in self.groups for p in g["params"]]
         optimizer, self.optimizer_name = optim.build_optimizer(cfg, self.groups)
         self.scheduler = optim.build_scheduler(cfg, optimizer, total_steps)
@@ -100,6 +101,16 @@ class Stepper:
                 return self.run_text_encoders(chunk)
         self.text_cache = TextCache(encode)
         return self.text_cache.fill(captions)
+
+    def unet_lr_used(self) -> float:
+        """The UNet's LR of the last step; with per-block groups (down/mid/up_lr_weight) the
+        unweighted one: unet_lr × the schedule's factor, read off the first block group."""
+        if "unet" in self.used_lrs:
+            return self.used_lrs["unet"]
+        block = next((n for n in self.used_lrs if n.startswith("unet_block") and self.initial_lrs.get(n)), None)
+        if block is None:
+            return 0.0
+        return self.cfg.unet_lr_value() * self.used_lrs[block] / self.initial_lrs[block]
 
     def freeze_text_encoder(self) -> None:
         self.network.set_text_encoder_trainable(False)
@@ -371,7 +382,7 @@ class Recipe:
     def after_step(self, epoch: int, loss: float, seconds: float, images: int) -> None:
         s = self.progress
         lrs = self.stepper.used_lrs
-        lr_unet, lr_te = lrs.get("unet", 0.0), 0.0 if self.stepper.text_encoder_frozen else lrs.get("text_encoder", 0.0)
+        lr_unet, lr_te = self.stepper.unet_lr_used(), 0.0 if self.stepper.text_encoder_frozen else lrs.get("text_encoder", 0.0)
         loss_avg = self.loss_window.add(loss)
         self.events.emit("step", step=s.step, epoch=epoch + 1, loss=loss, loss_avg=loss_avg, lr_unet=lr_unet,
                          lr_te=lr_te, s_per_step=seconds)

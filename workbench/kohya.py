@@ -43,7 +43,8 @@ IGNORED_WHY = {
     "additional_parameters": "free-form sd-scripts arguments; add the ones you need by hand",
     "dataset_config": "the workbench reads <repeats>_<name> folders; a dataset_config TOML is not read",
     "network_train_text_encoder_only": "text-encoder-only training is not supported",
-    **dict.fromkeys(BLOCK_WEIGHTS, "block-wise ranks and learning rates are not supported by the workbench trainer"),
+    **dict.fromkeys(BLOCK_WEIGHTS, "kohya_ss passes block-wise ranks and learning rates for Standard and Kohya "
+                                   "LoCon only"),
 }
 
 
@@ -205,6 +206,7 @@ def _gui_network(imp: _Import) -> None:
         imp.set("network_module", module, "LoRA_type", "not supported here: `workbench check` lists the valid ones")
     args += _dropouts_and_conv(imp, lora_type)
     args += _loraplus(imp)
+    args += _block_weights(imp) if lora_type in ("Standard", "Kohya LoCon") else []
     if args:
         imp.set("network_args", args, "network_args", "from LoRA_type and its options")
 
@@ -228,6 +230,20 @@ def _loraplus(imp: _Import) -> list[str]:
     for key in ("loraplus_lr_ratio", "loraplus_unet_lr_ratio", "loraplus_text_encoder_lr_ratio"):
         value = imp.number(key)
         args += [f"{key}={value:g}"] if value else []
+    return args
+
+
+def _block_weights(imp: _Import) -> list[str]:
+    """block_dims, down_lr_weight & co: the GUI passes each one that is not empty as a network arg."""
+    args = []
+    for key in BLOCK_WEIGHTS:
+        if key not in imp.data:
+            continue
+        value = imp.take(key)
+        if value in (None, "", 0, "0"):
+            imp.note("unset", key, "")
+        else:
+            args.append(f"{key}={str(value).replace(' ', '')}")
     return args
 
 

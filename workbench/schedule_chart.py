@@ -84,6 +84,9 @@ def chart_frames(cfg, total_steps: int, steps_per_epoch: int, epochs: int):
             plus, stop = schedule.plus_curve(part), stop_text_encoder_step(cfg, total_steps) or total_steps
             name = f"{label} LoRA+ up ×{schedule.loraplus[part]:g}"
             rows += [(s, plus[s - 1] if part == "unet" or s <= stop else 0.0, name) for s in steps]
+    for weight, blocks in schedule.block_weights.items():      # down/mid/up_lr_weight: weight × the UNet's
+        name = f"UNet ×{weight:g} (blocks {', '.join(map(str, blocks))})"
+        rows += [(s, weight * schedule.unet[s - 1], name) for s in steps]
     curves = pd.DataFrame(rows, columns=["step", "lr", "curve"])
     marker_frame = pd.DataFrame([(m.step, m.kind, m.label) for m in marks], columns=["step", "kind", "label"])
     return curves, marker_frame

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from workbench.config import ConfigError
+from workbench.lora_blocks import lr_weights
 
 POLYNOMIAL_LR_END = 1e-7   # transformers' default lr_end for the polynomial schedule
 
@@ -84,6 +85,7 @@ class Schedule:
     text_encoder: list[float]
     warmup_ignored: bool          # a warmup was asked for but the scheduler has none
     loraplus: dict[str, float] = field(default_factory=dict)   # LoRA+: {part: ratio} of its lora_up group
+    block_weights: dict[float, list[int]] = field(default_factory=dict)   # UNet LR weight ≠ 1 -> its blocks
 
     def plus_curve(self, part: str) -> list[float]:
         """The LR of a part's LoRA+ group (its lora_up weights): ratio × the part's curve."""
@@ -121,7 +123,22 @@ def make_schedule(cfg, total_steps: int) -> Schedule:
     plus = {part: ratio for part, ratio in _loraplus(cfg).items()
             if ratio and (part == "unet" or cfg.trains_text_encoder())}
     return Schedule(total_steps, warmup, unet, te,
-                    warmup_ignored=cfg.lr_warmup_steps > 0 and not has_warmup(cfg.lr_scheduler), loraplus=plus)
+                    warmup_ignored=cfg.lr_warmup_steps > 0 and not has_warmup(cfg.lr_scheduler), loraplus=plus,
+                    block_weights=_block_weights(cfg))
+
+
+def _block_weights(cfg) -> dict[float, list[int]]:
+    """down/mid/up_lr_weight: {weight: blocks} for the weights other than 1 and 0 (a 0 block has no
+    modules); {} without them or while they cannot be read (validation reports that)."""
+    try:
+        weights = lr_weights(cfg.network_args_dict(), cfg.sdxl) if cfg.network_module == "networks.lora" else None
+    except ConfigError:
+        return {}
+    out: dict[float, list[int]] = {}
+    for block, weight in enumerate(weights or []):
+        if weight not in (0.0, 1.0):
+            out.setdefault(weight, []).append(block)
+    return out
 
 
 def _loraplus(cfg) -> dict[str, float | None]:

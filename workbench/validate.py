@@ -158,12 +158,32 @@ def _network(cfg: TrainConfig) -> list[Finding]:
             parse_key_values(getattr(cfg, key), key)
         except ConfigError as exc:
             out.append(Finding("error", key, str(exc).split(": ", 1)[1]))
-    out += _loraplus(cfg)
+    out += _loraplus(cfg) + _blocks(cfg)
     if cfg.network_module == "lycoris.kohya" and "algo" not in _safe_args(cfg):
         out.append(Finding("note", "network_args", "lycoris.kohya without algo= trains LoCon (algo=locon)"))
     if cfg.dim_from_weights and not cfg.network_weights:
         out.append(Finding("error", "dim_from_weights", "needs network_weights (the LoRA to take rank and alpha from)"))
     return out
+
+
+def _blocks(cfg: TrainConfig) -> list[Finding]:
+    """block_dims / *_lr_weight & co (networks.lora): counts per model family, numbers, presets."""
+    from workbench.lora_blocks import BLOCK_ARGS, parse_blocks
+    args = _safe_args(cfg)
+    given = [k for k in BLOCK_ARGS if k in args]
+    if not given:
+        return []
+    if cfg.network_module != "networks.lora":
+        return [Finding("error", "network_args", f"{given[0]} is an argument of networks.lora; "
+                        f"{cfg.network_module} does not read it here")]
+    if cfg.dim_from_weights:
+        return [Finding("note", "network_args", f"{', '.join(given)}: not used with dim_from_weights (the "
+                        "modules and ranks come from network_weights), as in sd-scripts")]
+    try:
+        parse_blocks(args, cfg.sdxl, cfg.network_dim, cfg.network_alpha, None, 1.0)
+    except ConfigError as exc:
+        return [Finding("error", "network_args", str(exc).split(": ", 1)[1])]
+    return []
 
 
 def _loraplus(cfg: TrainConfig) -> list[Finding]:
