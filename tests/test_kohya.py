@@ -194,6 +194,14 @@ def test_the_guis_loss_saving_and_noise_keys_import(tmp_path):
     assert imported(tmp_path, {**gui, "adaptive_noise_scale": 0}).config.adaptive_noise_scale is None
 
 
+def test_the_guis_vae_keys(tmp_path):
+    sdxl = imported(tmp_path, {"epoch": 1, "sdxl": True, "sdxl_no_half_vae": True, "vae_batch_size": 0,
+                               "vae": "/models/sdxl_vae.safetensors"}).config
+    assert (sdxl.no_half_vae, sdxl.vae_batch_size, sdxl.vae) == (True, 1, "/models/sdxl_vae.safetensors")
+    sd1 = imported(tmp_path, {"epoch": 1, "sdxl": False, "sdxl_no_half_vae": True, "vae_batch_size": "4"}).config
+    assert (sd1.no_half_vae, sd1.vae_batch_size) == (False, 4)        # the GUI passes it for SDXL only
+
+
 def test_export_writes_dynamo_backend_only_with_torch_compile():
     assert "dynamo_backend" not in export_sd_scripts(TrainConfig()).values
     on = export_sd_scripts(TrainConfig(torch_compile=True)).values
@@ -297,7 +305,8 @@ def everything_set(**changes) -> TrainConfig:
         noise_offset_random_strength=True, adaptive_noise_scale=0.01, zero_terminal_snr=True,
         ip_noise_gamma_random_strength=True, validation_split=0.1, validation_seed=3, validate_every_n_epochs=2,
         validate_every_n_steps=50, max_validation_steps=4, keep_tokens_separator="|||", caption_prefix="a",
-        caption_suffix="z", token_warmup_step=0.2, token_warmup_min=2, color_aug=True, random_crop=True, **changes)
+        caption_suffix="z", token_warmup_step=0.2, token_warmup_min=2, color_aug=True, random_crop=True,
+        vae="/vae.safetensors", vae_batch_size=2, **changes)
 
 
 def test_every_exported_key_is_a_real_sd_scripts_argument():

@@ -3,6 +3,7 @@ save_last_n_* (the files left), the noise options; their metadata as sd-scripts 
 Inspect's "use these settings" reading them back from the ss_* keys alone."""
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -219,3 +220,38 @@ def test_block_ranks_and_block_lrs_train_and_show_in_inspect(demo, tmp_path):
     half = board.Scalars(f"lr/unet_block{present[0]}")[0].value
     assert half == pytest.approx(0.5 * board.Scalars(f"lr/unet_block{present[-1]}")[0].value)
     assert of_kind(events, "step")[0]["lr_unet"] == pytest.approx(1e-3)        # the unweighted UNet LR
+
+
+def test_a_separate_vae_file_or_folder_is_used_and_recorded(demo, tmp_path, capsys):
+    import torch
+    from diffusers import AutoencoderKL
+    from safetensors.torch import save_file
+
+    from tests.test_trainer_single_file import original_vae
+    from trainer.models import load_models
+    own = AutoencoderKL.from_pretrained(demo.sd1_model, subfolder="vae")
+    changed = {k: v * 1.5 for k, v in own.state_dict().items()}           # another VAE of the same shape
+    ldm = {k.removeprefix("first_stage_model."): v.contiguous()
+           for k, v in original_vae(changed, dict(own.config)).items()}
+    save_file(ldm, str(tmp_path / "other-vae.safetensors"))
+    cfg = short_run(demo, tmp_path / "out", vae=str(tmp_path / "other-vae.safetensors"), max_train_steps=1,
+                    mixed_precision="bf16", no_half_vae=False)
+    loaded = load_models(cfg).vae.state_dict()
+    assert all(torch.allclose(loaded[k], changed[k]) for k in changed)
+    code, status, _ = train_in_process(cfg, tmp_path / "run")
+    assert code == 0, status.get("error")
+    assert f"VAE {tmp_path / 'other-vae.safetensors'} in bfloat16" in capsys.readouterr().out       # no_half_vae off
+    meta = saved_metadata(tmp_path / "out")
+    assert meta["ss_vae_name"] == "other-vae.safetensors"
+    assert meta["ss_new_vae_hash"] == hashlib.sha256((tmp_path / "other-vae.safetensors").read_bytes()).hexdigest()
+    assert len(meta["ss_vae_hash"]) == 8
+    AutoencoderKL.from_config(own.config).save_pretrained(tmp_path / "vae-folder")   # a diffusers folder too
+    from_folder = load_models(cfg.replace(vae=str(tmp_path / "vae-folder"))).vae.state_dict()
+    assert all(torch.equal(from_folder[k], v) for k, v in AutoencoderKL.from_pretrained(tmp_path / "vae-folder")
+               .state_dict().items()) and not torch.equal(from_folder["decoder.conv_out.weight"],
+                                                         own.state_dict()["decoder.conv_out.weight"])
+    from trainer.vae_file import load_vae
+    from workbench.errors import UserError
+    (tmp_path / "not-a-vae.safetensors").write_bytes(b"nonsense")
+    with pytest.raises(UserError, match="cannot be read as a VAE"):
+        load_vae(str(tmp_path / "not-a-vae.safetensors"), own)

@@ -28,7 +28,6 @@ from workbench.fileio import write_bytes_atomic
 from workbench.images import UnreadableImage, open_image, pil_image
 from workbench.plan import Plan, PlannedImage
 
-VAE_BATCH = 4          # images per VAE call while caching
 
 
 @dataclass
@@ -192,6 +191,7 @@ class Latents:
         self.vae, self.scaling, self.device = vae, scaling_factor, device
         self.generator = torch.Generator(device="cpu").manual_seed(seed)
         self.flip = cfg.flip_aug
+        self.vae_batch = cfg.vae_batch_size
         self.random_crop, self.color_aug = cfg.random_crop, cfg.color_aug     # only without a cache
         self.to_disk = cfg.cache_latents_to_disk
         # path -> (latents, mirrored latents or None)
@@ -220,8 +220,8 @@ class Latents:
             by_bucket.setdefault(image.bucket, []).append(image)
         for bucket in sorted(by_bucket):
             group = by_bucket[bucket]
-            for start in range(0, len(group), VAE_BATCH):
-                self._cache_group(group[start:start + VAE_BATCH])
+            for start in range(0, len(group), self.vae_batch):          # vae_batch_size images per VAE call
+                self._cache_group(group[start:start + self.vae_batch])
         log(f"latents: {len(images)} images cached ({len(images) - len(pending)} from disk)"
             + (", mirrored too (flip_aug)" if self.flip else ""))
 
@@ -243,7 +243,8 @@ class Latents:
         else:
             pixels = torch.stack([load_pixels(im, f, rng, self.random_crop, self.color_aug)
                                   for im, f in zip(batch.images, flips)])
-            latents = self.encode(pixels).float()
+            n = self.vae_batch          # vae_batch_size images per VAE call, as sd-scripts splits uncached batches
+            latents = torch.cat([self.encode(pixels[i:i + n]) for i in range(0, len(pixels), n)]).float()
         return latents * self.scaling, flips
 
 

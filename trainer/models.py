@@ -69,11 +69,13 @@ class Models:
         """max_tokens: max_token_length (75, 150 or 225 caption tokens)."""
         return self.family.encode(self, captions, clip_skip, device, max_tokens)
 
-    def prepare(self, device, dtype, gradient_checkpointing: bool, train_text_encoder: bool) -> None:
-        """Frozen base weights in `dtype` on `device`; the VAE stays float32 (fp16 VAEs overflow,
-        SDXL's does); checkpointing when asked (diffusers and transformers apply it in train mode)."""
+    def prepare(self, device, dtype, gradient_checkpointing: bool, train_text_encoder: bool,
+                vae_dtype=torch.float32) -> None:
+        """Frozen base weights in `dtype` on `device`, the VAE in `vae_dtype` (float32 with
+        no_half_vae: fp16 VAEs overflow, SDXL's does); checkpointing when asked (diffusers and
+        transformers apply it in train mode)."""
         if self.vae is not None:
-            self.vae.to(device, torch.float32).requires_grad_(False).eval()
+            self.vae.to(device, vae_dtype).requires_grad_(False).eval()
         for model in (self.unet, *self.text_encoders):
             model.to(device, dtype).requires_grad_(False)
         self.unet.train()           # SD's UNet has no dropout: train mode only enables checkpointing
@@ -211,6 +213,9 @@ def load_models(cfg) -> Models:
         parts = _load_folder(info.path, family)
     else:
         parts = _load_single_file(info.path, family, cfg.v_parameterization)
+    if cfg.vae:
+        from trainer.vae_file import load_vae
+        parts["vae"] = load_vae(cfg.vae, parts["vae"])
     return Models(family, parts["unet"], parts["vae"], parts["text_encoders"], parts["tokenizers"], info)
 
 

@@ -226,10 +226,12 @@ class Recipe:
     def load_models(self) -> None:
         cfg = self.cfg
         self.models = model_loading.load_models(cfg)
-        self.models.prepare(self.device, self.dtype, cfg.gradient_checkpointing, cfg.trains_text_encoder())
+        vae_dtype = torch.float32 if cfg.no_half_vae else self.dtype        # sd-scripts' no_half_vae
+        self.models.prepare(self.device, self.dtype, cfg.gradient_checkpointing, cfg.trains_text_encoder(), vae_dtype)
         m = self.models
         self.events.log(f"model: {m.info.path} ({m.info.family_name}, {m.info.layout}); device {self.device}, "
-                        f"mixed precision {cfg.mixed_precision}, base weights {str(self.dtype).removeprefix('torch.')}")
+                        f"mixed precision {cfg.mixed_precision}, base weights {str(self.dtype).removeprefix('torch.')}, "
+                        f"VAE {cfg.vae or 'of the model'} in {str(vae_dtype).removeprefix('torch.')}")
         if cfg.torch_compile:
             self.events.log(f"torch.compile ({cfg.dynamo_backend}): {len(self.plan.batch_shapes())} batch shapes; the "
                             f"first step of each compiles first (a minute or more with inductor)")
@@ -304,7 +306,8 @@ class Recipe:
             seed=self.progress.seed, session_id=random.SystemRandom().randrange(2**32), started_at=time.time(),
             optimizer=self.stepper.optimizer_name, lr_scheduler=optim.scheduler_name(self.cfg),
             network_dim=self.network.rank, network_alpha=self.network.alpha, sd_model_hash=legacy,
-            new_sd_model_hash=sha, num_processes=self.accelerator.num_processes)
+            new_sd_model_hash=sha, num_processes=self.accelerator.num_processes,
+            vae_hashes=saving.base_model_hashes(Path(self.cfg.vae).expanduser()) if self.cfg.vae else None)
 
     # ================================================================ train
     def train(self) -> str:

@@ -57,6 +57,9 @@ class TrainConfig:
     v2: bool = opt(False, "The base model is SD 2.x (OpenCLIP text encoder).", SOURCE)
     v_parameterization: bool = opt(False, "Train with v-prediction (SD 2.x 768-v models).", SOURCE)
     sdxl: bool = opt(False, "The base model is SDXL (two text encoders, size conditioning).", SOURCE)
+    vae: str = opt("", "A separate VAE instead of the model's own: a .safetensors/.ckpt file or a diffusers folder (empty: the model's).", SOURCE, path="file")
+    no_half_vae: bool = opt(True, "Keep the VAE in float32 under fp16/bf16 (SDXL's VAE overflows in fp16). On here; kohya_ss's default is off.", SOURCE)
+    vae_batch_size: int = opt(4, "Images the VAE encodes at once while caching latents (sd-scripts' default 1; more is faster, needs more memory).", SOURCE, min=1)
     # --- folders
     train_data_dir: str = opt("", "Folder holding the <repeats>_<class tokens> image folders.", FOLDERS, path="dir")
     reg_data_dir: str = opt("", "Folder holding the regularisation <repeats>_<class> folders (optional).", FOLDERS, path="dir")

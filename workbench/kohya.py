@@ -272,6 +272,7 @@ def _gui_fixups(imp: _Import) -> None:
         imp.set("network_weights", imp.take("lora_network_weights"), "lora_network_weights", "legacy key")
     _gui_stop_text_encoder(imp)
     _gui_dynamo(imp)
+    _gui_vae(imp)
     for key in ("seed", "save_every_n_epochs", "sample_every_n_epochs", "save_every_n_steps", "sample_every_n_steps",
                 "save_last_n_epochs", "save_last_n_epochs_state", "save_last_n_steps", "save_last_n_steps_state",
                 "adaptive_noise_scale"):
@@ -295,6 +296,16 @@ def _gui_noise_type(imp: _Import) -> None:
             imp.note("ignored", key, f"noise_offset_type is {kind}: the kohya_ss GUI does not pass it")
     if kind is not None:
         imp.note("mapped", "noise_offset_type", f"{kind}: its own keys are used")
+
+
+def _gui_vae(imp: _Import) -> None:
+    """The GUI passes no_half_vae for SDXL only (sdxl_no_half_vae); its vae_batch_size 0 is sd-scripts' 1."""
+    if "sdxl_no_half_vae" in imp.data:
+        on = bool(imp.take("sdxl_no_half_vae")) and bool(imp.data.get("sdxl"))
+        imp.set("no_half_vae", on, "sdxl_no_half_vae", "the kohya_ss GUI passes it for SDXL only")
+    if "vae_batch_size" in imp.data and not _number_or_text(imp.data["vae_batch_size"]):
+        imp.take("vae_batch_size")
+        imp.set("vae_batch_size", 1, "vae_batch_size", "0 or empty: sd-scripts' default 1")
 
 
 def _gui_dynamo(imp: _Import) -> None:
@@ -360,7 +371,8 @@ SD_SCRIPTS_DEFAULTS = {"caption_extension": ".caption", "enable_bucket": False, 
                        "lr_scheduler": "constant", "learning_rate": 2e-6, "lr_warmup_steps": 0,
                        "max_bucket_reso": 1024, "network_dim": 4, "save_every_n_epochs": None,
                        "max_train_epochs": None, "max_train_steps": GUI_DEFAULT_MAX_TRAIN_STEPS,
-                       "sample_sampler": "ddim", "num_cpu_threads_per_process": 1}
+                       "sample_sampler": "ddim", "num_cpu_threads_per_process": 1, "no_half_vae": False,
+                       "vae_batch_size": 1}
 SD_SCRIPTS_ALIASES = {"caption_extention": "caption_extension"}   # sd-scripts keeps its old misspelling
 
 

@@ -374,10 +374,14 @@ def _datasets(raw: str, meta) -> dict[str, Any]:
     return settings
 
 
+def _vae_name(raw: str, meta) -> dict[str, Any]:
+    raise ConfigError("only the VAE's file name is stored; choose its path under Source model (vae)")
+
+
 def _model_name(raw: str, meta) -> dict[str, Any]:
     raise ConfigError("only the base model's file name is stored; choose its path under Source model")
 
 
 SPECIAL_KEYS = {"ss_optimizer": _optimizer, "ss_lr_scheduler": _scheduler, "ss_resolution": _resolution,
                 "ss_network_args": _network_args, "ss_base_model_version": _model_version, "ss_datasets": _datasets,
-                "ss_sd_model_name": _model_name}
+                "ss_sd_model_name": _model_name, "ss_vae_name": _vae_name}

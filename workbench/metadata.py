@@ -50,6 +50,7 @@ class RunFacts:
     network_alpha: float
     sd_model_hash: str = ""         # legacy 8-hex hash of a single-file base model ("IsADirectory": a folder)
     new_sd_model_hash: str = ""     # sha256 of that file (also "IsADirectory" for a folder)
+    vae_hashes: tuple[str, str] | None = None    # (legacy, sha256) of the separate VAE (vae), as the base model's
     num_processes: int = 1
 
 
@@ -130,6 +131,14 @@ def validation_settings(plan, args: dict) -> dict:
             "ss_validate_every_n_steps": args.get("validate_every_n_steps")}
 
 
+def vae_keys(cfg: TrainConfig, facts: RunFacts) -> dict[str, str]:
+    """sd-scripts writes these only with --vae: its name (the last path part) and hashes."""
+    if not cfg.vae:
+        return {}
+    legacy, sha = facts.vae_hashes or ("", "")
+    return {"ss_vae_name": _model_name(cfg.vae), "ss_vae_hash": legacy, "ss_new_vae_hash": sha}
+
+
 def training_metadata(cfg: TrainConfig, plan, facts: RunFacts) -> dict[str, str]:
     """The ss_* keys fixed for the whole run (for_save adds the per-file ones)."""
     w, h = cfg.resolution_wh()
@@ -169,6 +178,7 @@ def training_metadata(cfg: TrainConfig, plan, facts: RunFacts) -> dict[str, str]
         **OPTIONS_NOT_OFFERED,
     }
     metadata = {key: str(value) for key, value in values.items()}
+    metadata.update(vae_keys(cfg, facts))
     if cfg.network_args:        # sd-scripts writes the key only when network_args are given
         metadata["ss_network_args"] = json.dumps(cfg.network_args_dict())
     metadata.update({

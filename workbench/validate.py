@@ -336,6 +336,17 @@ def _validation(cfg: TrainConfig) -> list[Finding]:
     return []
 
 
+def _vae(cfg: TrainConfig) -> list[Finding]:
+    from pathlib import Path
+    if cfg.vae and not Path(cfg.vae).expanduser().exists():
+        return [Finding("error", "vae", f"{cfg.vae} not found; give a VAE file or folder, or leave it empty "
+                        "for the model's own")]
+    if cfg.sdxl and cfg.mixed_precision == "fp16" and not cfg.no_half_vae:
+        return [Finding("warning", "no_half_vae", "SDXL's VAE overflows in fp16 (NaN latents, black samples); "
+                        "turn no_half_vae on")]
+    return []
+
+
 def _caption_tags(cfg: TrainConfig) -> list[Finding]:
     """keep_tokens_separator is read only where tags are moved or cut, as in sd-scripts."""
     if cfg.keep_tokens_separator and not (cfg.shuffle_caption or cfg.token_warmup_step or cfg.caption_tag_dropout_rate):
@@ -348,7 +359,7 @@ def _caption_tags(cfg: TrainConfig) -> list[Finding]:
 RULES = (_choices, _ranges, _resolution_and_buckets, _steps, _timesteps, _warmup, _scheduler_needs_optimizer, _model_flags,
          _network, _text_encoder, _clip_skip, _samples, _flip_with_cache, _latent_cache,
          _loss, _noise, _keep_last, _validation, _caption_tags,
-         _augment_with_cache)
+         _augment_with_cache, _vae)
 RULES += (_text_encoder_cache,)
 
 
