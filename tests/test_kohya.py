@@ -277,7 +277,7 @@ no_metadata save_model_as unet_lr text_encoder_lr network_weights network_module
 network_dropout network_args network_train_unet_only network_train_text_encoder_only training_comment
 dim_from_weights scale_weight_norms base_weights no_half_vae torch_compile dynamo_backend caption_dropout_every_n_epochs caption_tag_dropout_rate
 loss_type huber_schedule huber_c huber_scale save_last_n_epochs_state save_last_n_steps save_last_n_steps_state
-save_state_on_train_end noise_offset_random_strength ip_noise_gamma_random_strength zero_terminal_snr
+fp8_base fp8_base_unet save_state_on_train_end noise_offset_random_strength ip_noise_gamma_random_strength zero_terminal_snr
 validation_split validation_seed validate_every_n_epochs validate_every_n_steps max_validation_steps
 keep_tokens_separator caption_prefix caption_suffix token_warmup_min token_warmup_step
 """.split())
@@ -306,7 +306,8 @@ def everything_set(**changes) -> TrainConfig:
         ip_noise_gamma_random_strength=True, validation_split=0.1, validation_seed=3, validate_every_n_epochs=2,
         validate_every_n_steps=50, max_validation_steps=4, keep_tokens_separator="|||", caption_prefix="a",
         caption_suffix="z", token_warmup_step=0.2, token_warmup_min=2, color_aug=True, random_crop=True,
-        vae="/vae.safetensors", vae_batch_size=2, **changes)
+        vae="/vae.safetensors", vae_batch_size=2, fp8_base=True, fp8_base_unet=True, full_bf16=True,
+        full_fp16=True, **changes)
 
 
 def test_every_exported_key_is_a_real_sd_scripts_argument():

@@ -255,3 +255,30 @@ def test_a_separate_vae_file_or_folder_is_used_and_recorded(demo, tmp_path, caps
     (tmp_path / "not-a-vae.safetensors").write_bytes(b"nonsense")
     with pytest.raises(UserError, match="cannot be read as a VAE"):
         load_vae(str(tmp_path / "not-a-vae.safetensors"), own)
+
+
+@pytest.mark.parametrize("flag", ["fp8_base", "fp8_base_unet"])
+def test_fp8_base_stores_the_base_weights_in_fp8_and_trains(demo, tmp_path, flag):
+    import torch
+
+    from trainer.recipe import Recipe
+    from workbench import runs
+    cfg = short_run(demo, tmp_path / "out", mixed_precision="bf16", full_bf16=True, sample_every_n_steps=2,
+                    **{flag: True})                  # samples render from the fp8 model too
+    runs.create_run(cfg, tmp_path / "run")
+    recipe = Recipe(tmp_path / "run")
+    try:
+        recipe.setup()
+        unet_linear = next(m for m in recipe.models.unet.modules() if isinstance(m, torch.nn.Linear))
+        te_linear = next(m for m in recipe.models.text_encoders[0].modules() if isinstance(m, torch.nn.Linear))
+        assert unet_linear.weight.dtype == torch.float8_e4m3fn
+        assert te_linear.weight.dtype == (torch.bfloat16 if flag == "fp8_base_unet" else torch.float8_e4m3fn)
+        assert {p.dtype for p in recipe.network.parameters()} == {torch.bfloat16}          # full_bf16
+        assert recipe.train() == "finished"
+        recipe.finish("finished")
+        assert of_kind(runs.read_metrics(tmp_path / "run"), "sample")
+    finally:
+        recipe.cleanup()
+    meta = saved_metadata(tmp_path / "out")
+    assert (meta["ss_fp8_base"], meta["ss_fp8_base_unet"]) == (str(flag == "fp8_base"), str(flag == "fp8_base_unet"))
+    assert meta["ss_full_fp16"] == "False"

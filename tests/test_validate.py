@@ -142,3 +142,12 @@ def test_check_notes_a_keep_tokens_separator_that_nothing_reads():
     assert notes and "stays in the captions" in notes[0].message
     assert not [f for f in validate(TrainConfig(max_train_epochs=1, keep_tokens_separator="|||", shuffle_caption=True))
                 if f.field == "keep_tokens_separator"]
+
+
+def test_fp8_and_full_half_precision_need_their_mixed_precision():
+    def found(**changes):
+        return {f.field: f.level for f in validate(TrainConfig(max_train_epochs=1, **changes)) if f.level == "error"}
+    assert found(fp8_base=True, mixed_precision="no") == {"fp8_base": "error"}
+    assert found(fp8_base_unet=True, mixed_precision="bf16") == {}
+    assert found(full_bf16=True, mixed_precision="fp16") == {"full_bf16": "error"}
+    assert found(full_fp16=True, mixed_precision="bf16") == {"full_fp16": "error"}

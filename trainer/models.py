@@ -87,6 +87,18 @@ class Models:
                     encoder.train()     # CLIP has no dropout either
 
 
+def store_in_fp8(model: torch.nn.Module) -> int:
+    """fp8_base: every Linear and Conv2d weight stored as float8_e4m3fn; autocast casts it to the
+    fp16/bf16 it computes in (as sd-scripts relies on). Norms and embeddings keep their dtype: a
+    CPU autocast cannot take fp8 norm weights, and they are a tiny part. Returns the weights cast."""
+    cast = 0
+    for module in model.modules():
+        if isinstance(module, (torch.nn.Linear, torch.nn.Conv2d)):
+            module.weight.data = module.weight.data.to(torch.float8_e4m3fn)
+            cast += 1
+    return cast
+
+
 def _checkpoint_text_encoder(encoder) -> None:
     # non-reentrant: the frozen inputs need no grad for the LoRA weights inside to get theirs
     kwargs = {"use_reentrant": False}

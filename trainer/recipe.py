@@ -71,7 +71,10 @@ class Stepper:
             noise.zero_terminal_snr(self.noise_scheduler)
         self.network = create_network(cfg, models.unet, models.text_encoders)
         self.network.apply_to()
+        # full_bf16 / full_fp16: the LoRA weights (so their gradients and optimizer state) in half precision
         self.network.to(self.device).train()
+        if cfg.full_bf16 or cfg.full_fp16:
+            self.network.to(dtype=self.dtype)
         self.unet = compiled_unet(cfg, models.unet, batch_shapes)
         self.groups = self.network.param_groups(cfg.unet_lr_value(), cfg.text_encoder_lr_value(), cfg.loraplus_ratios())
         self.initial_lrs = {g["name"]: g["lr"] for g in self.groups}       # before the schedule scales them
@@ -79,6 +82,8 @@ class Stepper:
         optimizer, self.optimizer_name = optim.build_optimizer(cfg, self.groups)
         self.scheduler = optim.build_scheduler(cfg, optimizer, total_steps)
         self.optimizer = accelerator.prepare_optimizer(optimizer)     # fp16: loss scaling, inf-step skipping
+        if cfg.full_fp16 and accelerator.scaler is not None:
+            allow_fp16_gradients(accelerator.scaler)
         self.text_encoder_frozen = False
         self.used_lrs: dict[str, float] = {}       # {group: LR} of the last step taken
         self.used_ds: dict[str, float | None] = {}  # {group: d} of D-Adaptation / Prodigy
@@ -162,6 +167,16 @@ class Stepper:
         return noise.weighted(loss * batch.weights, self.snr[timesteps], cfg).mean()
 
 
+def allow_fp16_gradients(scaler) -> None:
+    """full_fp16: torch's GradScaler refuses to unscale fp16 gradients; sd-scripts lets it
+    (patch_accelerator_for_fp16_training), and so does this."""
+    unscale = scaler._unscale_grads_
+
+    def unscale_fp16_too(optimizer, inv_scale, found_inf, allow_fp16):
+        return unscale(optimizer, inv_scale, found_inf, True)
+    scaler._unscale_grads_ = unscale_fp16_too
+
+
 def compiled_unet(cfg, unet, shapes: int):
     """sd-scripts' --torch_compile: the training forward (LoRA hooked in) runs through torch.compile.
     Samples and saves use the module itself, so they never wait for a compile of their shapes.
@@ -228,6 +243,7 @@ class Recipe:
         self.models = model_loading.load_models(cfg)
         vae_dtype = torch.float32 if cfg.no_half_vae else self.dtype        # sd-scripts' no_half_vae
         self.models.prepare(self.device, self.dtype, cfg.gradient_checkpointing, cfg.trains_text_encoder(), vae_dtype)
+        self.store_base_in_fp8()
         m = self.models
         self.events.log(f"model: {m.info.path} ({m.info.family_name}, {m.info.layout}); device {self.device}, "
                         f"mixed precision {cfg.mixed_precision}, base weights {str(self.dtype).removeprefix('torch.')}, "
@@ -235,6 +251,16 @@ class Recipe:
         if cfg.torch_compile:
             self.events.log(f"torch.compile ({cfg.dynamo_backend}): {len(self.plan.batch_shapes())} batch shapes; the "
                             f"first step of each compiles first (a minute or more with inductor)")
+
+    def store_base_in_fp8(self) -> None:
+        """fp8_base: UNet and text encoders; fp8_base_unet: the UNet only (sd-scripts' rule)."""
+        cfg = self.cfg
+        if not (cfg.fp8_base or cfg.fp8_base_unet):
+            return
+        models = [self.models.unet] + ([] if cfg.fp8_base_unet else list(self.models.text_encoders))
+        cast = sum(model_loading.store_in_fp8(m) for m in models)
+        self.events.log(f"fp8: {cast} Linear/Conv weights of the {'UNet' if cfg.fp8_base_unet else 'UNet and text encoders'} "
+                        "stored as float8_e4m3fn")
 
     def build_network(self) -> None:
         cfg = self.cfg

@@ -172,7 +172,7 @@ PARAMETER_GROUPS = {
     "Validation": ("ss_validation_split", "ss_num_validation_images", "ss_validation_seed",
                    "ss_validate_every_n_epochs", "ss_validate_every_n_steps", "ss_max_validation_steps"),
     "Model": ("ss_sd_model_name", "ss_base_model_version", "ss_v2", "ss_clip_skip", "ss_vae_name",
-              "ss_mixed_precision", "ss_full_fp16", "ss_gradient_checkpointing"),
+              "ss_mixed_precision", "ss_full_fp16", "ss_fp8_base", "ss_fp8_base_unet", "ss_gradient_checkpointing"),
     "Run": ("ss_output_name", "ss_seed", "ss_training_started_at", "ss_training_finished_at",
             "ss_session_id", "ss_sd_scripts_commit_hash"),
 }
@@ -227,7 +227,8 @@ SETTING_KEYS = {
     "ss_validation_split": "validation_split", "ss_validation_seed": "validation_seed",
     "ss_max_validation_steps": "max_validation_steps", "ss_validate_every_n_epochs": "validate_every_n_epochs",
     "ss_validate_every_n_steps": "validate_every_n_steps", "ss_color_aug": "color_aug",
-    "ss_random_crop": "random_crop",
+    "ss_random_crop": "random_crop", "ss_full_fp16": "full_fp16", "ss_fp8_base": "fp8_base",
+    "ss_fp8_base_unet": "fp8_base_unet",
 }
 # keys that record what a run did or what it ran on, not a setting to carry over
 RESULT_KEYS = frozenset((

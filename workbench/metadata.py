@@ -26,9 +26,9 @@ CONFIG_KEY = "workbench_config"
 # Options sd-scripts always records and the workbench does not offer, with the value sd-scripts
 # writes when they are off, so a file reads like a kohya one to the tools that show them.
 OPTIONS_NOT_OFFERED = {
-    "ss_full_fp16": "False", "ss_lowram": "False",
+    "ss_lowram": "False",
     "ss_face_crop_aug_range": "None",
-    "ss_fp8_base": "False", "ss_fp8_base_unet": "False", "ss_resize_interpolation": "None",
+    "ss_resize_interpolation": "None",
     # sd-scripts' value when it cannot tell its own git commit; this file was not made by sd-scripts
     "ss_sd_scripts_commit_hash": "(unknown)",
 }
@@ -161,6 +161,7 @@ def training_metadata(cfg: TrainConfig, plan, facts: RunFacts) -> dict[str, str]
         "ss_multires_noise_discount": cfg.multires_noise_discount, "ss_ip_noise_gamma": args["ip_noise_gamma"],
         "ss_debiased_estimation": cfg.debiased_estimation_loss, **noise_and_loss(cfg, args),
         **validation_settings(plan, args),
+        "ss_full_fp16": cfg.full_fp16, "ss_fp8_base": cfg.fp8_base, "ss_fp8_base_unet": cfg.fp8_base_unet,
         "ss_prior_loss_weight": cfg.prior_loss_weight, "ss_scale_weight_norms": cfg.scale_weight_norms,
         "ss_max_grad_norm": cfg.max_grad_norm, "ss_training_comment": cfg.training_comment,
         "ss_optimizer": facts.optimizer,

@@ -347,6 +347,21 @@ def _vae(cfg: TrainConfig) -> list[Finding]:
     return []
 
 
+def _memory(cfg: TrainConfig) -> list[Finding]:
+    """fp8 and full half precision need the mixed precision that computes with them (sd-scripts asserts it)."""
+    out = []
+    for name in ("fp8_base", "fp8_base_unet"):
+        if getattr(cfg, name) and cfg.mixed_precision == "no":
+            out.append(Finding("error", name, "needs mixed_precision fp16 or bf16: fp8 weights are only stored, "
+                               "the computing is done in fp16/bf16"))
+    for name, precision in (("full_bf16", "bf16"), ("full_fp16", "fp16")):
+        if getattr(cfg, name) and cfg.mixed_precision != precision:
+            out.append(Finding("error", name, f"needs mixed_precision {precision} (now {cfg.mixed_precision})"))
+    if cfg.full_bf16 and cfg.full_fp16:
+        out.append(Finding("error", "full_fp16", "full_bf16 and full_fp16 are both set; keep one"))
+    return out
+
+
 def _caption_tags(cfg: TrainConfig) -> list[Finding]:
     """keep_tokens_separator is read only where tags are moved or cut, as in sd-scripts."""
     if cfg.keep_tokens_separator and not (cfg.shuffle_caption or cfg.token_warmup_step or cfg.caption_tag_dropout_rate):
@@ -359,7 +374,7 @@ def _caption_tags(cfg: TrainConfig) -> list[Finding]:
 RULES = (_choices, _ranges, _resolution_and_buckets, _steps, _timesteps, _warmup, _scheduler_needs_optimizer, _model_flags,
          _network, _text_encoder, _clip_skip, _samples, _flip_with_cache, _latent_cache,
          _loss, _noise, _keep_last, _validation, _caption_tags,
-         _augment_with_cache, _vae)
+         _augment_with_cache, _vae, _memory)
 RULES += (_text_encoder_cache,)
 
 
