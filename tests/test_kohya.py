@@ -135,7 +135,8 @@ def test_sdxl_v24_steps_default_warmup_unet_only_and_empty_caption_extension(tmp
     assert cfg.network_args == ["algo=lokr", "preset=attn-mlp", "factor=8"]
     assert (cfg.optimizer_type, cfg.lr_warmup_steps, cfg.sdxl, cfg.seed) == ("Adafactor", 0.1, True, None)
     assert cfg.optimizer_args == ["scale_parameter=False", "relative_step=False", "warmup_init=False"]
-    assert report["huggingface_repo_id"][0] == report["log_with"][0] == "ignored"
+    assert report["huggingface_repo_id"][0] == "ignored"
+    assert report["log_with"][0] == "mapped" and cfg.log_with == "wandb" and cfg.wandb_run_name == "run1"
 
 
 def test_legacy_keys(tmp_path):
@@ -200,6 +201,21 @@ def test_the_guis_vae_keys(tmp_path):
     assert (sdxl.no_half_vae, sdxl.vae_batch_size, sdxl.vae) == (True, 1, "/models/sdxl_vae.safetensors")
     sd1 = imported(tmp_path, {"epoch": 1, "sdxl": False, "sdxl_no_half_vae": True, "vae_batch_size": "4"}).config
     assert (sd1.no_half_vae, sd1.vae_batch_size) == (False, 4)        # the GUI passes it for SDXL only
+
+
+def test_the_guis_logging_keys_import_and_the_api_key_never_does(tmp_path):
+    gui = {"epoch": 1, "log_with": "wandb", "wandb_run_name": "run-7", "log_tracker_name": "loras",
+           "log_prefix": "sks-", "wandb_api_key": "0123456789abcdef0123456789abcdef01234567"}
+    result = imported(tmp_path, gui)
+    cfg = result.config
+    assert (cfg.log_with, cfg.wandb_run_name, cfg.log_tracker_name, cfg.log_prefix) == \
+        ("wandb", "run-7", "loras", "sks-")
+    assert lines(result)["wandb_api_key"][0] == "dropped"
+    assert "0123456789abcdef" not in json.dumps(cfg.to_dict()) + result.text()
+    old = imported(tmp_path, {"epoch": 1, "use_wandb": True}).config
+    assert old.log_with == "wandb"
+    assert "log_with" not in export_sd_scripts(TrainConfig(logging_dir="/logs")).values      # tensorboard: implied
+    assert export_sd_scripts(cfg).values["log_with"] == "wandb"
 
 
 def test_export_writes_dynamo_backend_only_with_torch_compile():
@@ -275,9 +291,11 @@ bucket_no_upscale caption_dropout_rate reg_data_dir
 min_snr_gamma scale_v_pred_loss_like_noise_pred v_pred_like_loss debiased_estimation_loss weighted_captions
 no_metadata save_model_as unet_lr text_encoder_lr network_weights network_module network_dim network_alpha
 network_dropout network_args network_train_unet_only network_train_text_encoder_only training_comment
-dim_from_weights scale_weight_norms base_weights no_half_vae torch_compile dynamo_backend caption_dropout_every_n_epochs caption_tag_dropout_rate
+dim_from_weights scale_weight_norms base_weights no_half_vae torch_compile dynamo_backend
+caption_dropout_every_n_epochs caption_tag_dropout_rate
 loss_type huber_schedule huber_c huber_scale save_last_n_epochs_state save_last_n_steps save_last_n_steps_state
-fp8_base fp8_base_unet save_state_on_train_end noise_offset_random_strength ip_noise_gamma_random_strength zero_terminal_snr
+log_prefix log_tracker_name wandb_run_name fp8_base fp8_base_unet save_state_on_train_end
+noise_offset_random_strength ip_noise_gamma_random_strength zero_terminal_snr
 validation_split validation_seed validate_every_n_epochs validate_every_n_steps max_validation_steps
 keep_tokens_separator caption_prefix caption_suffix token_warmup_min token_warmup_step
 """.split())
@@ -307,7 +325,7 @@ def everything_set(**changes) -> TrainConfig:
         validate_every_n_steps=50, max_validation_steps=4, keep_tokens_separator="|||", caption_prefix="a",
         caption_suffix="z", token_warmup_step=0.2, token_warmup_min=2, color_aug=True, random_crop=True,
         vae="/vae.safetensors", vae_batch_size=2, fp8_base=True, fp8_base_unet=True, full_bf16=True,
-        full_fp16=True, **changes)
+        full_fp16=True, log_with="all", log_prefix="p-", log_tracker_name="proj", wandb_run_name="r1", **changes)
 
 
 def test_every_exported_key_is_a_real_sd_scripts_argument():

@@ -282,3 +282,24 @@ def test_fp8_base_stores_the_base_weights_in_fp8_and_trains(demo, tmp_path, flag
     meta = saved_metadata(tmp_path / "out")
     assert (meta["ss_fp8_base"], meta["ss_fp8_base_unet"]) == (str(flag == "fp8_base"), str(flag == "fp8_base_unet"))
     assert meta["ss_full_fp16"] == "False"
+
+
+def test_wandb_offline_gets_the_scalars_and_never_the_api_key(demo, tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    secret = "0123456789abcdef0123456789abcdef-not-a-real-key"
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_API_KEY", secret)
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg = short_run(demo, tmp_path / "out", log_with="all", log_tracker_name="workbench-test",
+                    wandb_run_name="tiny", log_prefix="sks-")
+    code, status, _ = train_in_process(cfg, tmp_path / "run")
+    assert code == 0, status.get("error")
+    offline = list((tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(offline) == 1 and offline[0].stat().st_size > 0
+    history = offline[0].read_bytes()
+    assert b"loss/current" in history and b"global_step" in history and b"tiny" in history
+    tb = list((tmp_path / "run" / "tb").glob("sks-*"))                      # log_prefix: <prefix><date-time>
+    assert len(tb) == 1 and list(tb[0].glob("events.out.tfevents.*"))
+    for path in [*(tmp_path / "run").rglob("*"), *(tmp_path / "out").rglob("*")]:
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path

@@ -45,6 +45,8 @@ class RunEvents:
         self.run_dir, self.enabled = Path(run_dir), enabled
         self.metrics = open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") if enabled else None
         self.tensorboard = None
+        self.wandb = None           # a wandb run with log_with wandb / all (trainer/trackers.py)
+        self.step = 0               # the optimizer step the wandb scalars are logged at
         self.last_status = 0.0
         self.last_log = 0.0
 
@@ -67,6 +69,7 @@ class RunEvents:
                     step=0, outputs=[], error=None, **values)
 
     def step_status(self, step: int) -> None:
+        self.step = step
         if time.monotonic() - self.last_status >= STATUS_EVERY_S:
             self.status(state="running", step=step)
 
@@ -83,10 +86,15 @@ class RunEvents:
         if self.tensorboard is not None:
             for tag, value in values.items():
                 self.tensorboard.add_scalar(tag, value, step)
+        if self.wandb is not None:      # sd-scripts logs to wandb with the global step as a value
+            self.wandb.log({**values, "global_step": self.step})
 
     def close(self) -> None:
         if self.tensorboard is not None:
             self.tensorboard.close()
+        if self.wandb is not None:
+            from trainer.trackers import close_wandb
+            close_wandb(self.wandb)
         if self.metrics is not None:
             self.metrics.close()
 

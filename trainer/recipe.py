@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from trainer import data, losses, noise, optim, processes, sampling, saving, validation
+from trainer import data, losses, noise, optim, processes, sampling, saving, trackers, validation
 from trainer import models as model_loading
 from trainer.events import LossWindow, RunEvents, StopRequest
 from trainer.text_cache import TextCache
@@ -235,8 +235,18 @@ class Recipe:
         self.metadata = metadata.training_metadata(cfg, self.plan, self.run_facts())
         self.loss_window = LossWindow(self.plan.steps_per_epoch)
         self.unet_only = tb_tags.unet_only(cfg)          # sd-scripts' lr/group<i> numbering depends on it
-        tb = self.events.open_tensorboard(cfg.logging_dir)
-        self.events.log(f"TensorBoard: {tb}")
+        self.open_trackers()
+
+    def open_trackers(self) -> None:
+        """log_with: TensorBoard and/or wandb (process 0 only, as it alone writes)."""
+        cfg = self.cfg
+        if trackers.uses_tensorboard(cfg):
+            tb = self.events.open_tensorboard(str(trackers.tensorboard_folder(cfg, self.run_dir)))
+            self.events.log(f"TensorBoard: {tb}")
+        if trackers.uses_wandb(cfg) and self.events.enabled:
+            self.events.wandb = trackers.open_wandb(cfg, self.run_dir)
+            self.events.log(f"wandb: project {cfg.log_tracker_name or trackers.DEFAULT_PROJECT}, "
+                            f"run {self.events.wandb.name}")
 
     def load_models(self) -> None:
         cfg = self.cfg

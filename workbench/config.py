@@ -28,6 +28,7 @@ PRECISIONS = ("no", "fp16", "bf16")
 # torch.compile backends that ship with PyTorch (sd-scripts lists more; they need extra packages)
 DYNAMO_BACKENDS = ("inductor", "aot_eager", "eager", "cudagraphs")
 SAVE_PRECISIONS = ("float", "fp16", "bf16")
+LOG_WITH = ("tensorboard", "wandb", "all")
 LOSS_TYPES = ("l2", "l1", "huber", "smooth_l1")
 HUBER_SCHEDULES = ("snr", "exponential", "constant")
 SAMPLERS = ("ddim", "pndm", "lms", "euler", "euler_a", "heun", "dpm_2", "dpm_2_a", "dpmsolver",
@@ -66,6 +67,10 @@ class TrainConfig:
     output_dir: str = opt("", "Where the LoRA files are written.", FOLDERS, path="dir")
     output_name: str = opt("last", "File name of the LoRA, without extension.", FOLDERS)
     logging_dir: str = opt("", "TensorBoard log folder (empty: the run directory's tb/).", FOLDERS, path="dir")
+    log_with: str = opt("tensorboard", "Where the loss and learning rates are logged: tensorboard, wandb (Weights & Biases: pip install 'lora-workbench[wandb]'; the API key only from WANDB_API_KEY) or all.", FOLDERS, choices=LOG_WITH)
+    log_prefix: str = opt("", "TensorBoard: log into a <prefix><date-time> folder inside the log folder (empty: the folder itself).", FOLDERS)
+    log_tracker_name: str = opt("", "wandb project name (empty: sd-scripts' network_train).", FOLDERS)
+    wandb_run_name: str = opt("", "wandb run name (empty: wandb picks one).", FOLDERS)
     save_model_as: str = opt("safetensors", "File format of the LoRA: safetensors (recommended) or ckpt.", FOLDERS, choices=("safetensors", "ckpt"))
     training_comment: str = opt("", "Free text stored in the LoRA's metadata (ss_training_comment).", FOLDERS)
     # --- basic

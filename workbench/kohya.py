@@ -38,8 +38,8 @@ IGNORED_WHY = {
                     "torch.compile's own mode is used, one static graph per batch shape"),
     **dict.fromkeys(("model_list", "training_preset", "save_as_bool", "file_path", "headless", "print_only"),
                     "kohya_ss GUI state, not a training option"),
-    **dict.fromkeys(("use_wandb", "log_with", "wandb_run_name", "log_tracker_name", "log_tracker_config",
-                     "log_config", "log_prefix"), "logs go to TensorBoard (logging_dir or the run folder)"),
+    **dict.fromkeys(("log_tracker_config", "log_config"), "tracker config files are not read; log_tracker_name "
+                                                           "and wandb_run_name are"),
     "additional_parameters": "free-form sd-scripts arguments; add the ones you need by hand",
     "dataset_config": "the workbench reads <repeats>_<name> folders; a dataset_config TOML is not read",
     "network_train_text_encoder_only": "text-encoder-only training is not supported",
@@ -273,6 +273,9 @@ def _gui_fixups(imp: _Import) -> None:
     _gui_stop_text_encoder(imp)
     _gui_dynamo(imp)
     _gui_vae(imp)
+    if imp.data.get("use_wandb") and not imp.data.get("log_with"):
+        imp.take("use_wandb")
+        imp.set("log_with", "wandb", "use_wandb", "the older GUI's Weights & Biases box")
     for key in ("seed", "save_every_n_epochs", "sample_every_n_epochs", "save_every_n_steps", "sample_every_n_steps",
                 "save_last_n_epochs", "save_last_n_epochs_state", "save_last_n_steps", "save_last_n_steps_state",
                 "adaptive_noise_scale"):
@@ -514,6 +517,11 @@ def export_sd_scripts(cfg: TrainConfig) -> Export:
     if cfg.text_encoder_lr == 0 and not cfg.network_train_unet_only:
         values["network_train_unet_only"] = True
         notes.append("text_encoder_lr 0: network_train_unet_only = true added, as the workbench trains the UNet only")
+    if cfg.log_with == "tensorboard":
+        values.pop("log_with")                        # sd-scripts logs to TensorBoard whenever logging_dir is set
+    if cfg.log_with != "wandb" and not cfg.logging_dir:
+        notes.append("logging_dir is empty: sd-scripts writes no TensorBoard log (the workbench uses the run's tb/)"
+                     + ("; with log_with all it refuses to start" if cfg.log_with == "all" else ""))
     values["sdpa"] = True
     notes.append("sdpa = true added: the workbench always uses PyTorch SDPA attention")
     script = "sdxl_train_network.py" if cfg.sdxl else "train_network.py"

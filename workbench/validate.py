@@ -29,7 +29,7 @@ class Finding:
 def _choices(cfg: TrainConfig) -> list[Finding]:
     out = []
     for name in ("lr_scheduler", "optimizer_type", "network_module", "mixed_precision", "save_precision",
-                 "save_model_as", "sample_sampler", "loss_type", "huber_schedule"):
+                 "save_model_as", "sample_sampler", "loss_type", "huber_schedule", "log_with"):
         valid = FIELDS[name].metadata["choices"]
         value = getattr(cfg, name)
         if value not in valid:
@@ -362,6 +362,17 @@ def _memory(cfg: TrainConfig) -> list[Finding]:
     return out
 
 
+def _trackers(cfg: TrainConfig) -> list[Finding]:
+    import importlib.util
+    if cfg.log_with in ("wandb", "all") and importlib.util.find_spec("wandb") is None:
+        return [Finding("error", "log_with", f"{cfg.log_with} needs the wandb package: "
+                        "pip install 'lora-workbench[wandb]'")]
+    wandb_only = [k for k in ("log_tracker_name", "wandb_run_name") if getattr(cfg, k)]
+    if wandb_only and cfg.log_with == "tensorboard":
+        return [Finding("note", wandb_only[0], "only used by wandb; log_with is tensorboard")]
+    return []
+
+
 def _caption_tags(cfg: TrainConfig) -> list[Finding]:
     """keep_tokens_separator is read only where tags are moved or cut, as in sd-scripts."""
     if cfg.keep_tokens_separator and not (cfg.shuffle_caption or cfg.token_warmup_step or cfg.caption_tag_dropout_rate):
@@ -374,7 +385,7 @@ def _caption_tags(cfg: TrainConfig) -> list[Finding]:
 RULES = (_choices, _ranges, _resolution_and_buckets, _steps, _timesteps, _warmup, _scheduler_needs_optimizer, _model_flags,
          _network, _text_encoder, _clip_skip, _samples, _flip_with_cache, _latent_cache,
          _loss, _noise, _keep_last, _validation, _caption_tags,
-         _augment_with_cache, _vae, _memory)
+         _augment_with_cache, _vae, _memory, _trackers)
 RULES += (_text_encoder_cache,)
 
 
