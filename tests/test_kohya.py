@@ -325,7 +325,7 @@ def everything_set(**changes) -> TrainConfig:
         validate_every_n_steps=50, max_validation_steps=4, keep_tokens_separator="|||", caption_prefix="a",
         caption_suffix="z", token_warmup_step=0.2, token_warmup_min=2, color_aug=True, random_crop=True,
         vae="/vae.safetensors", vae_batch_size=2, fp8_base=True, fp8_base_unet=True, full_bf16=True,
-        full_fp16=True, log_with="all", log_prefix="p-", log_tracker_name="proj", wandb_run_name="r1", **changes)
+        full_fp16=True, persistent_data_loader_workers=True, log_with="all", log_prefix="p-", log_tracker_name="proj", wandb_run_name="r1", **changes)
 
 
 def test_every_exported_key_is_a_real_sd_scripts_argument():

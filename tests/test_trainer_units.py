@@ -534,3 +534,30 @@ def test_augmentations_are_refused_with_cached_latents():
     assert found["random_crop"].level == "error"
     quiet = validate(TrainConfig(max_train_epochs=1, color_aug=True, random_crop=True, cache_latents=False))
     assert not [f for f in quiet if f.field in ("color_aug", "random_crop")]
+
+
+def test_loader_threads_read_the_same_pixels_and_end_with_the_epoch_unless_persistent(small_plan):
+    cfg, plan = small_plan
+    batch = data.epoch_batches(plan, 3, 0)[0]
+
+    class Identity(torch.nn.Module):          # stands in for the VAE: the latents are the pixels themselves
+        dtype = torch.float32
+
+        def encode(self, pixels):
+            from types import SimpleNamespace
+            return SimpleNamespace(latent_dist=SimpleNamespace(mean=pixels, std=torch.zeros_like(pixels)))
+    opts = cfg.replace(cache_latents=False, random_crop=True, color_aug=True, flip_aug=True)
+    inline = data.Latents(Identity(), 1.0, "cpu", 0, opts.replace(max_data_loader_n_workers=0))
+    threaded = data.Latents(Identity(), 1.0, "cpu", 0, opts.replace(max_data_loader_n_workers=2))
+    for seed in range(4):
+        a, flips_a = inline.for_batch(batch, random.Random(seed))
+        b, flips_b = threaded.for_batch(batch, random.Random(seed))
+        assert torch.equal(a, b) and flips_a == flips_b
+    assert threaded.pool is not None and threaded.pool._max_workers == 2 and inline.pool is None
+    threaded.epoch_done()
+    assert threaded.pool is None                                   # not persistent: started again next epoch
+    kept = data.Latents(Identity(), 1.0, "cpu", 0, opts.replace(persistent_data_loader_workers=True))
+    kept.for_batch(batch, random.Random(0))
+    kept.epoch_done()
+    assert kept.pool is not None
+    kept.close()

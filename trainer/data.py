@@ -192,6 +192,9 @@ class Latents:
         self.generator = torch.Generator(device="cpu").manual_seed(seed)
         self.flip = cfg.flip_aug
         self.vae_batch = cfg.vae_batch_size
+        # image-reading threads, used only while latents are not cached (nothing is read then)
+        self.workers, self.persistent = cfg.max_data_loader_n_workers, cfg.persistent_data_loader_workers
+        self.pool = None
         self.random_crop, self.color_aug = cfg.random_crop, cfg.color_aug     # only without a cache
         self.to_disk = cfg.cache_latents_to_disk
         # path -> (latents, mirrored latents or None)
@@ -234,6 +237,27 @@ class Latents:
             if self.to_disk:
                 write_npz(image, latent, flipped)
 
+    def read_use(self, use: tuple[PlannedImage, bool, random.Random]) -> torch.Tensor:
+        image, flip, rng = use
+        return load_pixels(image, flip, rng, self.random_crop, self.color_aug)
+
+    def loader(self):
+        """max_data_loader_n_workers threads reading and decoding uncached images; started on
+        first use, and (unless persistent_data_loader_workers) again after each epoch ends."""
+        if self.pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+            self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="image-loader")
+        return self.pool
+
+    def epoch_done(self) -> None:
+        if self.pool is not None and not self.persistent:
+            self.close()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+            self.pool = None
+
     def for_batch(self, batch: Batch, rng: random.Random) -> tuple[torch.Tensor, list[bool]]:
         """(latents × scaling factor, which images are mirrored)."""
         flips = [self.flip and rng.random() < 0.5 for _ in batch.images]
@@ -241,8 +265,10 @@ class Latents:
             entries = [self.cache[im.info.path] for im in batch.images]
             latents = torch.stack([e[1] if f else e[0] for e, f in zip(entries, flips)]).to(self.device)
         else:
-            pixels = torch.stack([load_pixels(im, f, rng, self.random_crop, self.color_aug)
-                                  for im, f in zip(batch.images, flips)])
+            # each image its own generator, drawn in order: the same pixels whichever thread reads it
+            uses = [(im, f, random.Random(rng.random())) for im, f in zip(batch.images, flips)]
+            pixels = torch.stack(list(self.loader().map(self.read_use, uses)) if self.workers
+                                 else [self.read_use(use) for use in uses])
             n = self.vae_batch          # vae_batch_size images per VAE call, as sd-scripts splits uncached batches
             latents = torch.cat([self.encode(pixels[i:i + n]) for i in range(0, len(pixels), n)]).float()
         return latents * self.scaling, flips

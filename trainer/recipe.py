@@ -459,6 +459,7 @@ class Recipe:
         return saves or samples or validates
 
     def end_epoch(self, epoch: int) -> None:
+        self.latents.epoch_done()           # loader threads end with the epoch unless persistent
         if self.plan.validation_batches and holdout.validates_after_epoch(self.cfg, epoch):
             self.validate(epoch, per="epoch")
         self.events.emit("epoch", epoch=epoch, step=self.progress.step, loss_avg=self.loss_window.mean)
@@ -562,6 +563,8 @@ class Recipe:
         self.events.log(f"{state}" + (f": {error}" if error else ""))
 
     def cleanup(self) -> None:
+        if getattr(self, "latents", None) is not None:
+            self.latents.close()
         self.events.close()
         self.stop.restore()
         # accelerate keeps one process-wide state; reset it so another run in this process may

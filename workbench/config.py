@@ -157,6 +157,8 @@ class TrainConfig:
     caption_tag_dropout_rate: float = opt(0.0, "Chance that each tag after the first keep_tokens is left out of a caption (0 to 1).", ADVANCED, min=0.0, max=1.0)
     color_aug: bool = opt(False, "Colour augmentation: one use in three shifts the hue a little or applies a small gamma (needs cache_latents off).", ADVANCED)
     random_crop: bool = opt(False, "Cut images that overhang their bucket at a random place instead of the centre (needs cache_latents off).", ADVANCED)
+    max_data_loader_n_workers: int = opt(8, "Threads that read and decode images while latents are not cached (0: in the training loop; with cache_latents nothing is read while training).", ADVANCED, min=0)
+    persistent_data_loader_workers: bool = opt(False, "Keep the image-reading threads from one epoch to the next instead of starting them again.", ADVANCED)
     flip_aug: bool = opt(False, "Randomly mirror images horizontally (not with cached latents).", ADVANCED)
     save_state: bool = opt(False, "Also save the optimizer/scheduler state with each save, so the run can be resumed.", ADVANCED)
     save_state_on_train_end: bool = opt(False, "Save the state once at the end (<output_name>-state), even without save_state.", ADVANCED)
