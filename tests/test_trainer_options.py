@@ -303,3 +303,12 @@ def test_wandb_offline_gets_the_scalars_and_never_the_api_key(demo, tmp_path, mo
     for path in [*(tmp_path / "run").rglob("*"), *(tmp_path / "out").rglob("*")]:
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path
+
+
+def test_validation_with_cached_text_encoder_outputs(demo, tmp_path):
+    """The held-out images' captions are in the text cache too (with caption_prefix, as training's)."""
+    cfg = short_run(demo, tmp_path / "out", network_train_unet_only=True, cache_text_encoder_outputs=True,
+                    validation_split=0.2, validation_seed=1, validate_every_n_steps=2, caption_prefix="photo of")
+    code, status, events = train_in_process(cfg, tmp_path / "run")
+    assert code == 0, status.get("error")
+    assert len(of_kind(events, "validation")) == 2          # after step 2, and after the (stopped) epoch

@@ -151,3 +151,10 @@ def test_fp8_and_full_half_precision_need_their_mixed_precision():
     assert found(fp8_base_unet=True, mixed_precision="bf16") == {}
     assert found(full_bf16=True, mixed_precision="fp16") == {"full_bf16": "error"}
     assert found(full_fp16=True, mixed_precision="bf16") == {"full_fp16": "error"}
+
+
+def test_token_warmup_changes_captions_so_the_text_cache_refuses_it():
+    found = [f for f in validate(TrainConfig(max_train_epochs=1, network_train_unet_only=True,
+                                             cache_text_encoder_outputs=True, token_warmup_step=0.2))
+             if f.field == "cache_text_encoder_outputs"]
+    assert found and "token_warmup_step" in found[0].message

@@ -114,11 +114,12 @@ def caption_of(image: PlannedImage, cfg, epoch: int, rng: random.Random, step: i
 
 def fixed_captions(plan: Plan, cfg) -> list[str]:
     """Every caption a run whose captions do not change at random trains on (what
-    cache_text_encoder_outputs encodes up front): each image's, and the empty one when
-    caption_dropout_every_n_epochs drops them all in some epochs."""
+    cache_text_encoder_outputs encodes up front): each image's, the held-out images' (validation),
+    and the empty one when caption_dropout_every_n_epochs drops them all in some epochs."""
     rng = random.Random(0)        # unused: validation keeps shuffling and random dropout out
     captions = [caption_of(im, cfg, 0, rng) for im in plan.used_images]
-    return captions + ([""] if cfg.caption_dropout_every_n_epochs else [])
+    held_out = [with_prefix_and_suffix(im.info.caption, cfg) for im in plan.validation_images]   # validation's
+    return captions + held_out + ([""] if cfg.caption_dropout_every_n_epochs else [])
 
 
 def with_prefix_and_suffix(caption: str, cfg) -> str:

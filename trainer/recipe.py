@@ -403,7 +403,7 @@ class Recipe:
                                   for im, flipped in zip(batch.images, flips)], device=self.device)
                     if self.models.family.uses_time_ids else None)
         weights = torch.tensor([cfg.prior_loss_weight if im.is_reg else 1.0 for im in batch.images], device=self.device)
-        captions = ([im.info.caption for im in batch.images] if validation
+        captions = ([data.with_prefix_and_suffix(im.info.caption, cfg) for im in batch.images] if validation
                     else data.batch_captions(batch, cfg, seed, epoch, self.progress.step, self.plan.total_steps))
         return MicroBatch(latents, captions, time_ids, weights)
 

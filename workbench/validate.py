@@ -269,7 +269,8 @@ def _text_encoder_cache(cfg: TrainConfig) -> list[Finding]:
                            "change every step: set network_train_unet_only (or text_encoder_lr 0), or turn the cache off"))
     changing = [name for name, on in (("shuffle_caption", cfg.shuffle_caption),
                                       ("caption_dropout_rate", cfg.caption_dropout_rate > 0),
-                                      ("caption_tag_dropout_rate", cfg.caption_tag_dropout_rate > 0)) if on]
+                                      ("caption_tag_dropout_rate", cfg.caption_tag_dropout_rate > 0),
+                                      ("token_warmup_step", cfg.token_warmup_step > 0)) if on]
     if changing:
         out.append(Finding("error", "cache_text_encoder_outputs", f"{' and '.join(changing)} change the caption "
                            "text every step, so it cannot be encoded once (sd-scripts refuses this too); turn "
@@ -383,10 +384,8 @@ def _caption_tags(cfg: TrainConfig) -> list[Finding]:
 
 
 RULES = (_choices, _ranges, _resolution_and_buckets, _steps, _timesteps, _warmup, _scheduler_needs_optimizer, _model_flags,
-         _network, _text_encoder, _clip_skip, _samples, _flip_with_cache, _latent_cache,
-         _loss, _noise, _keep_last, _validation, _caption_tags,
-         _augment_with_cache, _vae, _memory, _trackers)
-RULES += (_text_encoder_cache,)
+         _network, _text_encoder, _clip_skip, _samples, _flip_with_cache, _latent_cache, _text_encoder_cache,
+         _loss, _noise, _keep_last, _validation, _caption_tags, _augment_with_cache, _vae, _memory, _trackers)
 
 
 def validate(cfg: TrainConfig, require_paths: bool = False) -> list[Finding]:
