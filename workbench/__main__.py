@@ -23,6 +23,7 @@ COMMANDS = {
     "inspect": "describe a LoRA .safetensors from its header; verify its hash",
     "import-kohya": "convert a kohya_ss GUI JSON or sd-scripts TOML into a workbench config",
     "export": "the sd-scripts command (and TOML) that runs the same job",
+    "caption": "tag or caption a dataset's images with a WD14 tagger or an image-to-text model",
 }
 
 

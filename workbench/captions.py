@@ -281,21 +281,35 @@ def pending_undos(journal_dir: Path | None = None) -> list[JournalEntry]:
     return entries
 
 
+def _refuse_while_writing(entry: JournalEntry) -> None:
+    """A caption run's entry names its process while it still writes (workbench/captioning)."""
+    from workbench.runs import pid_alive
+    data = json.loads(entry.path.read_text(encoding="utf-8"))
+    writer = data.get("writer") or {}
+    if pid_alive(writer.get("pid"), writer.get("pid_start")):
+        raise UserError(f"undo: “{entry.description}” is still writing captions (process {writer['pid']}); "
+                        "stop it or let it finish, then undo")
+
+
 def undo_last(journal_dir: Path | None = None) -> UndoResult:
     """Undo the newest bulk edit: each file that still holds what the edit wrote gets its old
-    text back; a file edited again since then is left alone and reported. The journal entry is
-    kept, renamed *.undone, so the undo itself is on record."""
+    text back (a file the edit created is removed); a file edited again since then is left alone
+    and reported. The journal entry is kept, renamed *.undone, so the undo itself is on record."""
     entries = pending_undos(journal_dir)
     if not entries:
         raise UserError("undo: there is no bulk caption edit to undo")
     entry = entries[0]
+    _refuse_while_writing(entry)
     restored, skipped = [], []
     for record in entry.files:
         path = Path(record["path"])
-        if read_text(path) == record["after"]:
-            write_text_atomic(path, record["before"])
+        if read_text(path) != record["after"]:
+            skipped.append(path)
+        elif record["before"] is None:        # the edit created the file (a caption run): remove it again
+            path.unlink()
             restored.append(path)
         else:
-            skipped.append(path)
+            write_text_atomic(path, record["before"])
+            restored.append(path)
     os.replace(entry.path, entry.path.with_suffix(".undone"))
     return UndoResult(entry.description, restored, skipped)
