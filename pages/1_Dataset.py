@@ -5,6 +5,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from ui.caption_job import job_strip
+from ui.caption_panel import caption_panel
 from ui.common import setup_page
 from ui.dataset_bulk import bulk_panel
 from ui.dataset_charts import bucket_panel, tag_chart
@@ -48,12 +50,14 @@ except UserError as exc:
     st.stop()
 
 st.subheader("Images")
+job_strip()
 filtered = filter_images(plan, image_filter(plan))
 # the open tab is in the URL, and only it runs: a rerun on 5,000 images draws one view, not six
 VIEWS = {
     "Images": lambda: image_grid(filtered, cfg.caption_extension),
     "Captions table": lambda: caption_table(filtered, cfg.caption_extension),
     "Bulk edit": lambda: bulk_panel(plan.images, filtered, cfg.caption_extension),
+    "Caption": lambda: caption_panel(cfg, dataset),
     "Tags": lambda: tag_chart(dataset),
     "Buckets": lambda: bucket_panel(plan),
     "Preflight": lambda: findings_panel(cfg),

@@ -143,3 +143,21 @@ def _reap() -> None:
             done = pid
         if done:
             _children.discard(pid)
+
+
+def run_preview(folder: str | Path, settings: CaptionSettings, count: int, timeout_s: float = 900) -> list[dict]:
+    """`workbench caption FOLDER … --preview COUNT --json` in a subprocess (the app never loads a
+    model itself): the rows it prints, or a UserError with its one-line error."""
+    from workbench.captioning.settings import cli_args
+    command = [sys.executable, "-m", "workbench", "caption", str(folder), *cli_args(settings.check()),
+               "--preview", str(count), "--json"]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, cwd=PROJECT_ROOT, env=trainer_env(),
+                              timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise UserError(f"preview: the model took over {timeout_s:.0f} s on {count} images; try a smaller model") from None
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines()
+        raise UserError(lines[-1].removeprefix("workbench caption: error: ") if lines else
+                        f"preview failed (exit status {done.returncode})")
+    return json.loads(done.stdout)

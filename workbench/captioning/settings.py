@@ -70,3 +70,23 @@ class CaptionSettings:
 def split_list(text: str) -> tuple[str, ...]:
     """"a, b,,c " -> ("a", "b", "c"): the --exclude and prefix lists."""
     return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def cli_args(settings: CaptionSettings) -> list[str]:
+    """The `workbench caption` options that give these settings (defaults left out): the page
+    shows them and runs its preview through them."""
+    default = CaptionSettings(model=settings.model)
+    args = ["--model", settings.model]
+    flags = {"rating": "--rating", "prefix_class_tokens": "--prefix-class-tokens"}
+    options = {"threshold": "--threshold", "character_threshold": "--character-threshold", "prefix": "--prefix",
+               "existing": "--existing", "extension": "--extension", "batch_size": "--batch-size",
+               "max_length": "--max-length", "num_beams": "--beams", "prompt": "--prompt"}
+    for name, flag in flags.items():
+        if getattr(settings, name):
+            args.append(flag)
+    for name, option in options.items():
+        if getattr(settings, name) != getattr(default, name):
+            args += [option, str(getattr(settings, name))]
+    if settings.exclude:
+        args += ["--exclude", ",".join(settings.exclude)]
+    return args
