@@ -111,12 +111,11 @@ def build_blip(folder: Path, image_side: int = 32, seed: int = 0) -> Path:
     """A BLIP image captioner with random weights, hidden size 32, one layer each, saved with its
     processor (BlipImageProcessor + a BertTokenizer on VOCAB)."""
     import torch
-    from transformers import (BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor,
-                              BlipProcessor)
+    from transformers import BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.txt").write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
     tokenizer = BertTokenizer(str(folder / "vocab.txt"), bos_token="[DEC]")
-    small = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37)
+    small = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 37}
     config = BlipConfig(text_config=dict(vocab_size=len(VOCAB), encoder_hidden_size=32,
                                          bos_token_id=VOCAB.index("[DEC]"), pad_token_id=0, sep_token_id=3,
                                          eos_token_id=3, **small),

@@ -121,14 +121,16 @@ def test_a_repo_id_resolves_from_the_hugging_face_cache(subset, tagger_dir, tmp_
     make_hub_cache(tmp_path / "hub", "SmilingWolf/wd-tiny-tagger", tagger_dir)
     env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
     done = subprocess.run([sys.executable, "-m", "workbench", "caption", str(subset), "--model",
-                           "SmilingWolf/wd-tiny-tagger"], capture_output=True, text=True, env=env, cwd=ROOT)
+                           "SmilingWolf/wd-tiny-tagger"], check=False, capture_output=True, text=True,
+                          env=env, cwd=ROOT)
     assert caption(subset, "green") == "green theme, ^_^", done.stderr
     missing = subprocess.run([sys.executable, "-m", "workbench", "caption", str(subset), "--model",
-                              "SmilingWolf/not-cached"], capture_output=True, text=True, env=env, cwd=ROOT)
+                              "SmilingWolf/not-cached"], check=False, capture_output=True, text=True,
+                          env=env, cwd=ROOT)
     assert missing.returncode == 1
     assert missing.stderr.strip().splitlines() == [
-        "workbench caption: error: --model SmilingWolf/not-cached: not in the Hugging Face cache and "
-        "HF_HUB_OFFLINE is set; download it first (hf download SmilingWolf/not-cached) or give its folder"]
+        ("workbench caption: error: --model SmilingWolf/not-cached: not in the Hugging Face cache and "
+         "HF_HUB_OFFLINE is set; download it first (hf download SmilingWolf/not-cached) or give its folder")]
 
 
 @pytest.mark.parametrize("args, message", [

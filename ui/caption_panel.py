@@ -4,6 +4,7 @@ subprocess for the preview too: the app process never loads torch or onnxruntime
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 
 import streamlit as st
 
@@ -124,10 +125,9 @@ def _preview_table(settings: CaptionSettings, folder) -> None:
         return
     if (shown[0], shown[1]) != (settings, str(folder)):
         st.caption("The settings changed since this preview: preview again to see their effect.")
-    from pathlib import Path
     for row in shown[2]:
         image_col, text_col = st.columns([1, 4])
-        image_col.image(row["image"], width="stretch") if not row["error"] else image_col.warning("unreadable")
+        _thumb(image_col, row)
         with text_col:
             st.markdown(f"**{Path(row['image']).name}** — now: "
                         f"{_quoted(row['existing']) if row['existing'] is not None else '(no caption file)'}")
@@ -138,9 +138,17 @@ def _preview_table(settings: CaptionSettings, folder) -> None:
             st.dataframe({"tag": [s["tag"] for s in row["scores"]],
                           "confidence": [s["score"] for s in row["scores"]],
                           "category": [s["category"] for s in row["scores"]],
-                          "kept": [s["kept"] for s in row["scores"]]}, hide_index=True, height=150,
+                          "kept": [s["kept"] for s in row["scores"]]}, hide_index=True, height=215,
                          column_config={"confidence": st.column_config.ProgressColumn(
                              "confidence", min_value=0.0, max_value=1.0, format="%.2f")})
+
+
+def _thumb(column, row: dict) -> None:
+    from workbench.thumbnails import ThumbnailError, thumbnail
+    try:
+        column.image(str(thumbnail(Path(row["image"]), square=True)), width="stretch")
+    except ThumbnailError as exc:
+        column.warning(str(exc))
 
 
 def _quoted(line: str) -> str:

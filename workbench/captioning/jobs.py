@@ -152,10 +152,11 @@ def run_preview(folder: str | Path, settings: CaptionSettings, count: int, timeo
     command = [sys.executable, "-m", "workbench", "caption", str(folder), *cli_args(settings.check()),
                "--preview", str(count), "--json"]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, cwd=PROJECT_ROOT, env=trainer_env(),
-                              timeout=timeout_s)
+        done = subprocess.run(command, check=False, capture_output=True, text=True, cwd=PROJECT_ROOT,
+                              env=trainer_env(), timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        raise UserError(f"preview: the model took over {timeout_s:.0f} s on {count} images; try a smaller model") from None
+        raise UserError(f"preview: the model took over {timeout_s:.0f} s on {count} images; "
+                        "try a smaller model") from None
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines()
         raise UserError(lines[-1].removeprefix("workbench caption: error: ") if lines else

@@ -10,9 +10,9 @@ everything written so far is complete and in the journal.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from workbench.captioning.journal import RunJournal
 from workbench.captioning.policy import merged_line

@@ -32,7 +32,7 @@ class CaptionSettings:
     num_beams: int = 1                     # sentence captioner: beam search width (1: greedy)
     prompt: str = ""                       # sentence captioner: text the model continues or its task token
 
-    def check(self) -> "CaptionSettings":
+    def check(self) -> CaptionSettings:
         if not self.model.strip():
             raise UserError("model: give a folder or a Hugging Face repo id (e.g. SmilingWolf/wd-vit-tagger-v3)")
         for name in ("threshold", "character_threshold"):
@@ -57,7 +57,7 @@ class CaptionSettings:
         return {**asdict(self), "exclude": list(self.exclude)}
 
     @classmethod
-    def from_json(cls, data: dict) -> "CaptionSettings":
+    def from_json(cls, data: dict) -> CaptionSettings:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

@@ -14,7 +14,7 @@ class StopAfterBatch:
         self.on_first = on_first
         self.previous = {}
 
-    def __enter__(self) -> "StopAfterBatch":
+    def __enter__(self) -> StopAfterBatch:
         self.previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
         return self
 

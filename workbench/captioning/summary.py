@@ -30,6 +30,6 @@ def reason_lines(outcomes: list[dict]) -> list[str]:
 def eta_text(seconds: float | None) -> str:
     if seconds is None:
         return "ETA ?"
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     return f"ETA {seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
         else f"ETA {seconds // 60}:{seconds % 60:02d}"
