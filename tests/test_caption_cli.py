@@ -196,3 +196,16 @@ def test_a_transformers_captioner_writes_what_the_model_generates(subset, tmp_pa
     assert caption(subset, "green") == expected and expected.startswith("a photo of")
     red = caption(subset, "red").split("\n")
     assert red[0].startswith("a photo of") and red[1:] == ["second line kept", ""]   # overwrite: line 1 only
+
+
+def test_caption_modules_load_no_heavy_library():
+    """The app imports the job and settings modules: onnxruntime, torch and transformers load only
+    in the process that runs the model."""
+    modules = ["workbench.commands.caption", "workbench.captioning.jobs", "workbench.captioning.run",
+               "workbench.captioning.recent", "workbench.captioning.summary", "workbench.captioning.worker",
+               "workbench.captioning.wd14", "workbench.captioning.sentences", "workbench.captioning.models"]
+    heavy = ["torch", "transformers", "onnxruntime", "onnx", "numpy", "huggingface_hub", "streamlit"]
+    code = (f"import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\n"
+            f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr

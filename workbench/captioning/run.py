@@ -9,6 +9,7 @@ everything written so far is complete and in the journal.
 """
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from workbench.errors import UserError
 from workbench.fileio import write_text_atomic
 
 WRITTEN, SKIPPED, FAILED = "written", "skipped", "failed"
+MAX_DECODE_THREADS = 8
 CHANGED_ON_DISK = "caption changed on disk during the run; left as it is now"
 
 
@@ -149,12 +151,12 @@ class CaptionRun:
 
     def _open(self, items: list[CaptionItem], outcomes: dict) -> tuple[list, list[CaptionItem]]:
         images, readable = [], []
-        for item in items:
-            try:
-                images.append(open_image(item.image))
+        for item, image in zip(items, parallel_map(_open_or_error, [i.image for i in items])):
+            if isinstance(image, UserError):
+                outcomes[item.image] = Outcome(item.image, FAILED, str(image))
+            else:
+                images.append(image)
                 readable.append(item)
-            except UserError as exc:
-                outcomes[item.image] = Outcome(item.image, FAILED, str(exc))
         return images, readable
 
     def _line(self, item: CaptionItem, text: str | None, prediction) -> str | None:
@@ -194,13 +196,30 @@ def _has_caption(text: str | None) -> bool:
     return text is not None and first_line(text) != ""
 
 
+def parallel_map(fn, values: list) -> list:
+    """`fn` over `values` on a few threads, results in order: PIL decodes and resizes without
+    holding the GIL, so decoding a batch this way uses every core (the model then gets them all)."""
+    if len(values) < 2:
+        return [fn(v) for v in values]
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=min(len(values), os.cpu_count() or 1, MAX_DECODE_THREADS)) as pool:
+        return list(pool.map(fn, values))
+
+
+def _open_or_error(path: Path):
+    try:
+        return open_image(path)
+    except UserError as exc:
+        return exc
+
+
 def open_image(path: Path):
     """The decoded image (all pixels read now, so a truncated file fails here, with its name)."""
     from PIL import Image, UnidentifiedImageError
     try:
         with Image.open(path) as im:
-            im.load()
-            return im.copy()
+            im.load()           # the pixels stay usable once the file is closed
+            return im
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise UserError(f"{path}: not a readable image ({exc.__class__.__name__}); left without a caption") from None
 

@@ -35,14 +35,17 @@ def to_square_rgb(image):
 def tagger_input(images, side: int):
     """A float32 NHWC batch, BGR, 0–255, each image padded to a square and resized to `side` px."""
     import numpy as np
+    from workbench.captioning.run import parallel_map
+    return np.ascontiguousarray(np.stack(parallel_map(lambda image: _tagger_pixels(image, side), list(images))))
+
+
+def _tagger_pixels(image, side: int):
+    import numpy as np
     from PIL import Image
-    rows = []
-    for image in images:
-        square = to_square_rgb(image)
-        method = Image.Resampling.BOX if square.width > side else Image.Resampling.LANCZOS
-        resized = square.resize((side, side), method) if square.width != side else square
-        rows.append(np.asarray(resized, dtype=np.float32)[:, :, ::-1])      # RGB -> BGR
-    return np.ascontiguousarray(np.stack(rows))
+    square = to_square_rgb(image)
+    method = Image.Resampling.BOX if square.width > side else Image.Resampling.LANCZOS
+    resized = square.resize((side, side), method) if square.width != side else square
+    return np.asarray(resized, dtype=np.float32)[:, :, ::-1]      # RGB -> BGR
 
 
 class Tagger:
