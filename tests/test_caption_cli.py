@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -52,6 +53,7 @@ def test_skip_is_the_default_and_a_corrupt_image_is_named_not_fatal(subset, tagg
     assert caption(subset, "blue").startswith("blue hero, blue theme, ")
     assert caption(subset, "broken") is None
     assert "written 2, skipped 1, failed 1 (of 4 images)" in done.stderr
+    assert re.search(r"\[#+\] 4/4  [\d.]+ img/s  ETA 0:00", done.stderr)          # the progress line
     assert "skipped 1: has a caption (--existing skip)" in done.stderr
     assert f"failed: {subset / 'broken.png'}: not a readable image" in done.stderr
     assert "Traceback" not in done.stderr
@@ -74,8 +76,10 @@ def test_overwrite_prefix_and_class_tokens_come_first_once(subset, tagger_dir):
 
 
 def test_a_train_data_dir_captions_every_subset(subset, tagger_dir):
+    make_image(subset.parent / "loose.png", (32, 32), RED)          # not in a subset: not trained on
     done = run_cli("caption", subset.parent, "--model", tagger_dir, "--json", "--extension", ".caption")
     assert json.loads(done.stdout)["total"] == 5
+    assert not (subset.parent / "loose.caption").exists()
     assert (subset.parent / "1_cat" / "cat.caption").read_text() == "blue hero, blue theme"
     assert (subset / "red.caption").exists() and not (subset.parent / "1_cat" / "cat.txt").exists()
 

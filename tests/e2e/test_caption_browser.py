@@ -59,3 +59,42 @@ def test_caption_tab_previews_runs_and_undoes(page, server, tmp_path):
     wait_idle(page)
     assert {p: p.read_text(encoding="utf-8") for p in captions} == before
     expect(page.get_by_role("button", name=re.compile(r"^Undo this run"))).to_have_count(0)
+
+
+def test_a_running_caption_job_fills_the_grid_as_it_goes_and_stops(page, server, tmp_path):
+    """A slow tagger (about a quarter second an image here), one image per batch: the grid, open on
+    another tab, shows captions as they land; Stop ends the run after its batch; undo restores."""
+    slow = build_tagger(tmp_path / "slow", slow_layers=8000)
+    open_page(page, server)
+    go(page, "Dataset")
+    captions = sorted((server.home / "demo" / "dataset" / "train").glob("*/*.txt"))
+    before = {p: p.read_text(encoding="utf-8") for p in captions}
+    page.get_by_role("tab", name="Caption", exact=True).click()
+    wait_idle(page)
+    model = page.get_by_role("textbox", name="Model: a folder or a Hugging Face repo id")
+    model.fill(str(slow))
+    model.press("Enter")
+    wait_idle(page)
+    batch = page.get_by_label("Batch size", exact=True)
+    batch.fill("1")
+    batch.press("Enter")
+    wait_idle(page)
+    page.get_by_text("overwrite: replace the first line", exact=False).click()
+    wait_idle(page)
+    page.get_by_role("button", name="Caption the folder").click()
+    wait_idle(page)
+    page.get_by_role("tab", name="Images", exact=True).click()
+    expect(page.get_by_test_id("stProgress").first).to_contain_text("Caption run", timeout=RUN_MS)
+    # the grid's caption boxes change on their own: a tagger caption (its tags end in "theme") appears
+    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=stTextInput] input')]"
+                           ".some(e => e.value.includes('theme'))", timeout=RUN_MS)
+    shot(page, "10-caption-running-grid")
+    page.get_by_role("button", name="Stop", exact=True).click()
+    expect(page.get_by_test_id("stProgress")).to_have_count(0, timeout=RUN_MS)      # the job has ended
+    page.get_by_role("tab", name="Caption", exact=True).click()
+    expect(page.get_by_text(re.compile(r"Last caption run .* — stopped"))).to_be_visible(timeout=RUN_MS)
+    changed = [p for p in captions if p.read_text(encoding="utf-8") != before[p]]
+    assert 0 < len(changed) < len(captions)
+    page.get_by_role("button", name=re.compile(r"^Undo this run")).click()
+    wait_idle(page)
+    assert {p: p.read_text(encoding="utf-8") for p in captions} == before

@@ -47,17 +47,17 @@ class Outcome:
 
 
 def collect_items(folder: str | Path, extension: str) -> list[CaptionItem]:
-    """A subset folder (`10_sks dog`, or any folder with images directly in it) gives its own
-    images; a train_data_dir gives the images of every `<repeats>_<name>` folder in it."""
+    """A subset folder (`10_sks dog`) gives its own images; a train_data_dir the images of every
+    `<repeats>_<name>` folder in it (images loose in it are not trained on, so not captioned);
+    any other folder of images, its own images."""
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise UserError(f"{folder}: folder not found; give a subset folder or a train_data_dir")
-    own = list_images(folder)
-    if own or parse_subset_name(folder.name):
-        parsed = parse_subset_name(folder.name)
-        return [CaptionItem(p, caption_path(p, extension), parsed[1] if parsed else "") for p in own]
-    subsets, _ = find_subset_folders(folder, False, "folder")
-    items = [CaptionItem(p, caption_path(p, extension), s.class_tokens) for s in subsets for p in list_images(s.dir)]
+    parsed = parse_subset_name(folder.name)
+    subsets = [] if parsed else find_subset_folders(folder, False, "folder")[0]
+    if subsets:
+        return [CaptionItem(p, caption_path(p, extension), s.class_tokens) for s in subsets for p in list_images(s.dir)]
+    items = [CaptionItem(p, caption_path(p, extension), parsed[1] if parsed else "") for p in list_images(folder)]
     if not items:
         raise UserError(f"{folder}: no images in it nor in <repeats>_<name> folders under it")
     return items
