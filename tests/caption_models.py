@@ -125,3 +125,22 @@ def build_blip(folder: Path, image_side: int = 32, seed: int = 0) -> Path:
     processor = BlipProcessor(BlipImageProcessor(size={"height": image_side, "width": image_side}), tokenizer)
     processor.save_pretrained(folder)
     return folder
+
+
+def build_git(folder: Path, image_side: int = 32, seed: int = 0) -> Path:
+    """A GIT image captioner with random weights, hidden size 32, one layer each, saved with its
+    processor (CLIPImageProcessor + a BertTokenizer on VOCAB)."""
+    import torch
+    from transformers import BertTokenizer, CLIPImageProcessor, GitConfig, GitForCausalLM, GitProcessor
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
+    small = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 37}
+    config = GitConfig(vision_config={"image_size": image_side, "patch_size": 8, **small}, vocab_size=len(VOCAB),
+                       max_position_embeddings=64, bos_token_id=VOCAB.index("[CLS]"),
+                       eos_token_id=VOCAB.index("[SEP]"), pad_token_id=0, **small)
+    torch.manual_seed(seed)
+    GitForCausalLM(config).eval().save_pretrained(folder)
+    image_processor = CLIPImageProcessor(size={"shortest_edge": image_side},
+                                         crop_size={"height": image_side, "width": image_side})
+    GitProcessor(image_processor, BertTokenizer(str(folder / "vocab.txt"))).save_pretrained(folder)
+    return folder

@@ -115,3 +115,16 @@ def test_stop_from_the_page_ends_the_run_after_its_batch(dataset, tmp_path):
     job = wait_for_job_end()
     assert job.state == "stopped" and job.status["done"] < 43
     assert "stopped after" in markdown(caption_tab())
+
+
+def test_preview_of_an_image_to_text_model_shows_its_sentence(dataset, tmp_path):
+    from tests.caption_models import build_blip
+    at = caption_tab(build_blip(tmp_path / "blip"))
+    at.number_input(key="captioner_max_length").set_value(5).run()
+    at.radio(key="captioner_existing").set_value("overwrite").run()
+    at.button(key="captioner_preview_button").click().run()
+    assert not at.error, [e.value for e in at.error]
+    table = at.dataframe[-1].value
+    assert list(table.category) == ["caption"] and 0 < table.confidence[0] <= 1
+    assert f"would write: “{table.tag[0]}”" in markdown(at)
+    assert not (dataset / "b_green.txt").exists()

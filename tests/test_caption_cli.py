@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.caption_models import build_blip, build_tagger
+from tests.caption_models import build_blip, build_git, build_tagger
 from tests.conftest import ROOT, make_image, run_cli
 
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
@@ -182,22 +182,26 @@ def test_ctrl_c_stops_after_the_batch_keeping_what_was_written_and_a_rerun_resum
 
 
 @pytest.mark.slow
-def test_a_transformers_captioner_writes_what_the_model_generates(subset, tmp_path):
+@pytest.mark.parametrize("builder", [build_blip, build_git], ids=["blip", "git"])
+def test_a_transformers_captioner_writes_what_the_model_generates(subset, tmp_path, builder):
     import torch
     import transformers
     from PIL import Image
-    blip = build_blip(tmp_path / "blip")
-    done = run_cli("caption", subset, "--model", blip, "--existing", "overwrite", "--max-length", "6",
+    model_dir = builder(tmp_path / "captioner")
+    done = run_cli("caption", subset, "--model", model_dir, "--existing", "overwrite", "--max-length", "6",
                    "--beams", "2", "--prompt", "a photo of", "--json")
     assert done.returncode == 1 and json.loads(done.stdout)["written"] == 3, done.stderr   # broken.png failed
-    model = transformers.BlipForConditionalGeneration.from_pretrained(blip).eval()
-    processor = transformers.AutoProcessor.from_pretrained(blip)
+    config = transformers.AutoConfig.from_pretrained(model_dir)
+    model = getattr(transformers, config.architectures[0]).from_pretrained(model_dir).eval()
+    processor = transformers.AutoProcessor.from_pretrained(model_dir)
     inputs = processor(images=[Image.open(subset / "green.jpg").convert("RGB")], text=["a photo of"],
                        return_tensors="pt")
+    inputs.pop("token_type_ids", None)
     with torch.inference_mode():
         out = model.generate(**inputs, max_new_tokens=6, num_beams=2)
     expected = processor.batch_decode(out, skip_special_tokens=True)[0].strip()
     assert caption(subset, "green") == expected and expected.startswith("a photo of")
+    assert len(expected.split()) <= 3 + 6                 # the prompt and at most 6 new tokens (words here)
     red = caption(subset, "red").split("\n")
     assert red[0].startswith("a photo of") and red[1:] == ["second line kept", ""]   # overwrite: line 1 only
 
@@ -213,3 +217,17 @@ def test_caption_modules_load_no_heavy_library():
             f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_the_pages_settings_reach_the_cli_unchanged(tmp_path):
+    """The Caption tab runs its preview through `workbench caption … --preview`: every setting it
+    holds must come back the same from the command line it builds."""
+    from workbench.__main__ import build_parser
+    from workbench.captioning.settings import CaptionSettings, cli_args
+    from workbench.commands.caption import settings_from
+    chosen = CaptionSettings(model="owner/repo", threshold=0.5, character_threshold=0.7, rating=True,
+                             exclude=("a b", "^_^"), prefix="ohwx, sks", prefix_class_tokens=True, existing="append",
+                             extension=".caption", batch_size=3, max_length=20, num_beams=4, prompt="<CAPTION>")
+    for settings in (chosen, CaptionSettings(model="m")):
+        args = build_parser("caption").parse_args(["caption", str(tmp_path), *cli_args(settings)])
+        assert settings_from(args) == settings

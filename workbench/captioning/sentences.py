@@ -25,7 +25,7 @@ class SentenceCaptioner:
     def predict(self, images) -> list[Prediction]:
         images = [im.convert("RGB") for im in images]
         text = {"text": [self.prompt] * len(images)} if self.prompt else {}
-        inputs = self.processor(images=images, return_tensors="pt", **text).to(self.device)
+        inputs = self._accepted(self.processor(images=images, return_tensors="pt", **text)).to(self.device)
         with self.torch.inference_mode():
             out = self.model.generate(**inputs, max_new_tokens=self.max_length, num_beams=self.num_beams,
                                       output_scores=True, return_dict_in_generate=True)
@@ -33,6 +33,13 @@ class SentenceCaptioner:
         confidences = self._confidences(out)
         return [Prediction([t.strip()] if t.strip() else [], [ScoredTag(t.strip(), c, "caption")])
                 for t, c in zip(texts, confidences)]
+
+    @staticmethod
+    def _accepted(inputs):
+        """The processor's outputs generate() takes: GIT's processor adds token_type_ids, which no
+        image-to-text model's generate uses and GIT's refuses."""
+        inputs.pop("token_type_ids", None)
+        return inputs
 
     def _confidences(self, out) -> list[float]:
         beams = getattr(out, "beam_indices", None)
