@@ -123,3 +123,22 @@ def test_a_job_with_a_bad_model_fails_with_its_reason(tmp_path, workspace):
     subprocess.run([sys.executable, "-m", "workbench.captioning.worker", str(job)], check=False, timeout=120)
     info = jobs.job_info(job)
     assert info.state == "failed" and "no such folder" in info.status["error"]
+
+
+def test_a_run_that_died_mid_way_can_still_be_undone(folder, workspace):
+    """The process writes its records (side file) and one caption, then dies without closing the
+    entry: the undo finds the records and restores the caption."""
+    caption = folder / "0.txt"
+    code = ("import sys; from pathlib import Path; from workbench.captioning.journal import RunJournal\n"
+            "from workbench.fileio import write_text_atomic\n"
+            "j = RunJournal('caption run: died'); p = Path(sys.argv[1])\n"
+            "j.record([{'path': str(p), 'before': p.read_text(), 'after': 'mine, red theme'}])\n"
+            "write_text_atomic(p, 'mine, red theme')\n"
+            "import os; os._exit(9)\n")
+    subprocess.run([sys.executable, "-c", code, str(caption)], check=False, timeout=120)
+    assert caption.read_text() == "mine, red theme"
+    (entry,) = pending_undos()
+    assert entry.description == "caption run: died" and len(entry.files) == 1
+    assert undo_last().restored == [caption]
+    assert caption.read_text() == "mine\nnotes\n"
+    assert list(workspace.joinpath("caption-journal").glob("*.jsonl")) == []

@@ -277,8 +277,26 @@ def pending_undos(journal_dir: Path | None = None) -> list[JournalEntry]:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise UserError(f"{path}: unreadable undo journal ({exc}); move it out of the way") from None
-        entries.append(JournalEntry(path, data["description"], data["time"], data["files"]))
+        entries.append(JournalEntry(path, data["description"], data["time"], data["files"] + _logged_files(path, data)))
     return entries
+
+
+def _logged_files(path: Path, data: dict) -> list[dict]:
+    """The records a caption run still writing (or one that crashed) keeps in its side file, one
+    JSON object a line (workbench/captioning/journal.py); a line being written is not a record yet."""
+    if not data.get("files_log"):
+        return []
+    try:
+        lines = (path.parent / data["files_log"]).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    records = []
+    for line in lines:
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return records
 
 
 def _refuse_while_writing(entry: JournalEntry) -> None:
@@ -312,4 +330,5 @@ def undo_last(journal_dir: Path | None = None) -> UndoResult:
             write_text_atomic(path, record["before"])
             restored.append(path)
     os.replace(entry.path, entry.path.with_suffix(".undone"))
+    entry.path.with_suffix(".jsonl").unlink(missing_ok=True)     # a crashed run's side file
     return UndoResult(entry.description, restored, skipped)

@@ -35,6 +35,7 @@ def to_square_rgb(image):
 def tagger_input(images, side: int):
     """A float32 NHWC batch, BGR, 0–255, each image padded to a square and resized to `side` px."""
     import numpy as np
+
     from workbench.captioning.run import parallel_map
     return np.ascontiguousarray(np.stack(parallel_map(lambda image: _tagger_pixels(image, side), list(images))))
 
