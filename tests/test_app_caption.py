@@ -90,6 +90,7 @@ def test_a_run_is_its_own_process_and_one_undo_keeping_hand_edits(dataset, tagge
     refreshed.button(key="captioner_undo").click().run()
     assert (dataset / "a_red.txt").read_text() == "mine"
     assert not (dataset / "b_green.txt").exists()
+    assert any("--threshold: not used" in w.value and "image-to-text captioner" in w.value for w in at.warning)
     assert (dataset / "c_blue.txt").read_text() == "fixed by hand"
     assert any("edited since the run and were kept: c_blue.txt" in w.value for w in refreshed.warning)
     bulk = AppTest.from_file(PAGE, default_timeout=60)
@@ -121,6 +122,7 @@ def test_preview_of_an_image_to_text_model_shows_its_sentence(dataset, tmp_path)
     from tests.caption_models import build_blip
     at = caption_tab(build_blip(tmp_path / "blip"))
     at.number_input(key="captioner_max_length").set_value(5).run()
+    at.number_input(key="captioner_thr").set_value(0.5).run()       # a tagger's option: said to be unused
     at.radio(key="captioner_existing").set_value("overwrite").run()
     at.button(key="captioner_preview_button").click().run()
     assert not at.error, [e.value for e in at.error]
@@ -128,3 +130,4 @@ def test_preview_of_an_image_to_text_model_shows_its_sentence(dataset, tmp_path)
     assert list(table.category) == ["caption"] and 0 < table.confidence[0] <= 1
     assert f"would write: “{table.tag[0]}”" in markdown(at)
     assert not (dataset / "b_green.txt").exists()
+    assert any("--threshold: not used" in w.value and "image-to-text captioner" in w.value for w in at.warning)

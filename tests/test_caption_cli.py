@@ -68,8 +68,9 @@ def test_append_adds_new_tags_once_and_keeps_other_lines(subset, tagger_dir):
 
 def test_overwrite_prefix_and_class_tokens_come_first_once(subset, tagger_dir):
     (subset / "green.txt").write_text("sks dog, old", encoding="utf-8")
-    run_cli("caption", subset, "--model", tagger_dir, "--existing", "overwrite", "--prefix", "ohwx",
-            "--prefix-class-tokens", "--exclude", "^_^,blue_hero")
+    done = run_cli("caption", subset, "--model", tagger_dir, "--existing", "overwrite", "--prefix", "ohwx",
+                   "--prefix-class-tokens", "--exclude", "^_^,blue_hero", "--beams", "3")
+    assert f"note: --beams: not used, {tagger_dir} is a WD14 tagger" in done.stderr
     assert caption(subset, "red") == "ohwx, sks dog, red theme\nsecond line kept\n"
     assert caption(subset, "green") == "ohwx, sks dog, green theme"
     assert "blue hero" not in caption(subset, "blue")
@@ -191,6 +192,7 @@ def test_a_transformers_captioner_writes_what_the_model_generates(subset, tmp_pa
     done = run_cli("caption", subset, "--model", model_dir, "--existing", "overwrite", "--max-length", "6",
                    "--beams", "2", "--prompt", "a photo of", "--json")
     assert done.returncode == 1 and json.loads(done.stdout)["written"] == 3, done.stderr   # broken.png failed
+    assert "note:" not in done.stderr
     config = transformers.AutoConfig.from_pretrained(model_dir)
     model = getattr(transformers, config.architectures[0]).from_pretrained(model_dir).eval()
     processor = transformers.AutoProcessor.from_pretrained(model_dir)

@@ -65,6 +65,8 @@ def last_job_panel() -> None:
     if job.active:
         st.caption("Running: progress and Stop are above the tabs.")
         return
+    for note in job.status.get("notes") or []:
+        st.warning(f"Note: {note}")
     if job.state in ("failed", "crashed"):
         st.error(job.status.get("error") or f"The caption process ended without a result; see {job.dir}/worker.log")
     counts = job.status.get("counts")

@@ -57,14 +57,14 @@ def _settings_inputs(last: CaptionSettings, recent: list[str]) -> CaptionSetting
                                "an image-to-text captioner (BLIP, GIT, Florence-2)")
     tagger, sentences = st.columns(2)
     with tagger:
-        st.markdown("**WD14 tagger**")
+        st.markdown("**WD14 tagger** (used only when the model is a tagger)")
         threshold = st.number_input("General tag threshold", 0.0, 1.0, last.threshold, 0.05, key="captioner_thr")
         character = st.number_input("Character tag threshold", 0.0, 1.0, last.character_threshold, 0.05,
                                     key="captioner_char_thr")
         rating = st.checkbox("Write the rating tag", last.rating, key="captioner_rating")
         exclude = st.text_input("Exclude tags (comma-separated)", ", ".join(last.exclude), key="captioner_exclude")
     with sentences:
-        st.markdown("**Image-to-text captioner**")
+        st.markdown("**Image-to-text captioner** (used only for a transformers model)")
         max_length = st.number_input("Max new tokens", 1, 1024, last.max_length, key="captioner_max_length")
         beams = st.number_input("Beams", 1, 16, last.num_beams, key="captioner_beams")
         prompt = st.text_input("Prompt (optional)", last.prompt, key="captioner_prompt")
@@ -101,11 +101,11 @@ def _use_recent() -> None:
 def _preview(folder, settings: CaptionSettings) -> None:
     with st.spinner(f"Running {settings.model} on {PREVIEW_IMAGES} images …"):
         try:
-            rows = jobs.run_preview(folder, settings, PREVIEW_IMAGES)
+            rows, notes = jobs.run_preview(folder, settings, PREVIEW_IMAGES)
         except UserError as exc:
             st.error(f"Preview: {exc}")
             return
-    st.session_state[PREVIEW_KEY] = (settings, str(folder), rows)
+    st.session_state[PREVIEW_KEY] = (settings, str(folder), rows, notes)
 
 
 def _start(folder, settings: CaptionSettings) -> None:
@@ -125,6 +125,8 @@ def _preview_table(settings: CaptionSettings, folder) -> None:
         return
     if (shown[0], shown[1]) != (settings, str(folder)):
         st.caption("The settings changed since this preview: preview again to see their effect.")
+    for note in shown[3]:
+        st.warning(f"Note: {note}")
     for row in shown[2]:
         image_col, text_col = st.columns([1, 4])
         _thumb(image_col, row)

@@ -145,9 +145,10 @@ def _reap() -> None:
             _children.discard(pid)
 
 
-def run_preview(folder: str | Path, settings: CaptionSettings, count: int, timeout_s: float = 900) -> list[dict]:
+def run_preview(folder: str | Path, settings: CaptionSettings, count: int,
+                timeout_s: float = 900) -> tuple[list[dict], list[str]]:
     """`workbench caption FOLDER … --preview COUNT --json` in a subprocess (the app never loads a
-    model itself): the rows it prints, or a UserError with its one-line error."""
+    model itself): the rows it prints and its notes, or a UserError with its one-line error."""
     from workbench.captioning.settings import cli_args
     command = [sys.executable, "-m", "workbench", "caption", str(folder), *cli_args(settings.check()),
                "--preview", str(count), "--json"]
@@ -161,4 +162,5 @@ def run_preview(folder: str | Path, settings: CaptionSettings, count: int, timeo
         lines = done.stderr.strip().splitlines()
         raise UserError(lines[-1].removeprefix("workbench caption: error: ") if lines else
                         f"preview failed (exit status {done.returncode})")
-    return json.loads(done.stdout)
+    notes = [line.removeprefix("note: ") for line in done.stderr.splitlines() if line.startswith("note: ")]
+    return json.loads(done.stdout), notes

@@ -224,10 +224,14 @@ def open_image(path: Path):
         raise UserError(f"{path}: not a readable image ({exc.__class__.__name__}); left without a caption") from None
 
 
-def load_model(settings: CaptionSettings):
-    """The model `settings.model` names, ready to predict."""
+def load_model(settings: CaptionSettings, notes: Callable[[str], None] = lambda note: None):
+    """The model `settings.model` names, ready to predict; `notes` hears of options it does not use."""
     from workbench.captioning.models import TAGGER, resolve_model
+    from workbench.captioning.settings import unused_options
     source = resolve_model(settings.model)
+    note = unused_options(settings, source.kind == TAGGER)
+    if note:
+        notes(note)
     if source.kind == TAGGER:
         from workbench.captioning.wd14 import Tagger
         return Tagger(source, settings.tag_rule)

@@ -67,6 +67,23 @@ class CaptionSettings:
         return cls(**values)
 
 
+# the options only one kind of model uses: (field, CLI option)
+TAGGER_ONLY = (("threshold", "--threshold"), ("character_threshold", "--character-threshold"),
+               ("rating", "--rating"), ("exclude", "--exclude"))
+SENTENCES_ONLY = (("max_length", "--max-length"), ("num_beams", "--beams"), ("prompt", "--prompt"))
+
+
+def unused_options(settings: CaptionSettings, is_tagger: bool) -> str:
+    """A note naming the options the user changed that this kind of model does not use, or ""."""
+    default = CaptionSettings(model=settings.model)
+    other = SENTENCES_ONLY if is_tagger else TAGGER_ONLY
+    changed = [option for name, option in other if getattr(settings, name) != getattr(default, name)]
+    if not changed:
+        return ""
+    kind = "a WD14 tagger" if is_tagger else "an image-to-text captioner"
+    return f"{', '.join(changed)}: not used, {settings.model} is {kind}"
+
+
 def split_list(text: str) -> tuple[str, ...]:
     """"a, b,,c " -> ("a", "b", "c"): the --exclude and prefix lists."""
     return tuple(t.strip() for t in text.split(",") if t.strip())

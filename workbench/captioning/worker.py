@@ -44,7 +44,7 @@ def caption(job_dir: Path, stop) -> str:
     settings, folder = read_job(job_dir)
     items = collect_items(folder, settings.extension)
     write_status(job_dir, state="loading", total=len(items), done=0)
-    model = load_model(settings)
+    model = load_model(settings, lambda note: write_status(job_dir, notes=[note]))
     device = getattr(model, "device", "cpu")
     print(f"captioning {len(items)} images in {folder} with {settings.model} on {device}", flush=True)
     write_status(job_dir, state="running", device=device)

@@ -65,7 +65,7 @@ def run(args) -> int:
     from workbench.captioning.run import CaptionRun, collect_items, load_model
     settings = settings_from(args)
     items = collect_items(args.folder, settings.extension)
-    model = load_model(settings)
+    model = load_model(settings, lambda note: print(f"note: {note}", file=sys.stderr))
     if args.preview:
         return _preview(CaptionRun(settings, model), items[:args.preview], args.json)
     return _caption(settings, model, items, args)
