@@ -37,7 +37,7 @@ def open_image(source: Path | str | IO[bytes], name: Path | str | None = None) -
     try:
         with pil_image().open(source) as im:
             yield im
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:   # PIL: SyntaxError for a broken PNG
         raise UnreadableImage(f"{name or source}: not a readable image ({exc.__class__.__name__}); "
                               "fix or remove the file") from None
 

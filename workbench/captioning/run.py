@@ -214,14 +214,11 @@ def _open_or_error(path: Path):
 
 
 def open_image(path: Path):
-    """The decoded image (all pixels read now, so a truncated file fails here, with its name)."""
-    from PIL import Image, UnidentifiedImageError
-    try:
-        with Image.open(path) as im:
-            im.load()           # the pixels stay usable once the file is closed
-            return im
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise UserError(f"{path}: not a readable image ({exc.__class__.__name__}); left without a caption") from None
+    """The decoded image: all pixels read now, so a truncated file fails here, named (workbench.images)."""
+    from workbench.images import open_image as opened
+    with opened(path) as im:
+        im.load()                  # the pixels stay usable once the file is closed
+        return im
 
 
 def load_model(settings: CaptionSettings, notes: Callable[[str], None] = lambda note: None):
