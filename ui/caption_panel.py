@@ -48,26 +48,13 @@ def _folder_choice(cfg, dataset):
 
 
 def _settings_inputs(last: CaptionSettings, recent: list[str]) -> CaptionSettings | None:
-    st.session_state.setdefault("captioner_model", last.model)
-    if recent:
-        st.selectbox("Recent models", [""] + recent, key="captioner_recent", on_change=_use_recent,
-                     format_func=lambda m: m or "(choose one to use it)")
-    model = st.text_input("Model: a folder or a Hugging Face repo id", key="captioner_model",
-                          help="model.onnx + selected_tags.csv: a WD14 tagger; a transformers config.json: "
-                               "an image-to-text captioner (BLIP, GIT, Florence-2)")
+    """The form; None (with the reason shown) while a value cannot run."""
+    model = _model_input(last, recent)
     tagger, sentences = st.columns(2)
     with tagger:
-        st.markdown("**WD14 tagger** (used only when the model is a tagger)")
-        threshold = st.number_input("General tag threshold", 0.0, 1.0, last.threshold, 0.05, key="captioner_thr")
-        character = st.number_input("Character tag threshold", 0.0, 1.0, last.character_threshold, 0.05,
-                                    key="captioner_char_thr")
-        rating = st.checkbox("Write the rating tag", last.rating, key="captioner_rating")
-        exclude = st.text_input("Exclude tags (comma-separated)", ", ".join(last.exclude), key="captioner_exclude")
+        tagger_values = _tagger_inputs(last)
     with sentences:
-        st.markdown("**Image-to-text captioner** (used only for a transformers model)")
-        max_length = st.number_input("Max new tokens", 1, 1024, last.max_length, key="captioner_max_length")
-        beams = st.number_input("Beams", 1, 16, last.num_beams, key="captioner_beams")
-        prompt = st.text_input("Prompt (optional)", last.prompt, key="captioner_prompt")
+        sentence_values = _sentence_inputs(last)
     prefix_col, class_col, batch_col = st.columns([2, 2, 1])
     prefix = prefix_col.text_input("Prefix (trigger word, put first once)", last.prefix, key="captioner_prefix")
     class_tokens = class_col.checkbox("Put the folder's class tokens first", last.prefix_class_tokens,
@@ -77,14 +64,40 @@ def _settings_inputs(last: CaptionSettings, recent: list[str]) -> CaptionSetting
                         index=list(EXISTING_POLICIES).index(last.existing), key="captioner_existing",
                         format_func=lambda k: f"{k}: {EXISTING_POLICIES[k]}")
     try:
-        return CaptionSettings(model=model.strip(), threshold=threshold, character_threshold=character,
-                               rating=rating, exclude=split_list(exclude), prefix=prefix.strip(),
-                               prefix_class_tokens=class_tokens, existing=existing, extension=_extension(),
-                               batch_size=int(batch), max_length=int(max_length), num_beams=int(beams),
-                               prompt=prompt.strip()).check()
+        return CaptionSettings(model=model.strip(), prefix=prefix.strip(), prefix_class_tokens=class_tokens,
+                               existing=existing, extension=_extension(), batch_size=int(batch),
+                               **tagger_values, **sentence_values).check()
     except UserError as exc:
         st.warning(str(exc))
         return None
+
+
+def _model_input(last: CaptionSettings, recent: list[str]) -> str:
+    st.session_state.setdefault("captioner_model", last.model)
+    if recent:
+        st.selectbox("Recent models", [""] + recent, key="captioner_recent", on_change=_use_recent,
+                     format_func=lambda m: m or "(choose one to use it)")
+    return st.text_input("Model: a folder or a Hugging Face repo id", key="captioner_model",
+                         help="model.onnx + selected_tags.csv: a WD14 tagger; a transformers config.json: "
+                              "an image-to-text captioner (BLIP, GIT, Florence-2)")
+
+
+def _tagger_inputs(last: CaptionSettings) -> dict:
+    st.markdown("**WD14 tagger** (used only when the model is a tagger)")
+    return {"threshold": st.number_input("General tag threshold", 0.0, 1.0, last.threshold, 0.05,
+                                         key="captioner_thr"),
+            "character_threshold": st.number_input("Character tag threshold", 0.0, 1.0, last.character_threshold,
+                                                   0.05, key="captioner_char_thr"),
+            "rating": st.checkbox("Write the rating tag", last.rating, key="captioner_rating"),
+            "exclude": split_list(st.text_input("Exclude tags (comma-separated)", ", ".join(last.exclude),
+                                                key="captioner_exclude"))}
+
+
+def _sentence_inputs(last: CaptionSettings) -> dict:
+    st.markdown("**Image-to-text captioner** (used only for a transformers model)")
+    return {"max_length": int(st.number_input("Max new tokens", 1, 1024, last.max_length, key="captioner_max_length")),
+            "num_beams": int(st.number_input("Beams", 1, 16, last.num_beams, key="captioner_beams")),
+            "prompt": st.text_input("Prompt (optional)", last.prompt, key="captioner_prompt").strip()}
 
 
 def _extension() -> str:
