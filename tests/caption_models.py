@@ -3,7 +3,7 @@
 The WD14-format tagger is an ONNX graph over the image's mean colour: each tag's score is
 sigmoid(w_b·B + w_g·G + w_r·R + bias), with B, G, R the channel means of the input in 0–1 units
 (the graph divides the 0–255 input by 255), so a test can compute every expected score from the
-colours it painted. With `slow_layers` it also runs a chain of 512×512 matmuls whose result is
+colours it painted. With `slow_layers` it also runs a chain of 3×3 convolutions whose result is
 multiplied by zero: the scores are unchanged, but each image costs real time, so a Stop or Ctrl-C
 lands mid-run. The captioner is a BLIP with random weights and a 20-word vocabulary.
 """
@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-SLOW_WIDTH = 512
+SLOW_WIDTH = 32            # channels of the slow convolutions
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ TAGS = (
 
 
 def build_tagger(folder: Path, tags=TAGS, side: int = 32, fixed_batch: int | None = None,
-                 slow_layers: int = 0) -> Path:
+                 slow_layers: int = 0, slow_width: int = SLOW_WIDTH) -> Path:
     """model.onnx + selected_tags.csv in `folder`: input (batch, side, side, 3) NHWC float32."""
     import numpy as np
     import onnx
@@ -53,7 +53,7 @@ def build_tagger(folder: Path, tags=TAGS, side: int = 32, fixed_batch: int | Non
              helper.make_node("MatMul", ["mean", "w"], ["logits"]),
              helper.make_node("Add", ["logits", "b"], ["shifted"])]
     if slow_layers:
-        nodes, init = _slow_branch(nodes, init, side, slow_layers)
+        nodes, init = _slow_branch(nodes, init, side, slow_layers, slow_width)
     nodes.append(helper.make_node("Sigmoid", ["shifted"], ["predictions_sigmoid"]))
     batch = fixed_batch or "batch"
     graph = helper.make_graph(nodes, "tiny_wd14",
@@ -72,25 +72,25 @@ def build_tagger(folder: Path, tags=TAGS, side: int = 32, fixed_batch: int | Non
     return folder
 
 
-def _slow_branch(nodes, init, side: int, layers: int):
-    """shifted + 0 · sum(tanh(… tanh(flat · P) · Q …)): real work that leaves the scores as they are."""
+def _slow_branch(nodes, init, side: int, layers: int, width: int):
+    """shifted + 0 · sum(tanh(conv(… tanh(conv(image)) …))): `layers` 3×3 convolutions of `width`
+    channels over the input (one shared kernel, so the file stays small and loads fast) — real
+    work that leaves the scores as they are."""
     import numpy as np
     from onnx import helper, numpy_helper
     rng = np.random.default_rng(0)
-    init = init + [numpy_helper.from_array(np.array([0, side * side * 3], dtype=np.int64), "flat_shape"),
-                   numpy_helper.from_array((rng.standard_normal((side * side * 3, SLOW_WIDTH)) * 1e-4)
-                                           .astype(np.float32), "p"),
-                   numpy_helper.from_array((rng.standard_normal((SLOW_WIDTH, SLOW_WIDTH)) / SLOW_WIDTH)
-                                           .astype(np.float32), "q"),
+    init = init + [numpy_helper.from_array((rng.standard_normal((width, 3, 3, 3)) * 1e-3).astype(np.float32), "k0"),
+                   numpy_helper.from_array((rng.standard_normal((width, width, 3, 3)) / (9 * width))
+                                           .astype(np.float32), "k"),
                    numpy_helper.from_array(np.zeros((1,), dtype=np.float32), "zero")]
-    nodes = nodes[:-1] + [helper.make_node("Reshape", ["input_1", "flat_shape"], ["flat"]),
-                          helper.make_node("MatMul", ["flat", "p"], ["h0_in"]),
+    nodes = nodes[:-1] + [helper.make_node("Transpose", ["input_1"], ["nchw"], perm=[0, 3, 1, 2]),
+                          helper.make_node("Conv", ["nchw", "k0"], ["h0_in"], pads=[1, 1, 1, 1]),
                           helper.make_node("Tanh", ["h0_in"], ["h0"])]
     for i in range(layers):
-        nodes += [helper.make_node("MatMul", [f"h{i}", "q"], [f"h{i + 1}_in"]),
+        nodes += [helper.make_node("Conv", [f"h{i}", "k"], [f"h{i + 1}_in"], pads=[1, 1, 1, 1]),
                   helper.make_node("Tanh", [f"h{i + 1}_in"], [f"h{i + 1}"])]
-    nodes += [helper.make_node("ReduceSum", [f"h{layers}"], ["work"], keepdims=1),
-              helper.make_node("Mul", ["work", "zero"], ["nothing"]),
+    nodes += [helper.make_node("ReduceSum", [f"h{layers}"], ["work_all"], keepdims=0),
+              helper.make_node("Mul", ["work_all", "zero"], ["nothing"]),
               helper.make_node("Add", ["logits", "b"], ["scores_only"]),
               helper.make_node("Add", ["scores_only", "nothing"], ["shifted"])]
     return nodes, init

@@ -99,7 +99,7 @@ def test_a_run_is_its_own_process_and_one_undo_keeping_hand_edits(dataset, tagge
 
 
 def test_stop_from_the_page_ends_the_run_after_its_batch(dataset, tmp_path):
-    slow = build_tagger(tmp_path / "slow", slow_layers=3000)
+    slow = build_tagger(tmp_path / "slow", slow_layers=150)
     for i in range(40):
         make_image(dataset / f"z{i:02d}.png", (32, 32), (0, 6 * i, 200))
     at = caption_tab(slow)

@@ -159,7 +159,7 @@ def test_missing_folder_is_one_line(tmp_path, tagger_dir):
 
 @pytest.mark.slow
 def test_ctrl_c_stops_after_the_batch_keeping_what_was_written_and_a_rerun_resumes(tmp_path):
-    slow = build_tagger(tmp_path / "slow-tagger", slow_layers=3000)
+    slow = build_tagger(tmp_path / "slow-tagger", slow_layers=150)
     folder = tmp_path / "1_many"
     for i in range(60):
         make_image(folder / f"{i:02d}.png", (32, 32), (4 * i, 255 - 4 * i, 128))

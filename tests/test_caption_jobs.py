@@ -96,7 +96,7 @@ def wait_for(condition, what: str, limit_s: float = 240):
 
 @pytest.mark.slow
 def test_the_job_process_reports_progress_and_stops_after_its_batch(tmp_path, workspace):
-    slow = build_tagger(tmp_path / "slow", slow_layers=3000)
+    slow = build_tagger(tmp_path / "slow", slow_layers=150)
     folder = tmp_path / "1_many"
     for i in range(40):
         make_image(folder / f"{i:02d}.png", (32, 32), (6 * i, 0, 255 - 6 * i))

@@ -62,9 +62,9 @@ def test_caption_tab_previews_runs_and_undoes(page, server, tmp_path):
 
 
 def test_a_running_caption_job_fills_the_grid_as_it_goes_and_stops(page, server, tmp_path):
-    """A slow tagger (about a quarter second an image here), one image per batch: the grid, open on
+    """A slow tagger (about a second an image here), one image per batch: the grid, open on
     another tab, shows captions as they land; Stop ends the run after its batch; undo restores."""
-    slow = build_tagger(tmp_path / "slow", slow_layers=8000)
+    slow = build_tagger(tmp_path / "slow", slow_layers=2000)
     open_page(page, server)
     go(page, "Dataset")
     captions = sorted((server.home / "demo" / "dataset" / "train").glob("*/*.txt"))
@@ -88,8 +88,8 @@ def test_a_running_caption_job_fills_the_grid_as_it_goes_and_stops(page, server,
     # the grid's caption boxes change on their own: a tagger caption (its tags end in "theme") appears
     page.wait_for_function("() => [...document.querySelectorAll('[data-testid=stTextInput] input')]"
                            ".some(e => e.value.includes('theme'))", timeout=RUN_MS)
-    shot(page, "10-caption-running-grid")
     page.get_by_role("button", name="Stop", exact=True).click()
+    shot(page, "10-caption-running-grid")
     expect(page.get_by_test_id("stProgress")).to_have_count(0, timeout=RUN_MS)      # the job has ended
     page.get_by_role("tab", name="Caption", exact=True).click()
     expect(page.get_by_text(re.compile(r"Last caption run .* — stopped"))).to_be_visible(timeout=RUN_MS)
