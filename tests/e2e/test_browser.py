@@ -125,6 +125,28 @@ def test_parameters_tab_stays_open_through_edits_and_a_refresh(page, server):
     assert "group=Basic" in page.url
 
 
+def test_parameters_validation_split_holds_images_out_and_lowers_the_steps(page, server):
+    open_page(page, server)
+    go(page, "Parameters")
+    before = int(metric_value(page, "Total steps"))
+    page.get_by_role("tab", name="Validation").click()
+    split = page.get_by_label("validation_split", exact=True)
+    expect(split).to_have_value("0.0")
+    split.fill("0.3")
+    split.press("Enter")
+    wait_idle(page)
+    expect(page.get_by_test_id("stMetric").filter(has_text="Total steps").get_by_test_id("stMetricValue")) \
+        .not_to_have_text(str(before))
+    assert int(metric_value(page, "Total steps")) < before            # held-out images no longer train
+    assert "validation_split = 0.3" in (server.home / "current.toml").read_text()
+    shot(page, "3c-parameters-validation")
+    split.fill("0.0")                     # back to the demo's config for the run below
+    split.press("Enter")
+    wait_idle(page)
+    expect(page.get_by_test_id("stMetric").filter(has_text="Total steps").get_by_test_id("stMetricValue")) \
+        .to_have_text(str(before))
+
+
 def test_training_runs_the_demo_to_the_end_and_lists_the_lora(page, server):
     open_page(page, server)
     go(page, "Training")
