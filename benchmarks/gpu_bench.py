@@ -168,16 +168,15 @@ def counted_flops(stepper, batch) -> float | None:
     """FLOPs of one whole step as executed (checkpointing's recomputed forward included), counted
     on the eager UNet: a compiled one does the same arithmetic in fewer kernels."""
     from torch.utils.flop_counter import FlopCounterMode
-    compiled, stepper.unet = stepper.unet, stepper.models.unet
+
+    from trainer.compile import eager_blocks
     try:
-        with FlopCounterMode(display=False) as counter:
-            stepper.step([batch], 1)
+        with eager_blocks(stepper.unet), FlopCounterMode(display=False) as counter:
+            stepper.step([batch], 1).value()
         return float(counter.get_total_flops())
     except Exception as exc:      # a counting failure must not lose the timing
         print(f"  flop counting failed: {exc}", flush=True)
         return None
-    finally:
-        stepper.unet = compiled
 
 
 def sync(cuda: bool) -> None:

@@ -77,17 +77,19 @@ def collective(accelerator):
                          "trainer.log") from None
 
 
-def average_gradients(accelerator, params: list[torch.Tensor], loss: float) -> float:
+def average_gradients(accelerator, params: list[torch.Tensor], loss: torch.Tensor) -> torch.Tensor:
     """Average the gradients of `params` and the step's loss over the processes, in one all-reduce.
     A parameter with no gradient on some process (module_dropout skipped its module there) counts
     zero there, as DDP counts an unused parameter; one with no gradient anywhere keeps none, so the
-    optimizer leaves it alone as it would in one process. Returns the mean loss of all processes."""
+    optimizer leaves it alone as it would in one process. Returns the mean loss of all processes, a
+    0-dim tensor on the device (the host does not wait for it here)."""
     if accelerator.num_processes == 1:
         return loss
     trainable = [p for p in params if p.requires_grad]
     has_grad = [float(p.grad is not None) for p in trainable]
     grads = [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).float() for p in trainable]
-    flat = torch.cat([torch.tensor([loss] + has_grad, device=accelerator.device)] + grads)
+    flat = torch.cat([loss.detach().float().reshape(1), torch.tensor(has_grad, device=accelerator.device)]
+                     + grads)
     with collective(accelerator):
         flat = accelerator.reduce(flat, reduction="mean")
     offset = 1 + len(trainable)
@@ -100,7 +102,7 @@ def average_gradients(accelerator, params: list[torch.Tensor], loss: float) -> f
             p.grad = mean.to(p.dtype).clone()
         else:
             p.grad.copy_(mean)
-    return float(flat[0])
+    return flat[0]
 
 
 def any_process(accelerator, flag: bool) -> bool:

@@ -7,7 +7,6 @@ TensorBoard, save kohya-format LoRAs, and end with state finished, stopped (SIGT
 """
 from __future__ import annotations
 
-import math
 import random
 import sys
 import time
@@ -20,8 +19,9 @@ import torch
 from trainer import data, losses, noise, optim, processes, sampling, saving, trackers, validation
 from trainer import models as model_loading
 from trainer.events import LossWindow, RunEvents, StopRequest
+from trainer.step_loss import StepLoss
 from trainer.text_cache import TextCache
-from workbench import holdout, metadata, outputs
+from workbench import fast_path, holdout, metadata, outputs
 from workbench import tensorboard_tags as tb_tags
 from workbench.config import load_toml
 from workbench.errors import UserError
@@ -32,10 +32,6 @@ from workbench.validate import errors, validate
 
 WEIGHT_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 SAVE_DTYPES = {"float": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-class TrainingError(UserError):
-    pass
 
 
 @dataclass
@@ -60,7 +56,9 @@ class Stepper:
     and the diffusion loss. The recipe feeds it the plan's batches; benchmarks/gpu_bench.py feeds it
     synthetic ones, so what is measured is what trains."""
 
-    def __init__(self, cfg, models: model_loading.Models, accelerator, total_steps: int, batch_shapes: int = 1):
+    def __init__(self, cfg, models: model_loading.Models, accelerator, total_steps: int,
+                 compile_unet: bool | None = None, log=print):
+        """compile_unet: the fast path's choice (workbench/fast_path.py); None: cfg.torch_compile."""
         from trainer.network import create_network
         self.cfg, self.models, self.accelerator = cfg, models, accelerator
         self.device, self.dtype = accelerator.device, WEIGHT_DTYPES[cfg.mixed_precision]
@@ -75,7 +73,9 @@ class Stepper:
         self.network.to(self.device).train()
         if cfg.full_bf16 or cfg.full_fp16:
             self.network.to(dtype=self.dtype)
-        self.unet = compiled_unet(cfg, models.unet, batch_shapes)
+        self.unet = models.unet
+        wanted = cfg.torch_compile if compile_unet is None else compile_unet
+        self.compiled = compiled_unet(cfg, models.unet, wanted, log)     # in place: the same module names
         self.groups = self.network.param_groups(cfg.unet_lr_value(), cfg.text_encoder_lr_value(), cfg.loraplus_ratios())
         self.initial_lrs = {g["name"]: g["lr"] for g in self.groups}       # before the schedule scales them
         self.trainable = [p for g in self.groups for p in g["params"]]
@@ -89,6 +89,7 @@ class Stepper:
         self.used_ds: dict[str, float | None] = {}  # {group: d} of D-Adaptation / Prodigy
         self.max_norm: tuple[int, float, float] | None = None    # scale_weight_norms: scaled, mean, max
         self.text_cache: TextCache | None = None    # cache_text_encoder_outputs: the recipe fills it
+        self.last_loss: StepLoss | None = None      # the previous step's, checked for the NaN stop
 
     def encode(self, captions: list[str]):
         """The captions' conditioning: from the text cache when there is one, else the encoders."""
@@ -121,8 +122,9 @@ class Stepper:
         self.network.set_text_encoder_trainable(False)
         self.text_encoder_frozen = True
 
-    def step(self, micro_batches, count: int, where: str = "") -> float:
-        """Forward and backward over `count` micro-batches, then one optimizer step; the mean loss."""
+    def step(self, micro_batches, count: int, where: str = "") -> StepLoss:
+        """Forward and backward over `count` micro-batches, then one optimizer step; the mean loss, on
+        its way to the host (trainer/step_loss.py: nothing here waits for the GPU)."""
         cfg, acc = self.cfg, self.accelerator
         total = torch.zeros((), device=self.device)
         for batch in micro_batches:
@@ -132,10 +134,10 @@ class Stepper:
             acc.backward(loss / cfg.gradient_accumulation_steps)
             total += loss.detach()
         # the loss of every process: a NaN on one stops them all at once, none is left waiting
-        mean = processes.average_gradients(acc, self.trainable, float(total) / count)
-        if not math.isfinite(mean):
-            raise TrainingError(f"loss became {mean} at {where}: training diverged; lower learning_rate "
-                                f"(now {cfg.learning_rate:g}) or use max_grad_norm")
+        mean = processes.average_gradients(acc, self.trainable, total / count)
+        if self.last_loss is not None and not self.last_loss.checked:
+            self.last_loss.value()      # the NaN stop, one step late: the GPU is busy with this step meanwhile
+        self.last_loss = StepLoss.start(mean, where, cfg.learning_rate)
         if cfg.max_grad_norm:
             acc.clip_grad_norm_(self.trainable, cfg.max_grad_norm)
         self.optimizer.step()
@@ -146,7 +148,7 @@ class Stepper:
         self.optimizer.zero_grad(set_to_none=True)
         if cfg.scale_weight_norms:
             self.max_norm = self.network.apply_max_norm(cfg.scale_weight_norms, self.device)
-        return mean
+        return self.last_loss
 
     def loss(self, batch: MicroBatch, fixed_timestep: int | None = None) -> torch.Tensor:
         """The diffusion loss of one batch (labelled as in diffusers' training examples); validation
@@ -177,16 +179,14 @@ def allow_fp16_gradients(scaler) -> None:
     scaler._unscale_grads_ = unscale_fp16_too
 
 
-def compiled_unet(cfg, unet, shapes: int):
-    """sd-scripts' --torch_compile: the training forward (LoRA hooked in) runs through torch.compile.
-    Samples and saves use the module itself, so they never wait for a compile of their shapes.
-    One static graph per batch shape (bucket × images; `shapes` of them): inductor's dynamic-shape
-    path fails on this UNet (torch 2.13, CPU) and static graphs are the fast ones anyway."""
-    if not cfg.torch_compile:
-        return unet
-    import torch._dynamo.config as dynamo
-    dynamo.recompile_limit = max(dynamo.recompile_limit, shapes)     # beyond it dynamo runs eagerly
-    return torch.compile(unet, backend=cfg.dynamo_backend, dynamic=False)
+def compiled_unet(cfg, unet, wanted: bool, log=print):
+    """sd-scripts' --torch_compile, as regional compilation (trainer/compile.py): the UNet's repeated
+    blocks compile once per block kind, whatever the bucket count; the LoRA stays hooked in and
+    samples run eagerly. None when not wanted."""
+    if not wanted:
+        return None
+    from trainer.compile import compile_repeated_blocks
+    return compile_repeated_blocks(unet, cfg.dynamo_backend, log)
 
 
 class Recipe:
@@ -258,9 +258,6 @@ class Recipe:
         self.events.log(f"model: {m.info.path} ({m.info.family_name}, {m.info.layout}); device {self.device}, "
                         f"mixed precision {cfg.mixed_precision}, base weights {str(self.dtype).removeprefix('torch.')}, "
                         f"VAE {cfg.vae or 'of the model'} in {str(vae_dtype).removeprefix('torch.')}")
-        if cfg.torch_compile:
-            self.events.log(f"torch.compile ({cfg.dynamo_backend}): {len(self.plan.batch_shapes())} batch shapes; the "
-                            f"first step of each compiles first (a minute or more with inductor)")
 
     def store_base_in_fp8(self) -> None:
         """fp8_base: UNet and text encoders; fp8_base_unet: the UNet only (sd-scripts' rule)."""
@@ -274,8 +271,12 @@ class Recipe:
 
     def build_network(self) -> None:
         cfg = self.cfg
-        self.stepper = Stepper(cfg, self.models, self.accelerator, self.plan.total_steps,
-                               len(self.plan.batch_shapes()))
+        choice = fast_path.decide(cfg, self.plan.total_steps, self.device.type == "cuda")
+        self.events.log(choice.line())          # the Training page shows the same line before the start
+        self.stepper = Stepper(cfg, self.models, self.accelerator, self.plan.total_steps, choice.compile,
+                               self.events.log)
+        if self.stepper.compiled:
+            self.events.log(self.stepper.compiled.describe() + "; the first step compiles first")
         self.network, self.optimizer = self.stepper.network, self.stepper.optimizer
         self.scheduler = self.stepper.scheduler
         self.te_stop_step = stop_text_encoder_step(cfg, self.plan.total_steps)   # the chart marks the same step
@@ -391,7 +392,8 @@ class Recipe:
     def optimizer_step(self, group: list[data.Batch], epoch: int) -> float:
         self.maybe_freeze_text_encoder()
         where = f"step {self.progress.step + 1} (epoch {epoch + 1})"
-        return self.stepper.step((self.micro_batch(batch, epoch) for batch in group), len(group), where)
+        # the log reads each step's loss: the host waits here, after the whole step is queued
+        return self.stepper.step((self.micro_batch(batch, epoch) for batch in group), len(group), where).value()
 
     def micro_batch(self, batch: data.Batch, epoch: int, validation: bool = False) -> "MicroBatch":
         """What the step needs from a planned batch: latents, captions, SDXL size ids, loss weights.

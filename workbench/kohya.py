@@ -467,6 +467,7 @@ WORKBENCH_ONLY = {
     "sdxl": "picks the script: sdxl_train_network.py",
     "num_cpu_threads_per_process": "an accelerate launch option, on the command line",
     "stop_text_encoder_training": "train_network.py has no such option: there the text encoder trains throughout",
+    "fast_path": "sd-scripts compiles only with torch_compile; workbench's automatic compile on a GPU stays here",
 }
 
 
@@ -497,6 +498,8 @@ def export_sd_scripts(cfg: TrainConfig) -> Export:
     values = {k: v for k, v in cfg.to_dict().items() if k not in WORKBENCH_ONLY and not _empty(v)}
     if cfg.stop_text_encoder_training:
         notes.append(f"stop_text_encoder_training left out: {WORKBENCH_ONLY['stop_text_encoder_training']}")
+    if cfg.fast_path == "auto" and not cfg.torch_compile:
+        notes.append(f"fast_path left out: {WORKBENCH_ONLY['fast_path']} (the same numbers, eager speed)")
     if cfg.max_train_epochs is not None:
         values.pop("max_train_steps", None)          # epochs decide; sd-scripts would ignore it anyway
     if not cfg.torch_compile:
