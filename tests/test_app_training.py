@@ -93,12 +93,17 @@ def test_renders_with_no_runs(cfg):
     assert not at.get("progress")
 
 
-def test_start_panel_says_how_long_the_run_is(cfg):
+def test_start_panel_says_how_long_the_run_is(cfg, monkeypatch):
     """The number to check before pressing Start: the plan's steps, next to the button."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")        # no GPU, on any machine: the fast path's CPU answer
     from workbench.plan import make_plan
     plan = make_plan(cfg)
     at = run_page()
     assert f"**{plan.total_steps} steps** ({plan.epochs} epoch(s) of {plan.steps_per_epoch} steps" in texts(at)
+    # the fast path's choice, as trainer.log will state it (this test machine has no CUDA GPU)
+    assert "· fast path: eager (no compile) — no CUDA GPU: compiling costs minutes on the CPU" in texts(at)
+    workspace.save_current(cfg.replace(torch_compile=True))
+    assert "· fast path: torch.compile on — torch_compile = true" in texts(run_page())
     workspace.save_current(cfg.replace(train_data_dir=""))
     assert "**steps unknown**" in texts(run_page())
 

@@ -333,7 +333,7 @@ def test_every_exported_key_is_a_real_sd_scripts_argument():
     assert set(job.values) <= SD_SCRIPTS_ARGS, set(job.values) - SD_SCRIPTS_ARGS
     left_out = set(TrainConfig.__dataclass_fields__) - set(job.values)
     assert left_out == {"sdxl", "num_cpu_threads_per_process", "stop_text_encoder_training", "max_train_epochs",
-                        "cache_text_encoder_outputs"}
+                        "cache_text_encoder_outputs", "fast_path"}
     assert any("cache_text_encoder_outputs left out: train_network.py has it for SDXL only" in n for n in job.notes)
     sdxl = export_sd_scripts(everything_set(cache_text_encoder_outputs=True).replace(sdxl=True, v2=False,
                                                                                    v_parameterization=False))

@@ -6,6 +6,8 @@ import streamlit as st
 
 from ui.common import save_config
 from ui.dataset_data import load_plan
+from workbench import fast_path
+from workbench.checks import cuda_available
 from workbench.config import TrainConfig
 from workbench.errors import UserError
 from workbench.outputs import existing_outputs, free_output_name, lora_path
@@ -29,8 +31,9 @@ def _steps_line(cfg: TrainConfig) -> str:
         plan = load_plan(cfg)
     except UserError:
         return "**steps unknown** (see Parameters)"
+    choice = fast_path.decide(cfg, plan.total_steps, cuda_available())      # the line trainer.log will have
     return (f"**{plan.total_steps:,} steps** ({plan.epochs} epoch(s) of {plan.steps_per_epoch:,} steps, "
-            f"batch size {plan.train_batch_size})")
+            f"batch size {plan.train_batch_size}) · {choice.line()}")
 
 
 def _offer_free_name(cfg: TrainConfig) -> None:

@@ -123,7 +123,7 @@ class TrainConfig:
     gradient_checkpointing: bool = opt(False, "Recompute activations in the backward pass: less VRAM, about 20-30% slower.", ADVANCED)
     torch_compile: bool = opt(False, "Compile the UNet with torch.compile: faster GPU steps, after about a minute of compiling at the first step of each bucket shape.", ADVANCED)
     dynamo_backend: str = opt("inductor", "torch.compile backend, with torch_compile: inductor makes fused GPU kernels; aot_eager/eager only check that the model compiles.", ADVANCED, choices=DYNAMO_BACKENDS)
-    fast_path: str = opt("auto", "Workbench's fast path: on a CUDA GPU, compile the UNet (regional torch.compile) when the run is long enough to win back the compile; off: compile only with torch_compile. The losses and saved files are the same either way; not an sd-scripts option.", ADVANCED, choices=("auto", "off"))
+    fast_path: str = opt("auto", "auto: on a CUDA GPU, compile the UNet when the run is long enough to win back the compile; off: only torch_compile compiles. Same losses and files either way (workbench only).", ADVANCED, choices=("auto", "off"))
     max_grad_norm: float = opt(1.0, "Clip the gradient norm to this (0: no clipping).", ADVANCED, min=0.0)
     max_token_length: int = opt(75, "Caption tokens the text encoder reads: 75 (CLIP's one window), or 150 / 225 as windows of 75 joined (sd-scripts' way); the rest is cut. Sample prompts read as many.", ADVANCED, choices=(75, 150, 225))
     clip_skip: int = opt(1, "Use the output of the Nth-from-last text-encoder layer (2 for many anime models).", ADVANCED, min=1, max=12)

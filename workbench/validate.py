@@ -29,7 +29,8 @@ class Finding:
 def _choices(cfg: TrainConfig) -> list[Finding]:
     out = []
     for name in ("lr_scheduler", "optimizer_type", "network_module", "mixed_precision", "save_precision",
-                 "save_model_as", "sample_sampler", "loss_type", "huber_schedule", "log_with"):
+                 "save_model_as", "sample_sampler", "loss_type", "huber_schedule", "log_with",
+                 "fast_path"):
         valid = FIELDS[name].metadata["choices"]
         value = getattr(cfg, name)
         if value not in valid:
