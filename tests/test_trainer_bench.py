@@ -37,3 +37,21 @@ def test_gpu_bench_compiled_cells_run_through_torch_compile(tmp_path):
     assert "error" not in cell, cell
     assert cell["compiled"] == "eager" and cell["compiled_graphs"] >= 1
     assert cell["s_per_step"] > 0 and cell["flops_per_step"] > 0
+
+
+@pytest.mark.slow
+def test_gpu_peers_tiny_runs_all_four_cells_and_writes_the_promised_json(tmp_path):
+    out = tmp_path / "gpu-peers.json"
+    done = subprocess.run([sys.executable, "benchmarks/gpu_peers.py", "--tiny", "--warmup", "1", "--steps", "1",
+                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert set(result["info"]) == {"device", "date", "torch"} and result["info"]["device"] == "cpu"
+    assert [(c["name"], c["batch"]) for c in result["cells"]] == [
+        (name, batch) for batch in (1, 2) for name in ("floor", "floor-compiled", "peft", "trainer")]
+    for cell in result["cells"]:
+        assert "error" not in cell, cell
+        assert {"name", "model", "resolution", "batch", "s_per_step", "peak_memory_gib", "compile_s"} <= set(cell)
+        assert cell["model"] == "tiny-sd1" and cell["resolution"] == 128
+        assert cell["s_per_step"] > 0 and cell["compile_s"] >= 0 and cell["peak_memory_gib"] is None   # no CUDA
+    assert result["compile_s_10_buckets"] >= 0
