@@ -474,6 +474,7 @@ def test_torch_compile_trains_the_same_steps_as_eager_and_saves_the_same_keys(de
     eager = demo_config(demo, tmp_path / "eager", max_train_epochs=None, max_train_steps=2, sample_every_n_epochs=None,
                         seed=3)
     assert train_in_process(eager, tmp_path / "run1")[0] == 0
+    assert "fast path: eager (no compile) — " in capsys.readouterr().out     # 2 steps: never worth compiling
     torch._dynamo.reset()
     counters.clear()
     # the "eager" backend: dynamo really captures the UNet with the LoRA hooked in, without inductor's minutes
@@ -481,7 +482,9 @@ def test_torch_compile_trains_the_same_steps_as_eager_and_saves_the_same_keys(de
     code, status, events = train_in_process(compiled, tmp_path / "run2")
     assert code == 0, status.get("error")
     assert counters["stats"]["unique_graphs"] >= 1
-    assert "torch.compile (eager)" in capsys.readouterr().out
+    log = capsys.readouterr().out
+    assert "fast path: torch.compile on — torch_compile = true" in log
+    assert "torch.compile (eager), regional: 7 BasicTransformerBlock, 8 ResnetBlock2D compiled once" in log
     losses = [[e["loss"] for e in of_kind(run, "step")] for run in (runs.read_metrics(tmp_path / "run1"), events)]
     assert losses[1] == pytest.approx(losses[0], rel=1e-5)
     files = [read_header(tmp_path / d / "demo-lora.safetensors")[1] for d in ("eager", "compiled")]

@@ -159,8 +159,8 @@ def hardware_findings(cfg, cuda: bool) -> list[Finding]:
         out.append(Finding("error", "dynamo_backend", "cudagraphs needs a CUDA GPU and there is none here; "
                            "use inductor or turn torch_compile off"))
     elif cfg.torch_compile and not cuda:
-        out.append(Finding("warning", "torch_compile", "without a CUDA GPU compiling takes minutes for each batch "
-                           "shape and the steps are barely faster; turn torch_compile off"))
+        out.append(Finding("warning", "torch_compile", "without a CUDA GPU compiling takes minutes "
+                           "and the steps are barely faster; turn torch_compile off"))
     return out
 
 

@@ -121,7 +121,7 @@ class TrainConfig:
     full_bf16: bool = opt(False, "LoRA weights, gradients and optimizer state in bf16, not fp32 (needs mixed_precision bf16): halves their memory (rank 32 SDXL LoRA with AdamW: about 0.9 → 0.45 GB).", ADVANCED)
     full_fp16: bool = opt(False, "As full_bf16 in fp16 (needs mixed_precision fp16 and a CUDA GPU); fp16 gradients can underflow.", ADVANCED)
     gradient_checkpointing: bool = opt(False, "Recompute activations in the backward pass: less VRAM, about 20-30% slower.", ADVANCED)
-    torch_compile: bool = opt(False, "Compile the UNet with torch.compile: faster GPU steps, after about a minute of compiling at the first step of each bucket shape.", ADVANCED)
+    torch_compile: bool = opt(False, "Always compile the UNet's repeated blocks with torch.compile (once per run, whatever the bucket count); fast_path auto already does on a GPU when the run pays.", ADVANCED)
     dynamo_backend: str = opt("inductor", "torch.compile backend, with torch_compile: inductor makes fused GPU kernels; aot_eager/eager only check that the model compiles.", ADVANCED, choices=DYNAMO_BACKENDS)
     fast_path: str = opt("auto", "auto: on a CUDA GPU, compile the UNet when the run is long enough to win back the compile; off: only torch_compile compiles. Same losses and files either way (workbench only).", ADVANCED, choices=("auto", "off"))
     max_grad_norm: float = opt(1.0, "Clip the gradient norm to this (0: no clipping).", ADVANCED, min=0.0)
