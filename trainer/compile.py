@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
+import torch._dynamo.exc
 
 # diffusers' UNet2DConditionModel lists BasicTransformerBlock as its repeated block; the resnets
 # repeat as much (22 of them in SD1.5) and hold half the UNet's kernels
@@ -89,7 +90,9 @@ def _compile_block(block: torch.nn.Module, record: RegionalCompile) -> None:
             return static(*args, **kwargs)
         try:
             return dynamic(*map(marked, args), **{key: marked(value) for key, value in kwargs.items()})
-        except Exception as exc:       # a dynamo/inductor failure happens before anything ran: retry static
+        # a dynamo/inductor failure happens before the block ran: retry static. sympy's "cannot determine
+        # truth value of Relational" is a TypeError; an out-of-memory or a real bug is none of these
+        except (torch._dynamo.exc.TorchDynamoException, TypeError) as exc:
             record.static[kind] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:160] if str(exc) else ''}"
             record.log(f"torch.compile: {kind} failed with dynamic shapes ({record.static[kind]}); "
                        "it compiles static graphs instead, one per batch shape")
