@@ -46,7 +46,7 @@ def bare_seconds(cfg, epochs: int) -> list[float]:
     from transformers import CLIPTextModel, CLIPTokenizer
 
     from trainer.data import epoch_batches, load_pixels
-    from trainer.network import create_network
+    from trainer.network_registry import create_network
     from workbench.plan import make_plan
     torch.set_num_threads(cfg.num_cpu_threads_per_process)
     torch.manual_seed(0)

@@ -53,7 +53,7 @@ def config(**changes) -> TrainConfig:
 
 
 def make_network(cfg=None, text_encoders=None, unet=None):
-    from trainer.network import create_network
+    from trainer.network_registry import create_network
     unet = unet or tiny_unet()
     text_encoders = text_encoders or [tiny_text_encoder()]
     return create_network(cfg or config(), unet, text_encoders), unet, text_encoders

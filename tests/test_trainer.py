@@ -208,7 +208,7 @@ def test_sdxl_trains_and_diffusers_loads_it(demo, tmp_path):
     added = {"added_cond_kwargs": {"text_embeds": torch.ones(1, 32), "time_ids": time_ids}}
     before = unet_output(pipe, 64, **added)
     ours = StableDiffusionXLPipeline.from_pretrained(demo.sdxl_model)      # the file through the trainer's network
-    from trainer.network import create_network
+    from trainer.network_registry import create_network
     network = create_network(cfg.replace(network_weights=str(path), dim_from_weights=True), ours.unet,
                              [ours.text_encoder, ours.text_encoder_2])
     network.apply_to()

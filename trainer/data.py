@@ -21,13 +21,11 @@ import numpy as np
 import torch
 
 from trainer import augment
-
 from workbench.buckets import crop_box, sdxl_crop_ltrb
 from workbench.dataset import DatasetError
 from workbench.fileio import write_bytes_atomic
 from workbench.images import UnreadableImage, open_image, pil_image
 from workbench.plan import Plan, PlannedImage
-
 
 
 @dataclass

@@ -6,8 +6,9 @@ also every Linear and Conv2d of ResnetBlock2D, Downsample2D and Upsample2D (3x3 
 conv_dim, the rest at network_dim). Each target keeps its frozen weight W and gains
 ΔW = up · down · alpha / rank, added to its output. Names follow trainer/network_names.py.
 
-`create_network` dispatches on network_module: networks.lora here, lycoris.kohya in
-trainer/lycoris_network.py; both return a `Network`, which is what the trainer talks to.
+`create_lora_network` builds networks.lora; trainer/lycoris_network.py builds lycoris.kohya on the
+same `Network`, which is what the trainer talks to; trainer/network_registry.py picks one by
+network_module (this module imports neither of them).
 """
 from __future__ import annotations
 
@@ -341,15 +342,12 @@ def _canonical_key(key: str, rename) -> str:
 
 # ---------------------------------------------------------------- building
 
-def create_network(cfg, unet, text_encoders: list, weights_path: str | None = None) -> Network:
-    """The run's network, its modules created but not yet applied (call apply_to).
+def create_lora_network(cfg, unet, text_encoders: list, weights_path: str | None = None) -> Network:
+    """networks.lora: the run's network, its modules created but not yet applied (call apply_to).
 
     weights_path (else cfg.network_weights) continues from a LoRA; with cfg.dim_from_weights
     the modules, their ranks and alphas come from that file instead of network_dim/alpha/args.
     """
-    if cfg.network_module == "lycoris.kohya":
-        from trainer.lycoris_network import create_lycoris_network
-        return create_lycoris_network(cfg, unet, text_encoders, weights_path)
     args = parse_lora_args(cfg)
     path = weights_path or cfg.network_weights or None
     if cfg.dim_from_weights and not path:

@@ -19,6 +19,7 @@ import torch
 from trainer import data, losses, noise, optim, processes, sampling, saving, trackers, validation
 from trainer import models as model_loading
 from trainer.events import LossWindow, RunEvents, StopRequest
+from trainer.network_registry import create_network
 from trainer.step_loss import StepLoss
 from trainer.text_cache import TextCache
 from workbench import fast_path, holdout, metadata, outputs
@@ -59,7 +60,6 @@ class Stepper:
     def __init__(self, cfg, models: model_loading.Models, accelerator, total_steps: int,
                  compile_unet: bool | None = None, log=print):
         """compile_unet: the fast path's choice (workbench/fast_path.py); None: cfg.torch_compile."""
-        from trainer.network import create_network
         self.cfg, self.models, self.accelerator = cfg, models, accelerator
         self.device, self.dtype = accelerator.device, WEIGHT_DTYPES[cfg.mixed_precision]
         self.noise_scheduler = model_loading.noise_scheduler(cfg.v_parameterization)

@@ -9,7 +9,6 @@ everything written so far is complete and in the journal.
 """
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,13 +17,13 @@ from pathlib import Path
 from workbench.captioning.journal import RunJournal
 from workbench.captioning.policy import merged_line
 from workbench.captioning.settings import CaptionSettings, split_list
+from workbench.captioning.threads import parallel_map
 from workbench.captions import first_line, read_text, with_first_line
 from workbench.dataset import caption_path, find_subset_folders, list_images, parse_subset_name
 from workbench.errors import UserError
 from workbench.fileio import write_text_atomic
 
 WRITTEN, SKIPPED, FAILED = "written", "skipped", "failed"
-MAX_DECODE_THREADS = 8
 CHANGED_ON_DISK = "caption changed on disk during the run; left as it is now"
 
 
@@ -194,16 +193,6 @@ class CaptionRun:
 
 def _has_caption(text: str | None) -> bool:
     return text is not None and first_line(text) != ""
-
-
-def parallel_map(fn, values: list) -> list:
-    """`fn` over `values` on a few threads, results in order: PIL decodes and resizes without
-    holding the GIL, so decoding a batch this way uses every core (the model then gets them all)."""
-    if len(values) < 2:
-        return [fn(v) for v in values]
-    from concurrent.futures import ThreadPoolExecutor
-    with ThreadPoolExecutor(max_workers=min(len(values), os.cpu_count() or 1, MAX_DECODE_THREADS)) as pool:
-        return list(pool.map(fn, values))
 
 
 def _open_or_error(path: Path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from workbench.captioning.models import ModelSource
 from workbench.captioning.tags import Prediction, TagRule, read_tag_table, select_tags, top_scores
+from workbench.captioning.threads import parallel_map
 from workbench.errors import UserError
 
 PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
@@ -35,8 +36,6 @@ def to_square_rgb(image):
 def tagger_input(images, side: int):
     """A float32 NHWC batch, BGR, 0–255, each image padded to a square and resized to `side` px."""
     import numpy as np
-
-    from workbench.captioning.run import parallel_map
     return np.ascontiguousarray(np.stack(parallel_map(lambda image: _tagger_pixels(image, side), list(images))))
 
 
