@@ -56,15 +56,16 @@ def test_caption_tab_previews_runs_and_undoes(page, server, tmp_path):
     page.get_by_role("tab", name="Caption", exact=True).click()
     wait_idle(page)
     page.get_by_role("button", name=re.compile(r"^Undo this run")).click()
-    wait_idle(page)
+    # the click's rerun may not have begun when the page first reads idle: wait for what the undo says
+    expect(page.get_by_text(re.compile(r"Undid “caption run")).first).to_be_visible(timeout=RUN_MS)
     assert {p: p.read_text(encoding="utf-8") for p in captions} == before
     expect(page.get_by_role("button", name=re.compile(r"^Undo this run"))).to_have_count(0)
 
 
 def test_a_running_caption_job_fills_the_grid_as_it_goes_and_stops(page, server, tmp_path):
-    """A slow tagger (about a second an image here), one image per batch: the grid, open on
+    """A slow tagger (seconds an image), one image per batch: the grid, open on
     another tab, shows captions as they land; Stop ends the run after its batch; undo restores."""
-    slow = build_tagger(tmp_path / "slow", slow_layers=2000)
+    slow = build_tagger(tmp_path / "slow", slow_layers=8000)   # ~4 s an image: Stop lands mid-run under load
     open_page(page, server)
     go(page, "Dataset")
     captions = sorted((server.home / "demo" / "dataset" / "train").glob("*/*.txt"))
@@ -96,5 +97,6 @@ def test_a_running_caption_job_fills_the_grid_as_it_goes_and_stops(page, server,
     changed = [p for p in captions if p.read_text(encoding="utf-8") != before[p]]
     assert 0 < len(changed) < len(captions)
     page.get_by_role("button", name=re.compile(r"^Undo this run")).click()
-    wait_idle(page)
+    # the click's rerun may not have begun when the page first reads idle: wait for what the undo says
+    expect(page.get_by_text(re.compile(r"Undid “caption run")).first).to_be_visible(timeout=RUN_MS)
     assert {p: p.read_text(encoding="utf-8") for p in captions} == before
