@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -49,6 +50,8 @@ class RunEvents:
         self.step = 0               # the optimizer step the wandb scalars are logged at
         self.last_status = 0.0
         self.last_log = 0.0
+        self.download_lock = threading.Lock()     # huggingface_hub reports from its download threads
+        self.last_download = 0.0
 
     # ------------------------------------------------------------ metrics.jsonl
     def emit(self, event: str, **fields) -> None:
@@ -72,6 +75,18 @@ class RunEvents:
         self.step = step
         if time.monotonic() - self.last_status >= STATUS_EVERY_S:
             self.status(state="running", step=step)
+
+    def download(self, done: int, total: int) -> None:
+        """The base model coming from the Hugging Face Hub: bytes so far, at most every
+        STATUS_EVERY_S seconds (and the last), in metrics.jsonl and status.json."""
+        with self.download_lock:
+            if done < total and time.monotonic() - self.last_download < STATUS_EVERY_S:
+                return
+            if not self.last_download:
+                self.log(f"downloading the base model into the Hugging Face cache: {total / 1e6:.1f} MB")
+            self.last_download = time.monotonic()
+            self.emit("download", done=done, total=total)
+            self.status(download={"done": done, "total": total})
 
     # ------------------------------------------------------------ TensorBoard
     def open_tensorboard(self, logging_dir: str) -> Path | None:

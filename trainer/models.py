@@ -184,11 +184,16 @@ def noise_scheduler(v_parameterization: bool):
 
 # ---------------------------------------------------------------- which model
 
-def checked_model_info(cfg) -> ModelInfo:
-    """The base model's family, refused with one clear line when it contradicts the config."""
+def checked_model_info(cfg, on_download=None) -> ModelInfo:
+    """The base model's family, refused with one clear line when it contradicts the config. A
+    Hugging Face repo id is the snapshot folder of the cache, downloaded first when it is not there
+    (on_download(bytes done, bytes in all) as it goes)."""
+    from workbench.hub import ensure_local, is_repo_id
     path = Path(cfg.pretrained_model_name_or_path).expanduser()
     if not cfg.pretrained_model_name_or_path:
         raise ModelError("pretrained_model_name_or_path: not set; choose a diffusers folder or a .safetensors file")
+    if is_repo_id(cfg.pretrained_model_name_or_path):
+        path = ensure_local(cfg.pretrained_model_name_or_path, on_download)
     if path.is_file() and path.suffix.lower() == ".ckpt":
         info = _ckpt_info(path)
     else:
@@ -217,9 +222,9 @@ def _ckpt_info(path: Path) -> ModelInfo:
 
 # ---------------------------------------------------------------- loading
 
-def load_models(cfg) -> Models:
+def load_models(cfg, on_download=None) -> Models:
     """UNet, VAE, text encoder(s) and tokenizer(s) in float32 on the CPU; the recipe moves them."""
-    info = checked_model_info(cfg)
+    info = checked_model_info(cfg, on_download)
     family = FAMILIES[info.family]
     if info.layout == "diffusers":
         parts = _load_folder(info.path, family)

@@ -250,7 +250,7 @@ class Recipe:
 
     def load_models(self) -> None:
         cfg = self.cfg
-        self.models = model_loading.load_models(cfg)
+        self.models = model_loading.load_models(cfg, self.events.download)
         vae_dtype = torch.float32 if cfg.no_half_vae else self.dtype        # sd-scripts' no_half_vae
         self.models.prepare(self.device, self.dtype, cfg.gradient_checkpointing, cfg.trains_text_encoder(), vae_dtype)
         self.store_base_in_fp8()

@@ -8,11 +8,14 @@ import streamlit as st
 from ui.common import save_config
 from ui.dataset_data import load_plan
 from ui.params_state import current_config
+from workbench.checks import repo_model_info
 from workbench.errors import UserError
+from workbench.hub import is_repo_id
 from workbench.modelinfo import contradiction, model_info
 from workbench.schedule_chart import chart_frames
 from workbench.step_breakdown import breakdown
 
+REPO_CHECK_TTL_S = 60     # a repo id is looked up again after this many seconds (a download may have ended)
 # marker kind -> (legend name, colour)
 MARKERS = {"warmup": ("warmup ends", "#2ca02c"), "restart": ("restart", "#9467bd"),
            "stop_te": ("text encoder stops", "#d62728"), "save": ("save", "#7f7f7f")}
@@ -30,9 +33,11 @@ def model_panel(cfg) -> None:
         st.info("Set pretrained_model_name_or_path: the model family is read from the checkpoint.")
         return
     try:
-        info = model_info(cfg.pretrained_model_name_or_path)
+        info = _model_info(cfg.pretrained_model_name_or_path)
     except UserError as exc:
         st.warning(str(exc))
+        return
+    if info is None:
         return
     vpred = {True: ", v-prediction", False: ", epsilon prediction", None: ""}[info.v_prediction]
     st.markdown(f"**Model:** {info.family_name} ({info.layout.replace('_', ' ')}{vpred})")
@@ -41,6 +46,21 @@ def model_panel(cfg) -> None:
         st.warning(problem)
         st.button(f"Set the flags for {info.family_name}", key="params_match_flags",
                   on_click=_match_flags, args=(info.family, info.v_prediction))
+
+
+def _model_info(name: str):
+    """The local model's info; for a Hugging Face repo id also whether it is cached or what will
+    download (said here), and None when its family is unknown until downloaded."""
+    if not is_repo_id(name):
+        return model_info(name)
+    info, sentence = _repo_model_info(name)
+    st.info(sentence)
+    return info
+
+
+@st.cache_data(ttl=REPO_CHECK_TTL_S, show_spinner="Looking the model up in the Hugging Face cache and Hub…")
+def _repo_model_info(name: str):
+    return repo_model_info(name)
 
 
 def steps_panel(cfg):

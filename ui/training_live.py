@@ -11,7 +11,8 @@ import streamlit as st
 from ui.training_history import history_table
 from workbench import runs
 from workbench.thumbnails import ThumbnailError, thumbnail
-from workbench.training_view import RunMetrics, diagnose, output_files, progress, run_error, sample_images
+from workbench.training_view import (RunMetrics, diagnose, download_progress, output_files, progress, run_error,
+                                     sample_images)
 
 REFRESH_S = 1.5          # seconds between refreshes of a running run
 LOG_LINES = 40           # lines of trainer.log shown
@@ -59,6 +60,9 @@ def _render_run(info: runs.RunInfo) -> None:
     metrics = cached_metrics(run_dir)
     log = runs.log_tail(run_dir)
     _header(info)
+    download = download_progress(info.status) if info.active else None
+    if download is not None:
+        st.progress(*download)
     prog = progress(info.status, metrics, info.active)
     st.progress(prog.fraction, text=prog.text())
     _problem(info, metrics, log)

@@ -98,18 +98,25 @@ class BackgroundCheck:
 
 def model_findings(cfg) -> list[Finding]:
     from workbench.errors import UserError
+    from workbench.hub import is_repo_id
     from workbench.modelinfo import contradiction, model_info
     from workbench.safetensors_header import PICKLE_SUFFIXES
     name, path = "pretrained_model_name_or_path", cfg.pretrained_model_name_or_path
     if not path:
         return []                      # validate() already asks for it
+    out = []
     try:
-        info = model_info(path)
+        if is_repo_id(path):
+            info, sentence = repo_model_info(path)
+            out.append(Finding("note", name, sentence, (path,)))
+            if info is None:
+                return out
+        else:
+            info = model_info(path)
     except UserError as exc:           # a pickle's family is only known once loaded: a note
         level = "note" if Path(path).suffix.lower() in PICKLE_SUFFIXES and Path(path).is_file() else "error"
         return [Finding(level, name, str(exc), (path,))]
-    out = []
-    if info.layout == "diffusers":
+    if info.layout == "diffusers" and info.path.is_dir():      # a repo id not yet downloaded: nothing to look at
         from workbench.modelinfo import missing_components
         missing = missing_components(info.path, info.family)
         if missing:
@@ -124,6 +131,13 @@ def model_findings(cfg) -> list[Finding]:
                            f"{'v' if info.v_prediction else 'epsilon'}-prediction; set v_parameterization = {want}",
                            (str(info.path),)))
     return out
+
+
+def repo_model_info(repo_id: str):
+    """(ModelInfo or None, one sentence: cached or what will download, and the family) of a repo id."""
+    from workbench.hub import model_info_of, resolve
+    model = resolve(repo_id)
+    return model_info_of(model), model.sentence()
 
 
 def output_findings(cfg) -> list[Finding]:

@@ -181,6 +181,15 @@ def progress(status: dict, metrics: RunMetrics, running: bool, now: float | None
     return Progress(step, total, speed, eta, elapsed_seconds(status, now if running else None))
 
 
+def download_progress(status: dict) -> tuple[float, str] | None:
+    """(fraction, text) while the trainer downloads a Hub base model, else None."""
+    download = status.get("download") or {}
+    done, total = download.get("done"), download.get("total")
+    if not isinstance(done, int) or not isinstance(total, int) or not total or done >= total:
+        return None
+    return done / total, f"downloading the base model: {done / 1e6:.1f} of {total / 1e6:.1f} MB"
+
+
 def seconds_per_step(metrics: RunMetrics) -> float | None:
     recent = metrics.s_per_step[-RECENT_STEPS:]
     if recent:

@@ -65,6 +65,8 @@ class Follower:
                 self.total = int(event.get("total_steps") or 0)
             elif kind == "step":
                 self.on_step(event)
+            elif kind == "download":
+                self.on_download(event)
             elif kind in ("save", "sample"):
                 self.write_line(f"{kind}: {event.get('path')}")
             elif kind == "end":
@@ -78,6 +80,14 @@ class Follower:
         elif time.monotonic() - self.last_line >= LINE_EVERY_S or event.get("step") == self.total:
             self.last_line = time.monotonic()
             self.write_line(progress_line(event, self.total, self.durations))
+
+    def on_download(self, event: dict) -> None:
+        line = download_line(int(event.get("done") or 0), int(event.get("total") or 0))
+        if self.tty:
+            self.out.write("\r" + line)
+            self.out.flush()
+        else:
+            self.write_line(line)
 
     def write_line(self, text: str) -> None:
         self.out.write(("\n" if self.tty else "") + text + "\n")
@@ -94,6 +104,12 @@ class Follower:
         if self.end and self.end.get("error"):
             raise UserError(self.end["error"])
         raise UserError(f"the trainer exited (code {returncode}) without an end event; see trainer.log")
+
+
+def download_line(done: int, total: int) -> str:
+    """downloading the base model [#####...........] 12.0/54.0 MB"""
+    filled = BAR_WIDTH * done // total if total else 0
+    return f"downloading the base model [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {done / 1e6:.1f}/{total / 1e6:.1f} MB"
 
 
 def progress_line(event: dict, total: int, durations: list[float]) -> str:
