@@ -7,6 +7,7 @@ import streamlit as st
 from ui.common import setup_page
 from ui.params_fields import field_widget, lr_warmup_widget, show_findings
 from ui.params_io import import_report, kohya_panel, toml_panel
+from ui.params_model_pick import model_pick_panel
 from ui.params_state import show_flash
 from ui.params_summary import lr_chart, model_panel, steps_panel
 from workbench.config import FIELDS, GROUPS, fields_in_group
@@ -22,6 +23,7 @@ show_flash()
 # the same place in the page, so the browser never remounts them and the open tab stays open
 with st.container():
     model_panel(cfg)
+    model_pick_panel(cfg)
     plan = steps_panel(cfg)
     if plan is not None:
         lr_chart(cfg, plan)

@@ -19,6 +19,7 @@ from ui.dataset_folders import folder_browser
 from ui.params_state import current_config, sync_widget
 from workbench.config import FIELDS, field_type, from_dict
 from workbench.errors import UserError
+from workbench.hub import is_repo_id
 from workbench.schedules import warmup_steps_for
 
 ERRORS = "params_errors"     # field -> message of a value that could not be saved
@@ -94,7 +95,9 @@ def _path_note(f: Field, value: str) -> None:
     if not kind or not value:
         return
     if not Path(value).expanduser().exists():
-        if f.name in CREATED_BY_THE_RUN:
+        if f.name == "pretrained_model_name_or_path" and is_repo_id(value):
+            st.caption("a Hugging Face repo id: whether it is cached is said above the tabs")
+        elif f.name in CREATED_BY_THE_RUN:
             st.caption(f"`{value}` does not exist yet: the run creates it")
         else:
             st.caption(f":orange[not found: `{value}`]")

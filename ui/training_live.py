@@ -9,10 +9,9 @@ import altair as alt
 import streamlit as st
 
 from ui.training_history import history_table
-from workbench import runs
+from workbench import runs, training_view
 from workbench.thumbnails import ThumbnailError, thumbnail
-from workbench.training_view import (RunMetrics, diagnose, download_progress, output_files, progress, run_error,
-                                     sample_images)
+from workbench.training_view import RunMetrics, diagnose, output_files, progress, run_error, sample_images
 
 REFRESH_S = 1.5          # seconds between refreshes of a running run
 LOG_LINES = 40           # lines of trainer.log shown
@@ -60,7 +59,7 @@ def _render_run(info: runs.RunInfo) -> None:
     metrics = cached_metrics(run_dir)
     log = runs.log_tail(run_dir)
     _header(info)
-    download = download_progress(info.status) if info.active else None
+    download = training_view.download_progress(info.status) if info.active else None
     if download is not None:
         st.progress(*download)
     prog = progress(info.status, metrics, info.active)

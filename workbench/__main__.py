@@ -19,6 +19,7 @@ COMMANDS = {
     "schedule": "the learning rate of every optimizer step",
     "check": "preflight: what would fail or silently surprise before a run",
     "train": "run the trainer in the foreground with live progress",
+    "models": "base models to pick from (recent, Hugging Face cache, A1111/ComfyUI folders) with their family",
     "demo": "build the offline demo: tiny models, dataset and configs",
     "inspect": "describe a LoRA .safetensors from its header; verify its hash",
     "import-kohya": "convert a kohya_ss GUI JSON or sd-scripts TOML into a workbench config",

@@ -54,7 +54,7 @@ SOURCE, FOLDERS, BASIC, NETWORK, ADVANCED, SAMPLES, VALIDATION = (
 @dataclass
 class TrainConfig:
     # --- source model
-    pretrained_model_name_or_path: str = opt("", "Base model: a diffusers folder or a .safetensors/.ckpt checkpoint file.", SOURCE, path="model")
+    pretrained_model_name_or_path: str = opt("", "Base model: a diffusers folder, a .safetensors/.ckpt checkpoint file, or a Hugging Face repo id (owner/name).", SOURCE, path="model")
     v2: bool = opt(False, "The base model is SD 2.x (OpenCLIP text encoder).", SOURCE)
     v_parameterization: bool = opt(False, "Train with v-prediction (SD 2.x 768-v models).", SOURCE)
     sdxl: bool = opt(False, "The base model is SDXL (two text encoders, size conditioning).", SOURCE)

@@ -40,12 +40,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(home: Path, log: Path) -> Server:
-    """`streamlit run app.py` on a free port; returns once /_stcore/health answers 200."""
+def start_server(home: Path, log: Path, env: dict | None = None) -> Server:
+    """`streamlit run app.py` on a free port (`env`: more environment variables); returns once
+    /_stcore/health answers 200."""
     port = free_port()
     home.mkdir(parents=True, exist_ok=True)
     log.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "WORKBENCH_HOME": str(home)}
+    env = {**os.environ, **(env or {}), "WORKBENCH_HOME": str(home)}
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                                  "--server.headless", "true"], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,

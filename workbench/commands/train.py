@@ -11,6 +11,7 @@ from pathlib import Path
 
 from workbench.commands._common import load_config
 from workbench.errors import UserError
+from workbench.model_sources import remember_recent
 from workbench.runs import MetricsTail, start_blockers, start_run
 
 POLL_S = 0.25            # seconds between reads of metrics.jsonl
@@ -29,6 +30,7 @@ def run(args) -> int:
     if problems:
         raise UserError("not started: " + "; ".join(problems))
     run_dir, proc = start_run(cfg, args.run_dir, foreground=True)
+    remember_recent(cfg.pretrained_model_name_or_path)
     print(f"run dir: {run_dir}  (log: {run_dir / 'trainer.log'})", flush=True)
     return Follower(run_dir, sys.stderr).follow(proc)
 
