@@ -4,15 +4,20 @@ session, so a refresh, a closed browser or a restarted app shows the same runs."
 import streamlit as st
 
 from ui.common import setup_page
+from ui.params_state import show_flash
 from ui.training_history import run_picker, selected_run, tensorboard_panel
 from ui.training_live import live_view
+from ui.training_queue import queue_panel
 from ui.training_start import start_panel
-from workbench import runs
+from workbench import run_queue, runs
 
 cfg = setup_page("Training")
 st.title("Training")
+show_flash()
+run_queue.advance()        # a trainer killed with SIGKILL could not start the next queued run: the page does
 infos = runs.list_runs()
 start_panel(cfg)
+queue_panel()
 st.divider()
 selected = selected_run(infos)
 live_view(selected, infos)

@@ -28,7 +28,25 @@ def main(argv: list[str]) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _remember)
     from trainer.recipe import run
-    return run(argv[0], early_signals=_early_signals)
+    code = run(argv[0], early_signals=_early_signals)
+    start_next_queued()
+    return code
+
+
+def start_next_queued() -> None:
+    """The queue moves on when a trainer ends, app or no app (workbench.run_queue). Process 0
+    only; a failure to start the next run is that run's, said in its status, never this one's."""
+    from trainer.processes import launched_rank
+    if launched_rank() != 0:
+        return
+    from workbench import run_queue
+    try:
+        started = run_queue.advance()
+    except Exception as exc:    # noqa: BLE001 — this run has ended; its exit code stays its own
+        print(f"queue: could not start the next run: {exc}", file=sys.stderr, flush=True)
+        return
+    if started is not None:
+        print(f"queue: started the next run {started}", flush=True)
 
 
 if __name__ == "__main__":

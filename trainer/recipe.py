@@ -28,6 +28,7 @@ from workbench.config import load_toml
 from workbench.errors import UserError
 from workbench.hashes import hashes_of_bytes
 from workbench.plan import make_plan
+from workbench.resume import STATE_FOLDER
 from workbench.schedules import stop_text_encoder_step
 from workbench.validate import errors, validate
 
@@ -499,9 +500,10 @@ class Recipe:
         if not self.accelerator.is_main_process:
             return
         saving.save_lora(path, tensors, metadata.for_save(self.metadata, cfg, epoch, step, time.time()))
+        state = (self.network, self.optimizer, self.scheduler, self.accelerator.scaler, asdict(self.progress))
         if cfg.save_state or (every == "end" and cfg.save_state_on_train_end):
-            saving.save_state(outputs.state_dir(path), self.network, self.optimizer, self.scheduler,
-                              self.accelerator.scaler, asdict(self.progress))
+            saving.save_state(outputs.state_dir(path), *state)
+        saving.save_state(self.run_dir / STATE_FOLDER, *state)     # what Resume continues from, save_state or not
         self.outputs.append(str(path))
         self.events.emit("save", path=str(path), epoch=epoch, step=step)
         self.events.log(f"saved {path}")

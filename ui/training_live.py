@@ -8,8 +8,11 @@ from pathlib import Path
 import altair as alt
 import streamlit as st
 
+from ui.params_state import flash
 from ui.training_history import history_table
-from workbench import runs, training_view
+from workbench import run_queue, runs, training_view
+from workbench.errors import UserError
+from workbench.resume import RESUMABLE_STATES, latest_state, resume_config
 from workbench.thumbnails import ThumbnailError, thumbnail
 from workbench.training_view import RunMetrics, diagnose, output_files, progress, run_error, sample_images
 
@@ -75,10 +78,25 @@ def _render_run(info: runs.RunInfo) -> None:
 def _header(info: runs.RunInfo) -> None:
     left, right = st.columns([4, 1])
     left.subheader(f"Run {info.name} — {info.state}")
+    if info.state in RESUMABLE_STATES and latest_state(info.dir) is not None:
+        right.button("Resume", key=f"resume-{info.name}", on_click=_resume, args=(info.dir,),
+                     help="a new run of the same config that continues from this one's last saved state: "
+                     "steps, LR schedule and data order (it queues if another run is training)")
     if info.active and right.button("Stop", key=f"stop-{info.name}", help="SIGTERM: the trainer finishes the "
-                                    "current step, saves the LoRA under a name that says it stopped, and exits"):
+                                    "current step, saves the LoRA under a name that says it stopped and its training "
+                                    "state (Resume continues from it), and exits"):
         if runs.stop(info.dir):
             st.info("Stop requested: the trainer finishes its step and saves.")
+
+
+def _resume(run_dir: Path) -> None:
+    try:
+        new, started = run_queue.start_or_queue(resume_config(run_dir))
+    except UserError as exc:
+        flash("error", f"Not resumed: {exc}")
+        return
+    flash("success", f"Resuming {run_dir.name} as {new.name}" + ("" if started else " (queued)"))
+    st.query_params["run"] = new.name
 
 
 def _problem(info: runs.RunInfo, metrics: RunMetrics, log: str) -> None:

@@ -6,12 +6,13 @@ import streamlit as st
 
 from ui.common import save_config
 from ui.dataset_data import load_plan
-from workbench import fast_path
+from ui.params_state import flash
+from workbench import fast_path, run_queue
 from workbench.checks import cuda_available
 from workbench.config import TrainConfig
 from workbench.errors import UserError
 from workbench.outputs import existing_outputs, free_output_name, lora_path
-from workbench.runs import start_blockers, start_run
+from workbench.runs import start_blockers
 
 
 def start_panel(cfg: TrainConfig) -> None:
@@ -21,8 +22,16 @@ def start_panel(cfg: TrainConfig) -> None:
                 f"data `{cfg.train_data_dir or '(not set)'}` · writes `{target}`")
     st.page_link("pages/2_Parameters.py", label="Change the parameters", icon=":material/tune:")
     _offer_free_name(cfg)
-    if st.button("Start training", type="primary", key="start"):
-        _start(cfg)
+    training = run_queue.busy()
+    parallel = False
+    if training:
+        st.info(f"Run `{', '.join(p.name for p in training)}` is training: this run will wait in the queue and "
+                "start when the GPU is free.")
+        parallel = st.checkbox("Start now beside it instead (both share the GPU: each is slower, and memory may "
+                               "run out)", key="start_parallel")
+    label = "Queue this run" if training and not parallel else "Start training"
+    if st.button(label, type="primary", key="start"):
+        _start(cfg, parallel)
 
 
 def _steps_line(cfg: TrainConfig) -> str:
@@ -47,15 +56,17 @@ def _offer_free_name(cfg: TrainConfig) -> None:
         st.rerun()
 
 
-def _start(cfg: TrainConfig) -> None:
+def _start(cfg: TrainConfig, parallel: bool) -> None:
     problems = start_blockers(cfg)
     if problems:
         st.error("Not started — fix these in Parameters first:\n\n" + "\n".join(f"- {p}" for p in problems))
         return
     try:
-        run_dir, _ = start_run(cfg)
+        run_dir, started = run_queue.start_or_queue(cfg, parallel=parallel)
     except UserError as exc:
         st.error(f"Not started: {exc}")
         return
+    if not started:
+        flash("success", f"Queued {run_dir.name}")
     st.query_params["run"] = run_dir.name
     st.rerun()

@@ -1,7 +1,9 @@
-"""`workbench train CONFIG [--run-dir DIR]`: make a run dir, start the trainer in it and follow it
-on the terminal (step/total, loss, s/step, ETA) until it ends. Exit 0 when it finished; on
-failure the end event's error and exit 1. Ctrl-C asks the trainer to stop (SIGTERM): it saves
-the LoRA under a "stopped" name first; a second Ctrl-C leaves it running in the background."""
+"""`workbench train CONFIG [--run-dir DIR] [--queue | --parallel]`: make a run dir, start the trainer
+in it and follow it on the terminal (step/total, loss, s/step, ETA) until it ends. While another
+run is training it is refused, queued (--queue: it starts when the GPU is free) or started beside
+it (--parallel). Exit 0 when it finished (or was queued); on failure the end event's error and
+exit 1. Ctrl-C asks the trainer to stop (SIGTERM): it saves the LoRA and the training state under
+a "stopped" name first; a second Ctrl-C leaves it running in the background."""
 from __future__ import annotations
 
 import signal
@@ -9,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from workbench import run_queue
 from workbench.commands._common import load_config
 from workbench.errors import UserError
 from workbench.model_sources import remember_recent
@@ -20,19 +23,56 @@ LINE_EVERY_S = 5.0       # without a terminal: one progress line per this many s
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("config", help="config TOML")
+    parser.add_argument("config", nargs="?", help="config TOML (not with --resume)")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped, failed or crashed run from its last "
+                        "saved state (steps, LR schedule, data order), as a new run of the same config")
     parser.add_argument("--run-dir", help="run directory to create (default: a new one under the workspace's runs/)")
+    parser.add_argument("--queue", action="store_true", help="when another run is training, queue this one to start "
+                        "when it ends (and return at once); otherwise start and follow it as usual")
+    parser.add_argument("--parallel", action="store_true", help="start now even while another run is training "
+                        "(both share the GPU)")
 
 
 def run(args) -> int:
-    cfg = load_config(args.config)
+    cfg = config_to_run(args)
     problems = start_blockers(cfg)      # the Training page's Start asks the same, before anything is made
     if problems:
         raise UserError("not started: " + "; ".join(problems))
+    if not args.parallel and run_queue.busy():
+        return queue_behind(cfg, args)
     run_dir, proc = start_run(cfg, args.run_dir, foreground=True)
     remember_recent(cfg.pretrained_model_name_or_path)
     print(f"run dir: {run_dir}  (log: {run_dir / 'trainer.log'})", flush=True)
     return Follower(run_dir, sys.stderr).follow(proc)
+
+
+def config_to_run(args):
+    if args.resume and args.config:
+        raise UserError("give a CONFIG or --resume RUN_DIR, not both (a resumed run keeps its own config)")
+    if args.resume:
+        from workbench.resume import resume_config
+        cfg = resume_config(args.resume)
+        print(f"resuming {Path(args.resume).name} from {cfg.resume}", flush=True)
+        return cfg
+    if not args.config:
+        raise UserError("give a CONFIG, or --resume RUN_DIR")
+    return load_config(args.config)
+
+
+def queue_behind(cfg, args) -> int:
+    """Another trainer is alive: queue this run with --queue, else say how to."""
+    training = ", ".join(p.name for p in run_queue.busy())
+    if not args.queue:
+        raise UserError(f"run {training} is training; add --queue to start this one when it ends, or --parallel "
+                        "to start it now beside it (both share the GPU: slower, and memory may run out)")
+    run_dir = run_queue.enqueue(cfg, args.run_dir)
+    remember_recent(cfg.pretrained_model_name_or_path)
+    run_queue.advance()            # the other run may have ended meanwhile
+    place = [str(p) for p in run_queue.queued()]
+    where = f"#{place.index(str(run_dir)) + 1} in the queue" if str(run_dir) in place else "started"
+    print(f"queued: {run_dir} ({where}, behind {training}); it starts when the GPU is free, with or without "
+          "the app; watch it on the Training page", flush=True)
+    return 0
 
 
 class Follower:
