@@ -91,9 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "trainer.json"))
     args = parser.parse_args(argv)
-    from trainer.models import quiet_libraries
     from workbench.config import load_toml
     from workbench.demo import build_demo
+    from workbench.quiet import quiet_libraries
     quiet_libraries()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

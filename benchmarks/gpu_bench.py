@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per cell")
     parser.add_argument("--steps", type=int, default=6, help="timed steps per cell (the median is reported)")
     args = parser.parse_args(argv)
-    from trainer.models import quiet_libraries
+    from workbench.quiet import quiet_libraries
     quiet_libraries()
     cells = ((tiny_compiled_grid() if args.compiled else tiny_grid()) if args.tiny
              else compiled_grid() if args.compiled else full_grid())

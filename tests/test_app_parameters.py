@@ -93,8 +93,11 @@ def test_train_batch_size_changes_total_steps_and_is_saved(cfg):
 def test_invalid_value_shows_its_finding_beside_the_field(cfg):
     at = run_page()
     widget(at, "bucket_reso_steps").set_value(96).run()
-    assert "bucket_reso_steps: 96 is not a multiple of 64" in text_of(at.error)
-    # only the open tab is drawn: the line above the tabs says where the finding is
+    assert "not saved: bucket_reso_steps: 96 is not a multiple of 64" in text_of(at.error)
+    assert workspace.load_current().bucket_reso_steps == 64          # a value that cannot run is never saved
+    # a config loaded with it (a TOML from elsewhere): only the open tab is drawn, the line above
+    # the tabs says where the finding is
+    workspace.save_current(cfg.replace(bucket_reso_steps=96))
     group = FIELDS["bucket_reso_steps"].metadata["group"]
     assert f"{group} › `bucket_reso_steps` (error)" in text_of(run_page().caption)
     widget(at, "network_alpha").set_value("16").run()
@@ -120,6 +123,16 @@ def test_value_that_cannot_be_read_is_not_saved_and_says_why(cfg):
     assert widget(at, "learning_rate").value == "fast"            # what was typed stays visible
     widget(at, "learning_rate").set_value("3e-4").run()
     assert workspace.load_current().learning_rate == 3e-4 and "not saved" not in text_of(at.error)
+
+
+def test_a_negative_learning_rate_is_never_saved(cfg):
+    at = run_page()
+    widget(at, "learning_rate").set_value("-1e-4").run()
+    assert "not saved: learning_rate: -0.0001 is below the minimum 0.0" in text_of(at.error)
+    assert workspace.load_current().learning_rate == 1e-4
+    curves, _ = chart_data(at)
+    assert curves.lr.min() >= 0                                       # the chart draws what is saved
+    assert widget(at, "learning_rate").value == "-1e-4"               # what was typed stays visible
 
 
 def test_list_and_optional_fields_round_trip(cfg):
@@ -150,6 +163,21 @@ def test_lr_chart_has_both_curves_and_marks_warmup_and_saves(cfg):
     widget(at, "stop_text_encoder_training").set_value(50).run()
     curves, markers = chart_data(at)
     assert ("stop_te", 60) in set(zip(markers.kind, markers.step)) and curves.step.max() == 120
+
+
+def test_coinciding_unet_and_text_encoder_curves_both_stay_visible(cfg):
+    """Equal learning rates put the two curves on the same points: the UNet's is drawn first, wider
+    and in another colour, the text encoder's thinner and dashed on top, so both show."""
+    at = run_page()
+    curves, _ = chart_data(at)
+    unet, te = (curves[curves.curve == c].lr.tolist() for c in ("UNet", "Text encoder"))
+    assert unet == te                                          # they coincide
+    assert list(dict.fromkeys(curves.curve)) == ["UNet", "Text encoder"]     # the UNet's drawn first
+    spec = json.loads(at.get("vega_lite_chart")[0].proto.spec)
+    line = next(layer for layer in spec["layer"] if layer["mark"]["type"] == "line")["encoding"]
+    widths = dict(zip(line["strokeWidth"]["scale"]["domain"], line["strokeWidth"]["scale"]["range"]))
+    colours = dict(zip(line["color"]["scale"]["domain"], line["color"]["scale"]["range"]))
+    assert widths["UNet"] > widths["Text encoder"] and colours["UNet"] != colours["Text encoder"]
 
 
 def test_warmup_as_percent_or_steps(cfg):

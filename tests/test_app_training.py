@@ -221,6 +221,10 @@ def test_an_output_with_saved_files_offers_the_next_free_name(cfg):
     assert workspace.load_current().output_name == f"{cfg.output_name}-2"
     assert not any("never overwritten" in w.value for w in at.warning)
     assert (out / f"{cfg.output_name}.safetensors").read_bytes() == b"an earlier run's LoRA"
+    (out / f"{cfg.output_name}-2.safetensors").write_bytes(b"a second run's LoRA")
+    at.run()
+    at.button(key="free_output_name").click().run()
+    assert workspace.load_current().output_name == f"{cfg.output_name}-3"      # not NAME-2-2
 
 
 def test_samples_line_up_one_prompt_per_column(cfg):

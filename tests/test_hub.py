@@ -169,7 +169,7 @@ def test_an_unknown_id_is_refused_in_one_line_naming_it(tmp_path, demo, remote):
 @pytest.mark.slow
 def test_train_downloads_only_what_it_needs_once_with_progress_then_trains_offline(tmp_path, demo, remote):
     config = repo_config(tmp_path, demo, REPO, max_train_epochs=1, save_every_n_epochs=None,
-                         sample_every_n_epochs=None)
+                         sample_every_n_epochs=1)
     env = hub_env(tmp_path / "hf", remote.url, tmp_path / "home")
     done = cli(env, "train", config, "--run-dir", tmp_path / "run")
     assert done.returncode == 0, done.stderr
@@ -183,6 +183,10 @@ def test_train_downloads_only_what_it_needs_once_with_progress_then_trains_offli
     log = (tmp_path / "run" / "trainer.log").read_text()
     snapshot = next((tmp_path / "hf" / "models--acme--tiny-sd1" / "snapshots").iterdir())
     assert f"model: {snapshot} (SD 1.x, diffusers)" in log       # the trainer loads the snapshot folder
+    # trainer.log opens with the run, not library noise (bitsandbytes' kernel notice, diffusers'
+    # FutureWarning about the samplers' steps_offset)
+    assert [e for e in events if e["event"] == "sample"]          # the samplers ran
+    assert "kernels-community" not in log and "FutureWarning" not in log
     # once: a second run finds it in the cache and needs no Hub at all
     remote.served.clear()
     again = cli(hub_env(tmp_path / "hf", home=tmp_path / "home"), "train",

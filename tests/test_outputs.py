@@ -52,3 +52,15 @@ def test_step_saves_every_n_steps_the_last_step_included(tmp_path):
     assert outputs.existing_outputs(cfg) == [tmp_path / "x-step00000040.safetensors"]
     assert outputs.existing_outputs(cfg.replace(save_every_n_steps=None)) == []
     assert outputs.free_output_name(cfg, epochs=2) == "x-2"
+
+
+def test_a_suggested_name_counts_up_instead_of_growing_suffixes(tmp_path):
+    cfg = TrainConfig(output_dir=str(tmp_path), output_name="demo-lora-2", save_every_n_epochs=None)
+    (tmp_path / "demo-lora-2.safetensors").write_bytes(b"old")
+    assert outputs.free_output_name(cfg, epochs=1) == "demo-lora-3"
+    (tmp_path / "demo-lora-3.safetensors").write_bytes(b"old")
+    assert outputs.free_output_name(cfg, epochs=1) == "demo-lora-4"
+    # a name ending in -1 or in a date is the user's own, not a suggestion
+    assert outputs.free_output_name(cfg.replace(output_name="v-1"), epochs=1) == "v-1"
+    (tmp_path / "run-20261204.safetensors").write_bytes(b"old")
+    assert outputs.free_output_name(cfg.replace(output_name="run-20261204"), epochs=1) == "run-20261204-2"

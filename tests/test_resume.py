@@ -32,7 +32,8 @@ def steps(run_dir: Path) -> list[dict]:
 
 def test_a_stopped_run_resumes_where_it_stopped_as_if_never_stopped(demo, tmp_path):
     cfg, _ = load_toml(demo.config)
-    cfg = cfg.replace(max_train_epochs=EPOCHS, sample_every_n_epochs=None, save_every_n_epochs=None, seed=7,
+    # a save after each epoch: the run's state is replaced at each, then at the stop
+    cfg = cfg.replace(max_train_epochs=EPOCHS, sample_every_n_epochs=None, save_every_n_epochs=1, seed=7,
                       save_state=False)
     from trainer.recipe import run
     reference = runs.create_run(cfg.replace(output_dir=str(tmp_path / "ref")), tmp_path / "ref-run")
@@ -42,13 +43,13 @@ def test_a_stopped_run_resumes_where_it_stopped_as_if_never_stopped(demo, tmp_pa
                              str(tmp_path / "stopped")], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     deadline = time.monotonic() + 300
-    while len(steps(tmp_path / "stopped")) < 3:
+    while len(steps(tmp_path / "stopped")) < 21:          # past the first epoch's save
         assert proc.poll() is None and time.monotonic() < deadline, runs.log_tail(tmp_path / "stopped")
         time.sleep(0.1)
     proc.send_signal(signal.SIGINT)               # Ctrl-C: the trainer stops after this step and saves
     proc.communicate(timeout=300)
     stopped_at = runs.read_status(tmp_path / "stopped")["step"]
-    assert runs.run_info(tmp_path / "stopped").state == "stopped" and 3 <= stopped_at < EPOCHS * 18
+    assert runs.run_info(tmp_path / "stopped").state == "stopped" and 21 <= stopped_at < EPOCHS * 18
     assert (tmp_path / "stopped" / "state" / "train_state.json").is_file()
 
     done = subprocess.run([sys.executable, "-m", "workbench", "train", "--resume", str(tmp_path / "stopped"),

@@ -164,16 +164,6 @@ FAMILIES = {
 }
 
 
-def quiet_libraries() -> None:
-    """trainer.log is for the run: no per-file loading bars or dtype notices from the libraries."""
-    import diffusers
-    import transformers
-    diffusers.utils.logging.set_verbosity_error()
-    diffusers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-
-
 def noise_scheduler(v_parameterization: bool):
     """sd-scripts' training schedule whatever the model folder says: DDPM, 1,000 steps,
     scaled_linear betas 0.00085–0.012, the class's other defaults (the samplers start from it)."""

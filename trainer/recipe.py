@@ -28,6 +28,7 @@ from workbench.config import load_toml
 from workbench.errors import UserError
 from workbench.hashes import hashes_of_bytes
 from workbench.plan import make_plan
+from workbench.quiet import quiet_libraries
 from workbench.resume import STATE_FOLDER
 from workbench.schedules import stop_text_encoder_step
 from workbench.validate import errors, validate
@@ -203,7 +204,7 @@ class Recipe:
     def setup(self) -> None:
         self.events.starting()
         cfg = self.cfg = read_config(self.run_dir)
-        model_loading.quiet_libraries()
+        quiet_libraries()
         from accelerate.utils import set_seed
         self.accelerator = processes.make_accelerator(cfg.mixed_precision)
         self.device, self.dtype = self.accelerator.device, WEIGHT_DTYPES[cfg.mixed_precision]

@@ -112,8 +112,12 @@ def build_pipeline(models, noise_scheduler, sampler: str):
     """The family's diffusers pipeline around the models being trained (LoRA applied in place)."""
     import diffusers
     pipeline_class = getattr(diffusers, models.family.pipeline)
+    scheduler = make_scheduler(sampler, noise_scheduler)
+    if "steps_offset" in scheduler.config:
+        # the SD pipelines set steps_offset 1 themselves, with a FutureWarning calling the config outdated
+        scheduler.register_to_config(steps_offset=1)
     parts = {"unet": models.unet, "vae": models.vae, "text_encoder": models.text_encoders[0],
-             "tokenizer": models.tokenizers[0], "scheduler": make_scheduler(sampler, noise_scheduler)}
+             "tokenizer": models.tokenizers[0], "scheduler": scheduler}
     if models.family.name == "sdxl":
         parts.update(text_encoder_2=models.text_encoders[1], tokenizer_2=models.tokenizers[1])
     else:

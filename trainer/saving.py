@@ -69,7 +69,11 @@ def save_state(folder: Path, network, optimizer, scheduler, scaler, progress: di
                 "scaler": scaler.state_dict() if scaler is not None else None, "rng": rng_state()},
                tmp / "training.pt")
     (tmp / "train_state.json").write_text(json.dumps(progress, indent=2))
+    old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+    if folder.exists():            # a folder is replaced by rename only when empty: move the last one aside
+        os.replace(folder, old)
     os.replace(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
     return folder
 
 

@@ -4,7 +4,8 @@ except lr_warmup_steps, which is edited as "% of steps" or as steps.
 
 A widget shows the value on disk; an edit is saved to current.toml at once (from its on_change
 callback, so the rest of the page already sees it), after the same coercion a TOML load does. A
-value that cannot be coerced is not saved; its error stays next to the field.
+value that cannot be coerced, or that the trainer would refuse (workbench.validate.unrunnable), is
+not saved; its error stays next to the field.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from workbench.config import FIELDS, field_type, from_dict
 from workbench.errors import UserError
 from workbench.hub import is_repo_id
 from workbench.schedules import warmup_steps_for
+from workbench.validate import unrunnable
 
 ERRORS = "params_errors"     # field -> message of a value that could not be saved
 PERCENT, STEPS = "% of steps", "steps"     # the two units lr_warmup_steps is edited in
@@ -52,13 +54,18 @@ def to_widget(f: Field, value: Any) -> Any:
 
 def commit(name: str, raw: Any) -> None:
     """Save field `name` = `raw` (a widget value) to the config on disk, coerced like a TOML
-    value; on a coercion error keep the message for the field and save nothing."""
+    value; on a coercion error, or a value that cannot run, keep the message for the field and
+    save nothing."""
     errors = st.session_state.setdefault(ERRORS, {})
     cfg = current_config()
     try:
         new, _ = from_dict({**cfg.to_dict(), name: raw})
     except UserError as exc:
         errors[name] = str(exc)
+        return
+    problem = unrunnable(new, name)
+    if problem:
+        errors[name] = problem
         return
     errors.pop(name, None)
     save_config(new)

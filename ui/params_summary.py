@@ -16,6 +16,8 @@ from workbench.schedule_chart import chart_frames
 from workbench.step_breakdown import breakdown
 
 REPO_CHECK_TTL_S = 60     # a repo id is looked up again after this many seconds (a download may have ended)
+# the UNet's curve, then the text encoder's (px; dash pattern in px on/off)
+CURVE_COLOURS, CURVE_WIDTHS, CURVE_DASHES = ["#9ecae9", "#1f4e99"], [6, 2], [[1, 0], [6, 3]]
 # marker kind -> (legend name, colour)
 MARKERS = {"warmup": ("warmup ends", "#2ca02c"), "restart": ("restart", "#9467bd"),
            "stop_te": ("text encoder stops", "#d62728"), "save": ("save", "#7f7f7f")}
@@ -84,10 +86,16 @@ def lr_chart(cfg, plan) -> None:
     if plan.total_steps == 0:
         return
     curves, markers = chart_frames(cfg, plan.total_steps, plan.steps_per_epoch, plan.epochs)
-    # the text encoder's curve is dashed: with equal learning rates it lies right on the UNet's
+    # with equal learning rates the two curves coincide: the UNet's (first in the data, so drawn
+    # first) wide and pale, the text encoder's thin and dashed on top of it: both stay visible
+    names = list(dict.fromkeys(curves.curve))
     lines = alt.Chart(curves).mark_line().encode(
         x=alt.X("step:Q", title="optimizer step"), y=alt.Y("lr:Q", title="learning rate", axis=alt.Axis(format="~e")),
-        color=alt.Color("curve:N", title="curve"), strokeDash=alt.StrokeDash("curve:N", legend=None),
+        color=alt.Color("curve:N", title="curve", scale=alt.Scale(domain=names, range=CURVE_COLOURS[:len(names)])),
+        strokeWidth=alt.StrokeWidth("curve:N", legend=None, scale=alt.Scale(domain=names,
+                                                                             range=CURVE_WIDTHS[:len(names)])),
+        strokeDash=alt.StrokeDash("curve:N", legend=None, scale=alt.Scale(domain=names,
+                                                                           range=CURVE_DASHES[:len(names)])),
         tooltip=["curve", "step", alt.Tooltip("lr:Q", format=".3e")])
     kinds = [k for k in MARKERS if k in set(markers.kind)]
     markers["marker"] = [MARKERS[k][0] for k in markers.kind]

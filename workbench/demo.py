@@ -24,6 +24,7 @@ from pathlib import Path
 
 from workbench.config import TrainConfig, new_config, save_toml
 from workbench.fileio import write_text_atomic
+from workbench.quiet import quiet_libraries
 
 TRIGGER = "wbdemo"
 RANDOM_WEIGHTS_NOTE = ("LoRA Workbench demo: the base model has RANDOM weights; training runs for real "
@@ -88,16 +89,6 @@ def _write_readme(path: Path) -> None:
                       "models/ are tiny diffusers folders shaped like SD 1.5 and SDXL; the dataset under "
                       "dataset/ is generated shapes with tag captions. Train with:\n\n"
                       "    workbench train demo.toml\n    workbench train demo-sdxl.toml\n")
-
-
-def _quiet_libraries() -> None:
-    """No save-progress bars or deprecation notices in the command's output."""
-    import diffusers
-    import transformers
-    diffusers.utils.logging.set_verbosity_error()
-    diffusers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
 
 
 # ---------------------------------------------------------------- tokenizer
@@ -174,7 +165,7 @@ def _noise_scheduler():
 
 
 def _build_sd1(folder: Path) -> None:
-    _quiet_libraries()
+    quiet_libraries()
     import torch
     from diffusers import StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
@@ -193,7 +184,7 @@ def _build_sd1(folder: Path) -> None:
 
 
 def _build_sdxl(folder: Path) -> None:
-    _quiet_libraries()
+    quiet_libraries()
     import torch
     from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer

@@ -5,6 +5,7 @@ for resuming; save_last_n_* delete the saves that fall out of the last N, as sd-
 the Training page (which offers a free name instead)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from workbench.errors import UserError
@@ -129,9 +130,12 @@ def existing_outputs(cfg, epochs: int | None = None) -> list[Path]:
 
 
 def free_output_name(cfg, epochs: int | None = None) -> str:
-    """output_name, or NAME-2, NAME-3 … : the first name none of whose outputs exist yet."""
-    n, name = 1, cfg.output_name
+    """output_name, or NAME-2, NAME-3 … : the first name none of whose outputs exist yet. A name
+    that already is such a suggestion counts on (demo-lora-2 → demo-lora-3, not demo-lora-2-2)."""
+    numbered = re.fullmatch(r"(?P<base>.+)-(?P<n>[2-9]|[1-9]\d{1,3})", cfg.output_name)
+    base, n = (numbered["base"], int(numbered["n"])) if numbered else (cfg.output_name, 1)
+    name = cfg.output_name
     while existing_outputs(cfg.replace(output_name=name), epochs):
         n += 1
-        name = f"{cfg.output_name}-{n}"
+        name = f"{base}-{n}"
     return name

@@ -399,3 +399,12 @@ def validate(cfg: TrainConfig, require_paths: bool = False) -> list[Finding]:
 
 def errors(findings: list[Finding]) -> list[Finding]:
     return [f for f in findings if f.level == "error"]
+
+
+def unrunnable(cfg: TrainConfig, name: str) -> str | None:
+    """Why field `name`'s value in `cfg` cannot run (its first error, as "name: message"), or None.
+    The Parameters page never saves such a value (a negative learning rate, a bucket step that
+    is no multiple of 64); findings on other fields never block an edit of this one."""
+    found = [f for f in errors(validate(cfg)) if f.field == name]
+    return f"{name}: {found[0].message}" if found else None
+

@@ -108,11 +108,12 @@ def test_parameters_tab_stays_open_through_edits_and_a_refresh(page, server):
     epochs = page.get_by_label("max_train_epochs", exact=True)
     expect(epochs).to_have_value(re.compile(r"^[1-9]\d*$"))    # the tab's rerun has drawn the config's value
     shipped = epochs.input_value()
-    epochs.fill("0")                       # below the minimum: no plan, no chart above the tabs
+    epochs.fill("0")                       # below the minimum: refused beside the field, never saved
     epochs.press("Enter")
     wait_idle(page)
-    expect(page.get_by_text("Total steps unknown", exact=False)).to_be_visible()
+    expect(page.get_by_text("not saved: max_train_epochs: 0 is below the minimum 1", exact=False)).to_be_visible()
     expect(page.get_by_role("tab", name="Basic")).to_have_attribute("aria-selected", "true")
+    assert f"max_train_epochs = {shipped}" in (server.home / "current.toml").read_text()
     shot(page, "3b-parameters-tab-kept")
     epochs = page.get_by_label("max_train_epochs", exact=True)
     epochs.fill(shipped)

@@ -3,13 +3,19 @@ a Hugging Face repo id as the base model (from a hub-layout cache holding the de
 the quick pick of local models. Its own server, with HF_HUB_CACHE pointing at a temporary cache."""
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
+from unittest import mock
 
 import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import write_checkpoint
-from tests.e2e.conftest import ARTIFACTS, shot, start_server, stop_server, wait_idle
+from tests.e2e.conftest import ARTIFACTS, ROOT, shot, start_server, stop_server, wait_idle
 from tests.e2e.test_browser import go, open_page
 from tests.hub_cache import fill_hub_cache
 
@@ -74,3 +80,76 @@ def test_quick_pick_finds_an_a1111_checkpoint_with_its_family(page, server, tmp_
     expect(main.get_by_text("Model: SDXL", exact=False)).to_be_visible()
     expect(main.get_by_text("set sdxl = true", exact=False)).to_be_visible()     # the demo config says SD1
     shot(page, "13-2-parameters-quick-pick")
+
+
+# ---------------------------------------------------------------- queue
+
+def with_home(home):
+    return mock.patch.dict(os.environ, {"WORKBENCH_HOME": str(home)})
+
+
+def wait_for(predicate, what: str, timeout_s: float = 600) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what}")
+        time.sleep(0.3)
+
+
+def test_queue_on_the_training_page_survives_a_restart_and_moves_on_with_the_browser_closed(
+        browser, tmp_path_factory):
+    from workbench import run_queue, runs, workspace
+    home = tmp_path_factory.mktemp("queue-home")
+    srv = start_server(home, ARTIFACTS / "streamlit-queue.log")
+    long_run = None
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        open_page(page, srv)
+        with with_home(home):
+            cfg = workspace.load_current()
+            long_cfg = workspace.save_current(cfg.replace(output_name="long", max_train_epochs=200))
+        long_run = subprocess.Popen([sys.executable, "-m", "workbench", "train", str(long_cfg)], cwd=ROOT,
+                                    env={**os.environ, "WORKBENCH_HOME": str(home)}, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+        with with_home(home):
+            wait_for(lambda: run_queue.busy(), "the long run to start")
+            for n, name in enumerate(("queued-a", "queued-b"), start=1):
+                workspace.save_current(cfg.replace(output_name=name, max_train_epochs=1))
+                page.goto(f"{srv.url}/Training")
+                wait_idle(page)
+                expect(page.get_by_text("is training: this run will wait in the queue", exact=False)).to_be_visible()
+                page.get_by_role("button", name="Queue this run").click()
+                expect(page.get_by_role("heading", name=f"Queue ({n})")).to_be_visible()
+                wait_idle(page)
+            names = [p.name for p in run_queue.queued()]
+        assert [n.split("-", 2)[-1] for n in names] == ["queued-a", "queued-b"]
+        expect(page.get_by_role("heading", name="Queue (2)")).to_be_visible()
+        page.locator(f".st-key-queue-up-{names[1]} button").first.click()          # b before a
+        wait_idle(page)
+        with with_home(home):
+            assert [p.name for p in run_queue.queued()] == names[::-1]
+        shot(page, "13-3-training-queue")
+        page.close()
+        srv.proc.terminate()                  # the app goes away (its runs go on); the queue is on disk
+        srv.proc.wait(timeout=30)
+        srv = start_server(home, ARTIFACTS / "streamlit-queue.log")
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{srv.url}/Training")
+        wait_idle(page)
+        expect(page.get_by_role("heading", name="Queue (2)")).to_be_visible()
+        page.locator(f".st-key-queue-remove-{names[0]} button").first.click()      # a leaves the queue
+        wait_idle(page)
+        expect(page.get_by_role("heading", name="Queue (1)")).to_be_visible()
+        page.close()                          # nobody watches from here on
+        with with_home(home):
+            assert [p.name for p in run_queue.queued()] == [names[1]]
+            runs.stop(run_queue.busy()[0])     # the long run stops, saves, and starts the queued one
+            queued_b = home / "runs" / names[1]
+            wait_for(lambda: runs.read_status(queued_b).get("state") in ("finished", "failed"), "queued-b")
+            assert runs.read_status(queued_b)["state"] == "finished", runs.log_tail(queued_b)
+            assert not (home / "runs" / names[0]).exists()
+    finally:
+        if long_run is not None and long_run.poll() is None:
+            long_run.send_signal(signal.SIGINT)          # a failed test leaves no 200-epoch run behind
+            long_run.wait(timeout=600)
+        stop_server(srv)
