@@ -1,40 +1,15 @@
-"""LoRA Workbench — the entry page: what the workbench is, where its workspace lives, the four
-jobs with links. The pages live in pages/ (Streamlit's own discovery, no st.navigation)."""
+"""LoRA Workbench — `streamlit run app.py`. The pages are listed here (st.navigation) so the
+sidebar's first entry reads "Home", not the file name "app"; each keeps its file and its URL
+(/Dataset, /Parameters, /Training, /Inspect)."""
 import streamlit as st
 
-from ui.common import on_demo, setup_page
-from workbench import runs, workspace
-
-cfg = setup_page("Home")
-st.title("LoRA Workbench")
-st.markdown(
-    "Train Stable Diffusion LoRAs (SD 1.x, SD 2.x, SDXL) the way kohya-ss/sd-scripts does, and see "
-    "every number before you spend GPU hours on it: buckets, step counts, the learning-rate curve, "
-    "and the metadata of the LoRA that comes out.")
-
-# Material icons: Streamlit ships their font; emoji need one the browser may lack (a box instead)
-JOBS = (
-    ("pages/1_Dataset.py", "Dataset", ":material/photo_library:",
-     "look at your images, edit captions, see the buckets and preflight findings"),
-    ("pages/2_Parameters.py", "Parameters", ":material/tune:",
-     "every option with its help, total steps with the breakdown, the LR curve"),
-    ("pages/3_Training.py", "Training", ":material/monitoring:",
-     "start a run, watch loss and LR live, stop it, open past runs"),
-    ("pages/4_Inspect.py", "Inspect", ":material/search:",
-     "look inside a LoRA: metadata, structure, hash check, compare two"),
+PAGES = (      # file, title in the sidebar, URL path ("" for the default page at /)
+    ("home.py", "Home", ""),
+    ("pages/1_Dataset.py", "Dataset", "Dataset"),
+    ("pages/2_Parameters.py", "Parameters", "Parameters"),
+    ("pages/3_Training.py", "Training", "Training"),
+    ("pages/4_Inspect.py", "Inspect", "Inspect"),
 )
-for page, label, icon, what in JOBS:
-    left, right = st.columns([1, 3])
-    left.page_link(page, label=label, icon=icon)
-    right.markdown(what)
 
-st.subheader("Workspace")
-st.markdown(f"`{workspace.home()}` (set `WORKBENCH_HOME` to move it): the current config "
-            f"(`current.toml`), the runs, the thumbnail cache.")
-st.markdown(f"Current config: model `{cfg.pretrained_model_name_or_path or '(not set)'}`, "
-            f"data `{cfg.train_data_dir or '(not set)'}`, output `{cfg.output_name}` · "
-            f"{len(runs.list_runs())} run(s) so far.")
-if on_demo(cfg):
-    st.info("You are on the **demo**: tiny models with random weights and a generated dataset, so the whole "
-            "path — dataset → parameters → training → inspect — runs on a CPU in a few minutes. Training is "
-            "real, but the LoRA it makes draws noise. For real work, set your model and folders in Parameters.")
+st.navigation([st.Page(path, title=title, url_path=url or None, default=not url)
+               for path, title, url in PAGES]).run()

@@ -5,7 +5,7 @@ import streamlit as st
 
 from ui.common import setup_page
 from ui.params_state import show_flash
-from ui.training_history import run_picker, selected_run, tensorboard_panel
+from ui.training_history import delete_panel, run_picker, selected_run, tensorboard_panel
 from ui.training_live import live_view
 from ui.training_queue import queue_panel
 from ui.training_start import start_panel
@@ -22,4 +22,5 @@ st.divider()
 selected = selected_run(infos)
 live_view(selected, infos)
 run_picker(infos, selected)
+delete_panel(selected)
 tensorboard_panel()

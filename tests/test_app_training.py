@@ -211,6 +211,23 @@ def test_tensorboard_button_starts_one_server_in_its_own_session_and_reuses_it(c
     assert tensorboard.running() is None
 
 
+def test_tensorboard_stop_button_ends_it_and_leaves_no_defunct_process(cfg):
+    from workbench import runs, tensorboard
+    at = run_page()
+    at.button[-1].click().run()           # "Start TensorBoard"
+    board = tensorboard.running()
+    assert board is not None and tensorboard.wait_ready(board)
+    try:
+        at = run_page()                    # found again by a new session (a restarted app reads the same file)
+        at.button(key="tensorboard_stop").click().run()
+        assert not at.exception, at.exception
+        assert tensorboard.running() is None
+        assert runs._proc_stat(board.pid) is None          # exited and reaped: no <defunct> left behind
+        assert not at.get("link_button") and any(b.label == "Start TensorBoard" for b in at.button)
+    finally:
+        tensorboard.stop(board)
+
+
 def test_an_output_with_saved_files_offers_the_next_free_name(cfg):
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from ui.params_state import run_action
 from workbench import tensorboard
+from workbench.run_delete import delete_run, saved_files
 from workbench.runs import RunInfo
 from workbench.training_view import history_rows
 
@@ -38,6 +40,25 @@ def run_picker(infos: list[RunInfo], selected: RunInfo | None) -> None:
         st.rerun()
 
 
+def delete_panel(selected: RunInfo | None) -> None:
+    """Delete the run shown, after a confirmation in a popover; its LoRA files stay unless ticked."""
+    if selected is None or selected.active or selected.state == "queued":
+        return
+    files = saved_files(selected.dir)
+    with st.popover(f"Delete run {selected.name}…"):
+        st.markdown(f"Delete `{selected.dir}`: its config, metrics, log, samples and training state. "
+                    "This cannot be undone.")
+        with_loras = st.checkbox(f"Also delete its {len(files)} saved LoRA file(s)", key=f"delete-loras-"
+                                 f"{selected.name}", disabled=not files) if files else False
+        st.button(f"Delete {selected.name}", key=f"delete-{selected.name}", type="primary",
+                  on_click=_delete, args=(selected.dir, with_loras))
+
+
+def _delete(run_dir, with_loras: bool) -> None:
+    if run_action(lambda: delete_run(run_dir, with_loras), f"Deleted {run_dir.name}"):
+        st.query_params.pop("run", None)
+
+
 def tensorboard_panel() -> None:
     board = tensorboard.running()
     if board is None and st.button("Start TensorBoard", help="TensorBoard on every run of this workspace "
@@ -45,6 +66,9 @@ def tensorboard_panel() -> None:
         board = tensorboard.ensure_running()
         st.caption("TensorBoard is starting; the link answers in a few seconds.")
     if board is not None:
-        st.link_button(f"Open TensorBoard (port {board.port})", board.url)
+        left, right = st.columns([3, 1])
+        left.link_button(f"Open TensorBoard (port {board.port})", board.url)
+        right.button("Stop TensorBoard", key="tensorboard_stop", on_click=tensorboard.stop, args=(board,),
+                     help="ends the TensorBoard process (the runs' logs stay; Start brings it back)")
         st.caption(f"It listens on 127.0.0.1 like the workbench: from another machine, tunnel its port too "
                    f"(`ssh -L {board.port}:127.0.0.1:{board.port} you@gpu-box`).")

@@ -18,11 +18,11 @@ def queue_panel() -> None:
     st.caption("Each starts when the run before it ends — the trainer starts the next one itself, so the queue "
                "moves on with the browser closed or the app stopped.")
     for i, run_dir in enumerate(line):
-        name, up, down, remove = st.columns([8, 1, 1, 2])
+        name, up, down, remove = st.columns([6, 1, 1, 1])
         name.markdown(f"{i + 1}. `{run_dir.name}`")
-        up.button("", icon=":material/arrow_upward:", key=f"queue-up-{run_dir.name}", help="start earlier",
+        up.button("Earlier", key=f"queue-up-{run_dir.name}", help="start it before the run above",
                   disabled=i == 0, on_click=_move, args=(run_dir, -1))
-        down.button("", icon=":material/arrow_downward:", key=f"queue-down-{run_dir.name}", help="start later",
+        down.button("Later", key=f"queue-down-{run_dir.name}", help="start it after the run below",
                     disabled=i == len(line) - 1, on_click=_move, args=(run_dir, 1))
         remove.button("Remove", key=f"queue-remove-{run_dir.name}", help="take it out of the queue (its frozen "
                       "config is deleted; current.toml is untouched)", on_click=_remove, args=(run_dir,))

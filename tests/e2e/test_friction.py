@@ -34,6 +34,15 @@ def server(tmp_path_factory):
     stop_server(srv)
 
 
+def test_the_sidebar_names_every_page_home_first(page, server):
+    open_page(page, server)
+    links = page.get_by_test_id("stSidebarNav").get_by_role("link")
+    expect(links).to_have_text(["Home", "Dataset", "Parameters", "Training", "Inspect"])     # not "app"
+    links.nth(3).click()
+    wait_idle(page)
+    assert page.url.endswith("/Training")
+
+
 def set_model(page, value: str) -> None:
     page.get_by_role("tab", name="Source model").click()
     wait_idle(page)
@@ -124,8 +133,9 @@ def test_queue_on_the_training_page_survives_a_restart_and_moves_on_with_the_bro
             names = [p.name for p in run_queue.queued()]
         assert [n.split("-", 2)[-1] for n in names] == ["queued-a", "queued-b"]
         expect(page.get_by_role("heading", name="Queue (2)")).to_be_visible()
-        page.locator(f".st-key-queue-up-{names[1]} button").first.click()          # b before a
+        page.locator(f".st-key-queue-up-{names[1]}").get_by_role("button", name="Earlier").click()   # b before a
         wait_idle(page)
+        expect(page.get_by_text(re.compile(r"^1\. .*queued-b$"))).to_be_visible()
         with with_home(home):
             assert [p.name for p in run_queue.queued()] == names[::-1]
         shot(page, "13-3-training-queue")
@@ -137,7 +147,7 @@ def test_queue_on_the_training_page_survives_a_restart_and_moves_on_with_the_bro
         page.goto(f"{srv.url}/Training")
         wait_idle(page)
         expect(page.get_by_role("heading", name="Queue (2)")).to_be_visible()
-        page.locator(f".st-key-queue-remove-{names[0]} button").first.click()      # a leaves the queue
+        page.locator(f".st-key-queue-remove-{names[0]}").get_by_role("button", name="Remove").click()   # a leaves
         wait_idle(page)
         expect(page.get_by_role("heading", name="Queue (1)")).to_be_visible()
         page.close()                          # nobody watches from here on
