@@ -14,6 +14,7 @@ from ui.dataset_data import load_dataset, load_layout
 from ui.dataset_findings import findings_panel
 from ui.dataset_folders import folder_field
 from ui.dataset_grid import image_filter, image_grid
+from ui.dataset_problems import problems_panel
 from ui.dataset_subsets import subsets_panel
 from ui.dataset_table import caption_table
 from ui.params_state import show_flash
@@ -34,12 +35,13 @@ try:
     dataset = load_dataset(cfg)
 except UserError as exc:
     st.error(str(exc))
-    # one unreadable image stops the scan; preflight still reads everything and names every bad file
+    # a folder that cannot be listed; preflight still names every bad file it finds
     if cfg.train_data_dir and Path(cfg.train_data_dir).expanduser().is_dir():
         st.subheader("Preflight")
         findings_panel(cfg)
     st.stop()
 
+problems_panel(dataset.problems)
 st.subheader("Subsets")
 subsets_panel(dataset)
 

@@ -39,7 +39,7 @@ def run_page(view: str | None = None) -> AppTest:
 
 
 def caption_box(at, name):
-    return next(w for w in at.text_input if w.label == name)
+    return next(w for w in at.text_area if w.label == name)
 
 
 def text_of(elements) -> str:
@@ -98,7 +98,7 @@ def test_caption_edited_in_place_elsewhere_shows_after_a_refresh(dataset):
 
 
 def grid_labels(at):
-    return {w.label for w in at.text_input if w.label.endswith((".png", ".jpg"))}
+    return {w.label for w in at.text_area if w.label.endswith((".png", ".jpg"))}
 
 
 def test_filters_narrow_the_grid(dataset):
@@ -292,11 +292,11 @@ def run_preflight(at) -> AppTest:
 
 
 def test_an_unreadable_image_still_leaves_preflight_to_name_every_bad_file(dataset):
-    """One broken file stops the scan (sd-scripts would stop on it too), but the page must not
-    end there: preflight reads everything and lists each bad file."""
+    """Broken files are marked at the top and the page goes on (sd-scripts would stop on them,
+    and so does Start); preflight reads everything and lists each bad file."""
     (dataset / "1_cat" / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
     (dataset / "3_sks dog" / "also-broken.png").write_bytes(b"nope")
-    at = run_page()
+    at = run_page("Preflight")
     assert any("not a readable image" in e.value for e in at.error)
     run_preflight(at)
     named = " ".join(c.value for c in at.code)
@@ -317,3 +317,25 @@ def test_preflight_says_a_repeated_finding_once_with_its_files(dataset):
     assert duplicates == [duplicates[0]] and duplicates[0].endswith("— 3 times")
     files = next(c.value for c in at.code if "copy0.png" in c.value)
     assert all(f"copy{i}.png" in files and f"dog{i}.png" in files for i in range(3))
+
+
+def test_a_bad_caption_or_image_is_marked_and_the_page_still_shows_everything(dataset):
+    """One caption that is not UTF-8 and one unreadable image used to leave only the error and
+    Preflight: now the rest of the page is there, the bad files are named, and the caption is
+    fixed in the page (saved as UTF-8, atomically)."""
+    bad_caption = dataset / "3_sks dog" / "dog4.txt"
+    bad_caption.write_bytes(b"sks dog, caf\xe9 latte")              # Latin-1, not UTF-8
+    (dataset / "1_cat" / "broken.png").write_bytes(b"not a PNG at all")
+    at = run_page()
+    assert "2 file(s) need fixing" in messages(at)
+    assert "broken.png: not a readable image" in text_of(at.error)
+    assert "dog4.txt: caption is not UTF-8 text" in text_of(at.error)
+    assert list(at.dataframe[0].value.folder) == ["1_cat", "3_sks dog"]       # the subsets and the grid remain
+    assert caption_box(at, "dog3.png").value == "sks dog, grass, pose3"
+    assert "\ufffd" in caption_box(at, "dog4.png").value                     # marked where it is broken
+    fix = next(w for w in at.text_area if w.label.startswith("Caption of dog4"))
+    fix.set_value("sks dog, café latte").run()
+    at.button(key=f"{fix.key}_save").click().run()
+    assert bad_caption.read_text(encoding="utf-8") == "sks dog, café latte"
+    assert "1 file(s) need fixing" in messages(at) and "Saved dog4.txt as UTF-8" in messages(at)
+

@@ -17,7 +17,8 @@ from workbench.plan import Plan, make_plan
 
 @st.cache_data(max_entries=4, show_spinner="Scanning the dataset…")
 def _scan(train_data_dir: str, reg_data_dir: str, caption_extension: str, version: tuple) -> Dataset:
-    return scan(train_data_dir, reg_data_dir or None, caption_extension)
+    # lenient: a bad image or caption is marked on the page (Dataset.problems), never hides it
+    return scan(train_data_dir, reg_data_dir or None, caption_extension, lenient=True)
 
 
 def load_dataset(cfg) -> Dataset:

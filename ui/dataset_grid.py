@@ -16,6 +16,7 @@ from workbench.errors import UserError
 from workbench.thumbnails import thumbnails
 
 PAGE_SIZE = 24          # images per grid page
+CAPTION_BOX_PX = 110    # about four lines of a caption
 COLUMNS = 4             # wide enough for a caption's first tags to be readable in its box
 ANY = "any"
 
@@ -82,7 +83,9 @@ def _cell(im, thumb, caption_extension: str) -> None:
         st.image(str(thumb), width="stretch")      # every square as wide as its column: even rows
     caption_file, shown = caption_of(im.info, caption_extension)
     key = caption_key(caption_file, shown)
-    st.text_input(im.info.path.name, value=shown or "", key=key, on_change=_save, args=(caption_file, shown, key),
+    # a box of several lines: a long caption wraps and is read whole (it is still saved as one line)
+    st.text_area(im.info.path.name, value=shown or "", key=key, on_change=_save, args=(caption_file, shown, key),
+                 height=CAPTION_BOX_PX,
                   placeholder=f"no caption: trains on “{im.subset.class_tokens}”",
                   help=f"{im.subset.name}: {size_label(im.info.size)} → bucket {size_label(im.bucket)}, "
                        f"{im.repeats} repeat(s)")

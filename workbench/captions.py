@@ -74,6 +74,15 @@ def write_caption(path: Path, line: str, expected: str | None) -> None:
     write_text_atomic(path, with_first_line(current, line.strip()))
 
 
+def replace_undecodable(path: Path, line: str, expected: bytes) -> None:
+    """Write `line` as the whole caption of a file that is not UTF-8 (its other lines cannot be
+    kept as text): only if the file still holds the bytes the page showed, else CaptionConflict."""
+    if Path(path).read_bytes() != expected:
+        raise CaptionConflict(f"{path}: changed on disk since this page read it; nothing was written — look at it "
+                              "and edit again")
+    write_text_atomic(path, with_first_line(None, line.strip()))
+
+
 def _quote(line: str | None) -> str:
     return "no caption file" if line is None else repr(line)
 

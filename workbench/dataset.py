@@ -52,6 +52,8 @@ class Subset:
 class Dataset:
     subsets: list[Subset]
     skipped: list[tuple[Path, str]]   # (folder, why it is not a subset)
+    # (file, what is wrong) of a lenient scan: images left out, captions read with U+FFFD for bad bytes
+    problems: list[tuple[Path, str]] = field(default_factory=list)
 
     @property
     def train(self) -> list[Subset]:
@@ -136,13 +138,39 @@ def caption_path(image: Path, caption_extension: str) -> Path:
     return Path(os.path.splitext(image)[0] + caption_extension)
 
 
-def scan_subset(folder: SubsetFolder, caption_extension: str) -> Subset:
+def scan_subset(folder: SubsetFolder, caption_extension: str, problems: list | None = None) -> Subset:
+    """The subset's images and captions. A bad image or caption raises DatasetError, or, with a
+    `problems` list (the Dataset page: show everything, mark the bad item), is appended to it:
+    the image is left out, the caption read with U+FFFD for the bytes that are not UTF-8."""
     subset = Subset(folder.dir, folder.repeats, folder.class_tokens, folder.is_reg)
     for path in _image_paths(folder.dir):       # str paths: a Path per caption costs 10% of a scan
-        text = read_caption(os.path.splitext(path)[0] + caption_extension)
+        caption_file = os.path.splitext(path)[0] + caption_extension
+        try:
+            size = image_size(path)
+        except DatasetError as exc:
+            if problems is None:
+                raise
+            problems.append((Path(path), str(exc)))
+            continue
+        try:
+            text = read_caption(caption_file)
+        except DatasetError as exc:
+            if problems is None:
+                raise
+            problems.append((Path(caption_file), str(exc)))
+            text = lossy_caption(caption_file)
         caption = text if text is not None else folder.class_tokens
-        subset.images.append(ImageInfo(Path(path), image_size(path), caption, text is not None))
+        subset.images.append(ImageInfo(Path(path), size, caption, text is not None))
     return subset
+
+
+def lossy_caption(path: Path | str) -> str:
+    """A caption's first line with every byte that is not UTF-8 shown as U+FFFD."""
+    try:
+        with open(path, "rb") as f:
+            return f.readline().decode("utf-8", errors="replace").strip()
+    except OSError:
+        return ""
 
 
 def find_subset_folders(root: str | Path, is_reg: bool, what: str) -> tuple[list[SubsetFolder], list[tuple[Path, str]]]:
@@ -178,10 +206,12 @@ def subset_folders(train_data_dir, reg_data_dir=None) -> tuple[list[SubsetFolder
 
 
 def scan(train_data_dir: str | Path, reg_data_dir: str | Path | None = None,
-         caption_extension: str = ".txt") -> Dataset:
-    """Train subsets (folder-name order), then reg subsets, with image sizes and captions."""
+         caption_extension: str = ".txt", lenient: bool = False) -> Dataset:
+    """Train subsets (folder-name order), then reg subsets, with image sizes and captions;
+    `lenient`: bad files become Dataset.problems instead of an error (see scan_subset)."""
     folders, skipped = subset_folders(train_data_dir, reg_data_dir)
-    return Dataset([scan_subset(f, caption_extension) for f in folders], skipped)
+    problems = [] if lenient else None
+    return Dataset([scan_subset(f, caption_extension, problems) for f in folders], skipped, problems or [])
 
 
 def scan_config(cfg) -> Dataset:

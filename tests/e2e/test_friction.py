@@ -135,7 +135,8 @@ def test_queue_on_the_training_page_survives_a_restart_and_moves_on_with_the_bro
         expect(page.get_by_role("heading", name="Queue (2)")).to_be_visible()
         page.locator(f".st-key-queue-up-{names[1]}").get_by_role("button", name="Earlier").click()   # b before a
         wait_idle(page)
-        expect(page.get_by_text(re.compile(r"^1\. .*queued-b$"))).to_be_visible()
+        expect(page.get_by_role("listitem").filter(has_text=re.compile(r"-queued-[ab]$")).first) \
+            .to_contain_text("queued-b")
         with with_home(home):
             assert [p.name for p in run_queue.queued()] == names[::-1]
         shot(page, "13-3-training-queue")
