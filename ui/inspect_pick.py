@@ -23,8 +23,12 @@ def pick_lora(slot: str, label: str) -> Path | None:
     runs_column, path_column, upload_column = st.columns([2, 2, 1])
     chosen = runs_column.selectbox(f"{label}: a LoRA saved by your runs", options,
                                    index=options.index(current) if current else 0)
-    typed = path_column.text_input(f"{label}: or a path to a .safetensors file", value=current)
-    upload = upload_column.file_uploader(f"{label}: or upload one", type=["safetensors"], key=f"upload-{slot}")
+    typed = path_column.text_input(f"{label}: or a path to a .safetensors file", value=current,
+                                   help="any size: the file is read where it is (an SDXL LoRA of 200 MB or more "
+                                   "is over the upload limit)")
+    upload = upload_column.file_uploader(f"{label}: or upload one", type=["safetensors"], key=f"upload-{slot}",
+                                         help=f"up to {upload_limit_mb()} MB (Streamlit's server.maxUploadSize); "
+                                         "a larger file: type its path")
     # an upload is taken once; the uploader keeps showing it, which must not undo a later choice
     if upload is not None and st.session_state.get(f"taken-{slot}") != upload.file_id:
         st.session_state[f"taken-{slot}"] = upload.file_id
@@ -33,6 +37,10 @@ def pick_lora(slot: str, label: str) -> Path | None:
         if value != current:
             _choose(slot, value)
     return Path(current).expanduser() if current else None
+
+
+def upload_limit_mb() -> int:
+    return int(st.get_option("server.maxUploadSize"))
 
 
 def _choose(slot: str, value: str) -> None:
