@@ -151,7 +151,8 @@ class Follower:
 def download_line(done: int, total: int) -> str:
     """downloading the base model [#####...........] 12.0/54.0 MB"""
     filled = BAR_WIDTH * done // total if total else 0
-    return f"downloading the base model [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {done / 1e6:.1f}/{total / 1e6:.1f} MB"
+    bar = "#" * filled + "." * (BAR_WIDTH - filled)
+    return f"downloading the base model [{bar}] {done / 1e6:.1f}/{total / 1e6:.1f} MB"
 
 
 def progress_line(event: dict, total: int, durations: list[float]) -> str:
