@@ -164,3 +164,38 @@ def test_queue_on_the_training_page_survives_a_restart_and_moves_on_with_the_bro
             long_run.send_signal(signal.SIGINT)          # a failed test leaves no 200-epoch run behind
             long_run.wait(timeout=600)
         stop_server(srv)
+
+
+# ---------------------------------------------------------------- resume
+
+def test_a_stopped_run_offers_resume_and_continues_where_it_stopped(page, server):
+    from workbench import runs, workspace
+    open_page(page, server)
+    with with_home(server.home):
+        cfg = workspace.load_current()
+        config = workspace.save_current(cfg.replace(output_name="to-resume", max_train_epochs=2,
+                                                     pretrained_model_name_or_path=str(server.home / "demo" / "models"
+                                                                                       / "tiny-sd1")))
+        run_dir = server.home / "runs" / "stopped-run"
+        proc = subprocess.Popen([sys.executable, "-m", "workbench", "train", str(config), "--run-dir", str(run_dir)],
+                                cwd=ROOT, env={**os.environ, "WORKBENCH_HOME": str(server.home)},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: (runs.read_status(run_dir).get("step") or 0) >= 3 or proc.poll() is not None, "steps")
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=300)
+        stopped_at = runs.read_status(run_dir)["step"]
+        assert runs.read_status(run_dir)["state"] == "stopped" and stopped_at < 36
+    page.goto(f"{server.url}/Training?run=stopped-run")
+    wait_idle(page)
+    expect(page.get_by_text("Run stopped-run — stopped")).to_be_visible()
+    shot(page, "13-4-training-stopped-offers-resume")
+    page.get_by_role("button", name="Resume").click()
+    run_header = page.get_by_test_id("stMain").locator("h3").filter(has_text=re.compile(r"^Run \S+ — "))
+    expect(run_header).to_contain_text(re.compile(r"to-resume — (starting|running|finished)"), timeout=60_000)
+    expect(run_header).to_contain_text("finished", timeout=600_000)
+    wait_idle(page)
+    shot(page, "13-5-training-resumed")
+    with with_home(server.home):
+        resumed = next(i for i in runs.list_runs() if i.name.endswith("to-resume"))
+        steps = [e["step"] for e in runs.read_metrics(resumed.dir) if e["event"] == "step"]
+    assert steps == list(range(stopped_at + 1, 37))
