@@ -175,9 +175,9 @@ def test_start_refuses_a_second_run_on_the_same_output_and_stop_ends_it(cfg, mon
     assert not at.exception, at.exception
     (first,) = runs.list_runs()
     assert first.active and at.query_params["run"] in (first.name, [first.name])
-    at.button(key="start").click().run()
+    at.button(key="start").click().run()          # a run is training: Start queues, unless it writes the same output
     refused = [e.value for e in at.error if "Not started" in e.value]
-    assert refused and "already being trained" in refused[0] and first.name in refused[0]
+    assert refused and "writes the same output" in refused[0] and first.name in refused[0]
     assert [r.name for r in runs.list_runs()] == [first.name]
     at.button(key=f"stop-{first.name}").click().run()
     pid = first.status["pid"]

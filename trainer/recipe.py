@@ -564,7 +564,10 @@ class Recipe:
             print(f"process {processes.launched_rank()}: {state}: {error}", file=sys.stderr, flush=True)
         fields = {"error": error} if error else {}
         self.events.emit("end", status=state, step=self.progress.step, **fields)
-        self.events.status(state=state, step=self.progress.step, error=error, finished_at=time.time())
+        # the estimate of a later run with these settings reads it (workbench/estimate.py)
+        peak = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None
+        self.events.status(state=state, step=self.progress.step, error=error, finished_at=time.time(),
+                           peak_gpu_memory_bytes=peak)
         self.events.log(f"{state}" + (f": {error}" if error else ""))
 
     def cleanup(self) -> None:

@@ -7,7 +7,7 @@ import streamlit as st
 from ui.common import save_config
 from ui.dataset_data import load_plan
 from ui.params_state import flash
-from workbench import fast_path, run_queue
+from workbench import fast_path, run_queue, runs
 from workbench.checks import cuda_available
 from workbench.config import TrainConfig
 from workbench.errors import UserError
@@ -42,7 +42,19 @@ def _steps_line(cfg: TrainConfig) -> str:
         return "**steps unknown** (see Parameters)"
     choice = fast_path.decide(cfg, plan.total_steps, cuda_available())      # the line trainer.log will have
     return (f"**{plan.total_steps:,} steps** ({plan.epochs} epoch(s) of {plan.steps_per_epoch:,} steps, "
-            f"batch size {plan.train_batch_size}) · {choice.line()}")
+            f"batch size {plan.train_batch_size}) · {choice.line()} · {_estimate(cfg, plan.total_steps).line()}")
+
+
+def _estimate(cfg: TrainConfig, total_steps: int):
+    from workbench.estimate import estimate
+    return estimate(cfg, total_steps, runs.list_runs(), _gpu_name())
+
+
+@st.cache_resource
+def _gpu_name() -> str | None:
+    """nvidia-smi once per server: the GPU does not change while the app runs."""
+    from workbench.estimate import gpu_name
+    return gpu_name()
 
 
 def _offer_free_name(cfg: TrainConfig) -> None:

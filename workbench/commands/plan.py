@@ -23,11 +23,20 @@ def run(args) -> int:
     cfg = load_config(args.config)
     refuse_config_errors(cfg)
     plan = make_plan(cfg, num_processes=args.num_processes)
+    found = run_estimate(cfg, plan.total_steps)
     if args.json:
-        print_json(plan.to_json())
+        print_json({**plan.to_json(), "estimate": {"seconds": found.seconds, "peak_gpu_gib": found.peak_gib,
+                                                   "basis": found.basis}})
     else:
-        print(summary(plan))
+        print(summary(plan) + f"\nEstimate:          {found.line()}")
     return 0
+
+
+def run_estimate(cfg, total_steps: int):
+    """Time and peak GPU memory from this workspace's finished runs and the GPU table."""
+    from workbench.estimate import estimate, gpu_name
+    from workbench.runs import list_runs
+    return estimate(cfg, total_steps, list_runs(), gpu_name())
 
 
 def summary(plan: Plan) -> str:
