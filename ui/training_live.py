@@ -1,6 +1,6 @@
 """The live view of one run — progress, loss and LR charts, samples, log tail, Stop, outputs, the
 error with its diagnosis — and the run history under it. Rendered inside the page's one
-fragment, which refreshes every REFRESH_S seconds while a run is active and is off otherwise."""
+fragment, which refreshes every REFRESH_S seconds while a run is active, every IDLE_REFRESH_S otherwise."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,6 +17,7 @@ from workbench.thumbnails import ThumbnailError, thumbnail
 from workbench.training_view import RunMetrics, diagnose, output_files, progress, run_error, sample_images
 
 REFRESH_S = 1.5          # seconds between refreshes of a running run
+IDLE_REFRESH_S = 5.0     # seconds between looks for a run started elsewhere, while none is active
 LOG_LINES = 40           # lines of trainer.log shown
 SAMPLES_SHOWN = 6        # newest sample images shown
 MAX_SAMPLE_COLUMNS = 4
@@ -25,17 +26,18 @@ OUTPUTS_IN_SIGHT = 3     # newest saved files listed outside the expander
 
 def live_view(selected: runs.RunInfo | None, infos: list[runs.RunInfo]) -> None:
     """The one top-level fragment of the Training page: the selected run and the run history,
-    refreshed every REFRESH_S seconds while any run is active, off otherwise (the history is in
-    it, so its row of a running run says what the live view says, not the state at page load)."""
+    refreshed every REFRESH_S seconds while any run is active, every IDLE_REFRESH_S otherwise (the
+    history is in it, so its row of a running run says what the live view says, not the state at
+    page load; idle, it still looks, so a run started from another tab or the CLI shows up unasked)."""
     active = frozenset(i.name for i in infos if i.active)
-    fragment = st.fragment(_render, run_every=REFRESH_S if active else None)
-    fragment(selected.name if selected else None, active)
+    fragment = st.fragment(_render, run_every=REFRESH_S if active else IDLE_REFRESH_S)
+    fragment(selected.name if selected else None, active, frozenset(i.name for i in infos))
 
 
-def _render(selected: str | None, was_active: frozenset) -> None:
+def _render(selected: str | None, was_active: frozenset, was_known: frozenset) -> None:
     infos = runs.list_runs()
-    if frozenset(i.name for i in infos if i.active) != was_active:
-        st.rerun()          # a run ended or started: the whole page re-renders (outputs, picker, timer)
+    if frozenset(i.name for i in infos if i.active) != was_active or frozenset(i.name for i in infos) != was_known:
+        st.rerun()          # a run started, ended, was queued or deleted: the whole page re-renders
     by_name = {i.name: i for i in infos}
     if selected in by_name:
         _render_run(by_name[selected])

@@ -199,3 +199,20 @@ def test_a_stopped_run_offers_resume_and_continues_where_it_stopped(page, server
         resumed = next(i for i in runs.list_runs() if i.name.endswith("to-resume"))
         steps = [e["step"] for e in runs.read_metrics(resumed.dir) if e["event"] == "step"]
     assert steps == list(range(stopped_at + 1, 37))
+
+
+def test_an_open_training_page_notices_a_run_started_elsewhere(page, server, tmp_path):
+    from workbench import runs, workspace
+    open_page(page, server)
+    page.goto(f"{server.url}/Training")
+    wait_idle(page)
+    with with_home(server.home):
+        cfg = workspace.load_current().replace(output_name="from-the-cli", max_train_epochs=1)
+        config = workspace.save_current(cfg)
+        done = subprocess.run([sys.executable, "-m", "workbench", "train", str(config), "--run-dir",
+                               str(server.home / "runs" / "cli-run")], cwd=ROOT, capture_output=True, text=True,
+                              env={**os.environ, "WORKBENCH_HOME": str(server.home)}, timeout=600)
+        assert done.returncode == 0, done.stderr
+        assert runs.read_status(server.home / "runs" / "cli-run")["state"] == "finished"
+    # no click, no reload: the page's idle refresh finds the new run and shows it
+    expect(page.get_by_text("Run cli-run — finished")).to_be_visible(timeout=60_000)
