@@ -57,8 +57,8 @@ def test_workbench_plan_prints_the_estimate(tmp_path):
                           text=True, timeout=60)
     assert "Estimate:          About 2 s (8 steps × 0.250 s/step, measured by run 20260101-000000-earlier" \
         in text.stdout
-    data = json.loads(subprocess.run([sys.executable, "-m", "workbench", "plan", str(config), "--json"], cwd=ROOT,
-                                     capture_output=True, text=True, timeout=60).stdout)
+    data = json.loads(subprocess.run([sys.executable, "-m", "workbench", "plan", str(config), "--json", "--estimate"],
+                                     cwd=ROOT, capture_output=True, text=True, timeout=60).stdout)
     assert data["estimate"]["seconds"] == 2.0 and data["total_steps"] == 8
 
 

@@ -10,6 +10,8 @@ from workbench.plan import Plan, make_plan
 def add_arguments(parser) -> None:
     parser.add_argument("config", help="config TOML")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+    parser.add_argument("--estimate", action="store_true", help="with --json: add {\"estimate\": {seconds, "
+                        "peak_gpu_gib, basis}} (the text output always ends with it)")
     parser.add_argument("--num-processes", type=positive_int, default=1, help="GPUs the run will use (default 1)")
 
 
@@ -23,13 +25,16 @@ def run(args) -> int:
     cfg = load_config(args.config)
     refuse_config_errors(cfg)
     plan = make_plan(cfg, num_processes=args.num_processes)
-    found = run_estimate(cfg, plan.total_steps)
-    if args.json:
-        print_json({**plan.to_json(), "estimate": {"seconds": found.seconds, "peak_gpu_gib": found.peak_gib,
-                                                   "basis": found.basis}})
+    if args.json:     # the plan's JSON keys are a contract: the estimate joins them only when asked
+        extra = {"estimate": estimate_json(run_estimate(cfg, plan.total_steps))} if args.estimate else {}
+        print_json({**plan.to_json(), **extra})
     else:
-        print(summary(plan) + f"\nEstimate:          {found.line()}")
+        print(summary(plan) + f"\nEstimate:          {run_estimate(cfg, plan.total_steps).line()}")
     return 0
+
+
+def estimate_json(found) -> dict:
+    return {"seconds": found.seconds, "peak_gpu_gib": found.peak_gib, "basis": found.basis}
 
 
 def run_estimate(cfg, total_steps: int):
