@@ -24,8 +24,7 @@ def pick_lora(slot: str, label: str) -> Path | None:
     chosen = runs_column.selectbox(f"{label}: a LoRA saved by your runs", options,
                                    index=options.index(current) if current else 0)
     typed = path_column.text_input(f"{label}: or a path to a .safetensors file", value=current,
-                                   help="any size: the file is read where it is (an SDXL LoRA of 200 MB or more "
-                                   "is over the upload limit)")
+                                   placeholder="any size: read where it is (for a LoRA over the upload limit)")
     upload = upload_column.file_uploader(f"{label}: or upload one", type=["safetensors"], key=f"upload-{slot}",
                                          help=f"up to {upload_limit_mb()} MB (Streamlit's server.maxUploadSize); "
                                          "a larger file: type its path")

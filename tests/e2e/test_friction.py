@@ -201,6 +201,9 @@ def test_a_stopped_run_offers_resume_and_continues_where_it_stopped(page, server
     assert steps == list(range(stopped_at + 1, 37))
 
 
+CLI_RUN = "29991231-235959-cli-run"      # named like a run dir, the newest: the page shows the newest run
+
+
 def test_an_open_training_page_notices_a_run_started_elsewhere(page, server, tmp_path):
     from workbench import runs, workspace
     open_page(page, server)
@@ -210,9 +213,9 @@ def test_an_open_training_page_notices_a_run_started_elsewhere(page, server, tmp
         cfg = workspace.load_current().replace(output_name="from-the-cli", max_train_epochs=1)
         config = workspace.save_current(cfg)
         done = subprocess.run([sys.executable, "-m", "workbench", "train", str(config), "--run-dir",
-                               str(server.home / "runs" / "cli-run")], cwd=ROOT, capture_output=True, text=True,
+                               str(server.home / "runs" / CLI_RUN)], cwd=ROOT, capture_output=True, text=True,
                               env={**os.environ, "WORKBENCH_HOME": str(server.home)}, timeout=600)
         assert done.returncode == 0, done.stderr
-        assert runs.read_status(server.home / "runs" / "cli-run")["state"] == "finished"
+        assert runs.read_status(server.home / "runs" / CLI_RUN)["state"] == "finished"
     # no click, no reload: the page's idle refresh finds the new run and shows it
-    expect(page.get_by_text("Run cli-run — finished")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text(f"Run {CLI_RUN} — finished")).to_be_visible(timeout=60_000)
