@@ -176,7 +176,7 @@ def test_a_stopped_run_offers_resume_and_continues_where_it_stopped(page, server
         config = workspace.save_current(cfg.replace(output_name="to-resume", max_train_epochs=2,
                                                      pretrained_model_name_or_path=str(server.home / "demo" / "models"
                                                                                        / "tiny-sd1")))
-        run_dir = server.home / "runs" / "stopped-run"
+        run_dir = server.home / "runs" / "20000101-000000-stopped-run"
         proc = subprocess.Popen([sys.executable, "-m", "workbench", "train", str(config), "--run-dir", str(run_dir)],
                                 cwd=ROOT, env={**os.environ, "WORKBENCH_HOME": str(server.home)},
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -185,9 +185,9 @@ def test_a_stopped_run_offers_resume_and_continues_where_it_stopped(page, server
         proc.wait(timeout=300)
         stopped_at = runs.read_status(run_dir)["step"]
         assert runs.read_status(run_dir)["state"] == "stopped" and stopped_at < 36
-    page.goto(f"{server.url}/Training?run=stopped-run")
+    page.goto(f"{server.url}/Training?run=20000101-000000-stopped-run")
     wait_idle(page)
-    expect(page.get_by_text("Run stopped-run — stopped")).to_be_visible()
+    expect(page.get_by_text("Run 20000101-000000-stopped-run — stopped")).to_be_visible()
     shot(page, "13-4-training-stopped-offers-resume")
     page.get_by_role("button", name="Resume").click()
     run_header = page.get_by_test_id("stMain").locator("h3").filter(has_text=re.compile(r"^Run \S+ — "))
