@@ -50,7 +50,8 @@ def test_caption_tab_previews_runs_and_undoes(page, server, tmp_path):
     # the grid shows the new captions
     page.get_by_role("tab", name="Images", exact=True).click()
     wait_idle(page)
-    shown = page.eval_on_selector_all('[data-testid="stTextInput"] input', "els => els.map(e => e.value)")
+    # the grid's caption boxes are multi-line text areas
+    shown = page.eval_on_selector_all('[data-testid="stTextArea"] textarea', "els => els.map(e => e.value)")
     assert {after[p].strip() for p in changed} & set(shown)
 
     page.get_by_role("tab", name="Caption", exact=True).click()
@@ -87,7 +88,7 @@ def test_a_running_caption_job_fills_the_grid_as_it_goes_and_stops(page, server,
     page.get_by_role("tab", name="Images", exact=True).click()
     expect(page.get_by_test_id("stProgress").first).to_contain_text("Caption run", timeout=RUN_MS)
     # the grid's caption boxes change on their own: a tagger caption (its tags end in "theme") appears
-    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=stTextInput] input')]"
+    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=stTextArea] textarea')]"
                            ".some(e => e.value.includes('theme'))", timeout=RUN_MS)
     page.get_by_role("button", name="Stop", exact=True).click()
     shot(page, "10-caption-running-grid")
