@@ -144,8 +144,7 @@ def output_findings(cfg) -> list[Finding]:
     folder = Path(cfg.output_dir).expanduser()
     if cfg.output_dir and folder.exists() and not folder.is_dir():
         return [Finding("error", "output_dir", f"{folder} is a file, not a folder; choose a folder", (str(folder),))]
-    from workbench.outputs import existing_outputs
-    from workbench.resume import earlier_outputs
+    from workbench.outputs import earlier_outputs, existing_outputs
     existing = existing_outputs(cfg, cfg.max_train_epochs) if cfg.output_dir else []
     existing = [p for p in existing if p not in earlier_outputs(cfg)]       # a resumed run's own earlier saves
     if not existing:

@@ -44,21 +44,3 @@ def resume_config(run_dir: str | Path) -> TrainConfig:
     cfg, _ = load_toml(run_dir / "config.toml")
     return cfg.replace(resume=str(state))
 
-
-def earlier_outputs(cfg: TrainConfig) -> set[Path]:
-    """The files the run being resumed saved before its state (epoch and step saves up to where it
-    stopped): a resumed run does not write them again, so they are not 'overwritten'."""
-    import json
-
-    from workbench.outputs import planned_outputs
-    if not cfg.resume:
-        return set()
-    try:
-        progress = json.loads((Path(cfg.resume).expanduser() / "train_state.json").read_text())
-        epochs, step = int(progress.get("epoch", 0)), int(progress.get("step", 0))
-    except (OSError, ValueError, TypeError):
-        return set()
-    # epochs + 1: the epochs done were not the run's last, so each of them saved as planned
-    final = set(planned_outputs(cfg.replace(save_every_n_epochs=None, save_every_n_steps=None), 0))
-    return set(planned_outputs(cfg, epochs + 1, 1, step, 1)) - final
-
