@@ -339,3 +339,20 @@ def test_a_bad_caption_or_image_is_marked_and_the_page_still_shows_everything(da
     assert bad_caption.read_text(encoding="utf-8") == "sks dog, café latte"
     assert "1 file(s) need fixing" in messages(at) and "Saved dog4.txt as UTF-8" in messages(at)
 
+
+
+def test_bucket_table_explains_reg_balancing(dataset, tmp_path):
+    """Subsets says repeats 1 for a 1_person reg folder; its 2 images are used 17 times in all here
+    (8 and 9: 5 × 3 + 2 × 1 = 17 training images × repeats, reached by sd-scripts' balancing), and the
+    Buckets tab says why."""
+    assert "balanced" not in text_of(run_page("Buckets").info)            # no reg folder: nothing to explain
+    for i in range(2):
+        make_image(tmp_path / "reg" / "1_person" / f"p{i}.png", (512, 512))
+    cfg = workspace.load_current()
+    workspace.save_current(cfg.replace(reg_data_dir=str(tmp_path / "reg")))
+    at = run_page("Buckets")
+    note = text_of(at.info)
+    assert "balanced to the 17 training images × repeats" in note
+    assert "1_person: 2 image(s) × 1 from its name, used 17 times" in note
+    buckets = next(d.value for d in at.dataframe if "crop" in d.value.columns)
+    assert sorted(buckets[buckets.folder == "1_person"].repeats) == [8, 9]

@@ -5,7 +5,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from workbench.dataset_tables import bucket_assignment_rows, bucket_histogram_rows, top_tags
+from workbench.dataset_tables import bucket_assignment_rows, bucket_histogram_rows, reg_balance_note, top_tags
 
 
 def tag_chart(dataset, limit: int = 30) -> None:
@@ -29,4 +29,7 @@ def bucket_panel(plan) -> None:
     st.altair_chart(chart, width="stretch")
     st.caption("Each row: the image's size, the bucket it trains in, the size it is scaled to, and the pixels "
                "cropped away (split evenly between both sides).")
+    note = reg_balance_note(plan)
+    if note:
+        st.info(note)
     st.dataframe(pd.DataFrame(bucket_assignment_rows(plan)), hide_index=True)

@@ -34,6 +34,19 @@ def bucket_assignment_rows(plan) -> list[dict]:
     return rows
 
 
+def reg_balance_note(plan) -> str | None:
+    """Why a reg image's repeats in the bucket table differ from its folder name: sd-scripts repeats
+    reg images (or leaves some out) until they add up to the training images × repeats."""
+    reg = [s for s in plan.dataset.subsets if s.is_reg and s.images]
+    if not reg:
+        return None
+    folders = "; ".join(f"{s.name}: {len(s.images)} image(s) × {s.repeats} from its name, used "
+                        f"{sum(im.repeats for im in plan.images if im.subset is s)} times" for s in reg)
+    return (f"Reg images are balanced to the {plan.num_train_images} training images × repeats, as sd-scripts "
+            f"does: they are repeated, or some left out, until they add up to as many ({folders}). The "
+            "repeats column shows what each image gets.")
+
+
 def bucket_histogram_rows(plan) -> list[dict]:
     """Per bucket: distinct images and images with repeats (what the step count uses)."""
     distinct: dict[tuple[int, int], int] = {}
