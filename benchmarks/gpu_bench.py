@@ -1,5 +1,5 @@
 """LoRA training speed on a GPU, through the trainer's own code: Models.prepare, the network,
-optimizer and schedule of trainer.recipe.Stepper, and Stepper.step (forward, backward, clip,
+optimizer and schedule of trainer.stepper.Stepper, and Stepper.step (forward, backward, clip,
 optimizer step) on synthetic cached latents.
 
     python benchmarks/gpu_bench.py [--out DIR] [--budget-s 270]     # SD1.5 512 px + SDXL 1024 px grid
@@ -107,7 +107,7 @@ def random_models(name: str, device, tiny_dir: Path):
 def micro_batch(cell: Cell, device):
     import torch
 
-    from trainer.recipe import MicroBatch
+    from trainer.stepper import MicroBatch
     side = cell.resolution // 8
     time_ids = None
     if cell.model == "sdxl":
@@ -125,7 +125,7 @@ def run_cell(cell: Cell, warmup: int, steps: int, tiny_dir: Path) -> dict:
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
-    from trainer.recipe import WEIGHT_DTYPES, Stepper
+    from trainer.stepper import WEIGHT_DTYPES, Stepper
     from workbench.config import TrainConfig
     cfg = TrainConfig(network_dim=16, network_alpha=16.0, mixed_precision=cell.precision,
                       gradient_checkpointing=cell.gradient_checkpointing, optimizer_type=cell.optimizer,

@@ -4,7 +4,7 @@
     floor-compiled   the same under torch.compile of the whole UNet (inductor, static shapes)
     peft             diffusers' train_text_to_image_lora recipe: unet.add_adapter(LoraConfig(r=16, ...)),
                      LoRA params in fp32, AdamW, bf16 autocast, clip 1.0, eager
-    trainer          trainer.recipe.Stepper at its fastest settings: rank 16 on the same modules, AdamW,
+    trainer          trainer.stepper.Stepper at its fastest settings: rank 16 on the same modules, AdamW,
                      bf16, clip 1.0, cached text-encoder outputs, regional torch.compile (trainer/compile.py)
 
     python benchmarks/gpu_peers.py [--out FILE] [--budget-s 500]    # SD1.5 512 px b1/4/8, SDXL 1024 px b1/4
@@ -49,7 +49,7 @@ class Setup:
     def __init__(self, model: str, resolution: int, batch: int, tiny_dir: Path, device):
         import torch
 
-        from trainer.recipe import WEIGHT_DTYPES
+        from trainer.stepper import WEIGHT_DTYPES
         self.model, self.resolution, self.batch, self.device = model, resolution, batch, device
         self.models = random_models(model, device, tiny_dir)
         self.models.prepare(device, WEIGHT_DTYPES["bf16"], False, False)
@@ -118,7 +118,7 @@ def peft_stepper(setup: Setup):
 def trainer_stepper(setup: Setup, backend: str):
     from accelerate import Accelerator
 
-    from trainer.recipe import MicroBatch, Stepper
+    from trainer.stepper import MicroBatch, Stepper
     from workbench.config import TrainConfig
     cfg = TrainConfig(network_dim=16, network_alpha=16.0, mixed_precision="bf16", optimizer_type="AdamW",
                       learning_rate=1e-4, lr_scheduler="constant", train_batch_size=setup.batch,

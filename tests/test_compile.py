@@ -25,7 +25,7 @@ def demo_stepper(demo, compile_backend: str | None = None, log=print, **changes)
     from accelerate import Accelerator
 
     from trainer import models as model_loading
-    from trainer.recipe import WEIGHT_DTYPES, Stepper
+    from trainer.stepper import WEIGHT_DTYPES, Stepper
     cfg, _ = load_toml(demo.config)
     cfg = cfg.replace(network_train_unet_only=True, dynamo_backend=compile_backend or "inductor", **changes)
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision)
@@ -36,7 +36,7 @@ def demo_stepper(demo, compile_backend: str | None = None, log=print, **changes)
 
 
 def micro_batch(images: int, height: int, width: int):
-    from trainer.recipe import MicroBatch
+    from trainer.stepper import MicroBatch
     latents = torch.randn(images, 4, height, width, generator=torch.Generator().manual_seed(height * width + images))
     return MicroBatch(latents, ["wbdemo, circle"] * images, None, torch.ones(images))
 

@@ -208,7 +208,7 @@ def test_the_loss_is_sd_scripts_loss(sd1_models, v):
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
-    from trainer.recipe import MicroBatch, Stepper
+    from trainer.stepper import MicroBatch, Stepper
     cfg = TrainConfig(optimizer_type="AdamW", mixed_precision="no", noise_offset=0.1, min_snr_gamma=5.0,
                       v_parameterization=v, prior_loss_weight=0.5)
     try:

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+from ui.dataset_bulk import undo_newest_edit
 from ui.dataset_data import forget_scan
-from ui.params_state import flash
 from workbench.captioning import jobs
 from workbench.captioning.summary import counts_line, eta_text, reason_lines
-from workbench.captions import pending_undos, undo_last
-from workbench.errors import UserError
+from workbench.captions import pending_undos
 
 REFRESH_S = 1.0          # seconds between looks at a running job
 SEEN_KEY = "captioner_seen"   # (job, images done) at the last full-page render
@@ -82,17 +81,5 @@ def _undo_button(job) -> None:
     journal = job.status.get("journal")
     pending = pending_undos()
     if journal and pending and str(pending[0].path) == journal:
-        st.button(f"Undo this run ({len(pending[0].files)} captions)", key="captioner_undo", on_click=_undo)
-
-
-def _undo() -> None:
-    try:
-        result = undo_last()
-    except UserError as exc:
-        flash("error", str(exc))
-        return
-    forget_scan()
-    flash("success", f"Undid “{result.description}”: {len(result.restored)} captions restored")
-    if result.skipped:
-        flash("warning", f"{len(result.skipped)} captions were edited since the run and were kept: "
-                         + ", ".join(p.name for p in result.skipped[:10]))
+        st.button(f"Undo this run ({len(pending[0].files)} captions)", key="captioner_undo",
+                  on_click=undo_newest_edit, kwargs={"since": "the run"})

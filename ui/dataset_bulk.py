@@ -30,7 +30,9 @@ def _apply(changes, description: str) -> None:
         forget_scan()
 
 
-def _undo() -> None:
+def undo_newest_edit(since: str = "the edit") -> None:
+    """Undo the newest bulk edit or caption run, and say what it restored and what it kept (captions
+    edited since `since`). The Bulk edit tab and the Caption tab both undo through this."""
     try:
         result = undo_last()
     except UserError as exc:
@@ -39,7 +41,7 @@ def _undo() -> None:
     forget_scan()
     flash("success", f"Undid “{result.description}”: {len(result.restored)} captions restored")
     if result.skipped:
-        flash("warning", f"{len(result.skipped)} captions were edited again since and were left as they are: "
+        flash("warning", f"{len(result.skipped)} captions were edited since {since} and were kept: "
                          + ", ".join(p.name for p in result.skipped[:10]))
 
 
@@ -87,6 +89,7 @@ def _undo_section() -> None:
         return
     last = pending[0]
     when = datetime.datetime.fromtimestamp(last.time).strftime("%Y-%m-%d %H:%M")
-    st.button(f"Undo “{last.description}” ({len(last.files)} captions, {when})", key="bulk_undo", on_click=_undo)
+    st.button(f"Undo “{last.description}” ({len(last.files)} captions, {when})", key="bulk_undo",
+              on_click=undo_newest_edit)
     if len(pending) > 1:
         st.caption(f"{len(pending) - 1} earlier bulk edit(s) can be undone after it, one at a time.")
