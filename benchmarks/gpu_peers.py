@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import torch
 
-    from trainer.models import quiet_libraries
+    from workbench.quiet import quiet_libraries
     quiet_libraries()
     device = torch.device("cuda" if torch.cuda.is_available() and not args.tiny else "cpu")
     backend = "aot_eager" if args.tiny else "inductor"       # inductor on the CPU: minutes per graph

@@ -62,6 +62,16 @@ def load_reference(name: str) -> list:
 
 
 @pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    """accelerate keeps one global AcceleratorState per process (a trainer process makes one);
+    tests that build Accelerators in this process must not leave theirs to the next test."""
+    yield
+    state = sys.modules.get("accelerate.state")
+    if state is not None:
+        state.AcceleratorState._reset_state(reset_partial_state=True)
+
+
+@pytest.fixture(autouse=True)
 def workspace(tmp_path, monkeypatch):
     """Every test gets its own WORKBENCH_HOME."""
     home = tmp_path / "workbench-home"
