@@ -39,6 +39,7 @@ def test_step_scalars_carry_the_losses_and_max_norm():
                                                            "max_norm/keys_scaled": 3, "max_norm/max_key_norm": 1.0,
                                                            "norm/avg_key_norm": 0.7}
     assert tags.epoch_scalars(0.3) == {"loss/epoch_average": 0.3}
+    assert tags.epoch_scalars(None) == {}          # resumed at an epoch's end: no loss seen yet
 
 
 def test_group_names_and_order_are_sd_scripts():

@@ -54,9 +54,10 @@ def step_scalars(loss: float, loss_avg: float, groups: list[tuple[str, float, fl
     return {**logs, **lr_scalars(groups, unet_only)}
 
 
-def epoch_scalars(epoch_average: float) -> dict[str, float]:
-    """Logged at TensorBoard step = the epoch number (1, 2 …), as sd-scripts' epoch_logging does."""
-    return {"loss/epoch_average": epoch_average}
+def epoch_scalars(epoch_average: float | None) -> dict[str, float]:
+    """Logged at TensorBoard step = the epoch number (1, 2 …), as sd-scripts' epoch_logging does.
+    None (no step taken since the run started: a run resumed right at an epoch's end) logs nothing."""
+    return {} if epoch_average is None else {"loss/epoch_average": epoch_average}
 
 
 def validation_scalars(per: str, loss: float, divergence: float | None) -> dict[str, float]:
