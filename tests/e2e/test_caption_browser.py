@@ -66,7 +66,9 @@ def test_caption_tab_previews_runs_and_undoes(page, server, tmp_path):
 def test_a_running_caption_job_fills_the_grid_as_it_goes_and_stops(page, server, tmp_path):
     """A slow tagger (seconds an image), one image per batch: the grid, open on
     another tab, shows captions as they land; Stop ends the run after its batch; undo restores."""
-    slow = build_tagger(tmp_path / "slow", slow_layers=8000)   # ~4 s an image: Stop lands mid-run under load
+    # ~3.5 s an image on 2 cores (24 images ≈ 85 s; 8000 layers of 32 channels took 0.8 s and the
+    # whole run ended in CI before the grid showed its first caption): Stop lands mid-run under load
+    slow = build_tagger(tmp_path / "slow", slow_layers=10000, slow_width=64)
     open_page(page, server)
     go(page, "Dataset")
     captions = sorted((server.home / "demo" / "dataset" / "train").glob("*/*.txt"))
