@@ -38,7 +38,8 @@ def cfg(tmp_path) -> TrainConfig:
     model = diffusers_stub(tmp_path / "model")
     config = TrainConfig(pretrained_model_name_or_path=str(model), train_data_dir=str(make_dataset(tmp_path)),
                          output_dir=str(tmp_path / "out"), output_name="catlora", resolution="64,64",
-                         min_bucket_reso=64, max_bucket_reso=128, max_train_epochs=2, optimizer_type="AdamW")
+                         min_bucket_reso=64, max_bucket_reso=128, max_train_epochs=2, optimizer_type="AdamW",
+                       mixed_precision="bf16")     # fp16 needs a CUDA GPU: Start would refuse it here
     workspace.save_current(config)
     return config
 

@@ -16,7 +16,8 @@ def clean_setup(tmp_path, **changes) -> TrainConfig:
     (tmp_path / "out").mkdir()
     model = write_checkpoint(tmp_path / "sd15.safetensors", SD1)
     return new_config(pretrained_model_name_or_path=str(model), train_data_dir=str(tmp_path / "train"),
-                       output_dir=str(tmp_path / "out"), output_name="dog", optimizer_type="AdamW", **changes)
+                       output_dir=str(tmp_path / "out"), output_name="dog", optimizer_type="AdamW",
+                       mixed_precision="bf16", **changes)         # fp16 needs a CUDA GPU
 
 
 def about(findings, *words):

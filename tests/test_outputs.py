@@ -1,11 +1,8 @@
 """Output names (workbench/outputs.py): what a run writes, what is refused, the free name offered."""
 from __future__ import annotations
 
-import pytest
-
 from workbench import outputs
 from workbench.config import TrainConfig
-from workbench.errors import UserError
 
 
 def test_planned_outputs_skip_the_last_epoch_and_existing_ones_are_refused(tmp_path):
@@ -16,8 +13,7 @@ def test_planned_outputs_skip_the_last_epoch_and_existing_ones_are_refused(tmp_p
     resumed = [p.name for p in outputs.planned_outputs(cfg, epochs=6, first_epoch=3)]
     assert resumed[:2] == ["x-000004.safetensors", "x.safetensors"]
     (tmp_path / "x-000004.safetensors").write_bytes(b"old")
-    with pytest.raises(UserError, match=r"x-000004.safetensors already exists: it is never overwritten"):
-        outputs.refuse_existing(outputs.planned_outputs(cfg, epochs=6))
+    assert outputs.existing_outputs(cfg, epochs=6) == [tmp_path / "x-000004.safetensors"]
     stopped = outputs.lora_path(cfg, outputs.stopped_tag(7))
     stopped.write_bytes(b"old")
     assert outputs.unique_path(stopped).name == "x-stopped-step7-2.safetensors"

@@ -231,7 +231,8 @@ def small_config(tmp_path) -> TrainConfig:
     model = diffusers_stub(tmp_path / "model")
     return TrainConfig(pretrained_model_name_or_path=str(model), train_data_dir=str(tmp_path / "data"),
                        output_dir=str(tmp_path / "out"), output_name="dog", resolution="64,64",
-                       min_bucket_reso=64, max_bucket_reso=128, max_train_epochs=1, optimizer_type="AdamW")
+                       min_bucket_reso=64, max_bucket_reso=128, max_train_epochs=1, optimizer_type="AdamW",
+                       mixed_precision="bf16")     # fp16 needs a CUDA GPU: Start would refuse it here
 
 
 def test_start_blockers_name_the_field_or_folder(tmp_path):

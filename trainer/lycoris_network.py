@@ -30,7 +30,7 @@ from trainer.network import (
     read_lora_file,
     unet_name_rule,
 )
-from trainer.network_names import canonical_lora_name, is_text_encoder_name
+from workbench.lora_names import canonical_lora_name, is_text_encoder_name
 from workbench.errors import UserError
 
 DEFAULT_PRESET = "kohya"

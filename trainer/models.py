@@ -27,6 +27,7 @@ from workbench.modelinfo import (
     family_from_tensor_names,
     missing_components,
     model_info,
+    prediction_mismatch,
 )
 
 CONFIG_DIR = Path(__file__).parent / "model_configs"
@@ -191,9 +192,9 @@ def checked_model_info(cfg, on_download=None) -> ModelInfo:
     problem = contradiction(info, cfg)
     if problem:
         raise ModelError(problem)
-    if info.v_prediction and not cfg.v_parameterization:
-        raise ModelError(f"{path}: the model predicts v (v_prediction in its scheduler config) but "
-                         "v_parameterization = false; set v_parameterization = true")
+    mismatch = prediction_mismatch(info, cfg)         # a warning the start check already showed
+    if mismatch and mismatch[0] == "error":
+        raise ModelError(mismatch[1])
     return info
 
 

@@ -28,8 +28,8 @@ from workbench.hashes import hashes_of_bytes
 from workbench.plan import make_plan
 from workbench.quiet import quiet_libraries
 from workbench.resume import STATE_FOLDER
+from workbench.runs import start_blockers
 from workbench.schedules import stop_text_encoder_step
-from workbench.validate import errors, validate
 
 SAVE_DTYPES = {"float": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -70,8 +70,6 @@ class Recipe:
             self.progress.processes = self.accelerator.num_processes
         # after the seed: without validation_seed it picks the held-out images
         self.plan = make_plan(cfg, num_processes=self.accelerator.num_processes, seed=self.progress.seed)
-        outputs.refuse_existing(outputs.planned_outputs(cfg, self.plan.epochs, self.progress.epoch + 1,
-                                                        self.plan.total_steps, self.progress.step + 1))
         samples_wanted = (cfg.sample_every_n_epochs or cfg.sample_every_n_steps) and cfg.sample_prompts
         self.prompts = sampling.read_prompt_file(cfg.sample_prompts) if samples_wanted else []
         self.events.status(total_steps=self.plan.total_steps, seed=self.progress.seed)
@@ -436,13 +434,12 @@ class Recipe:
 
 
 def read_config(run_dir: Path):
-    """The frozen config, refused with the validation's first error (it names the field)."""
+    """The frozen config, refused with every start blocker in one line (the run registry's start
+    decision, the one the page and `workbench train` asked before launching this process)."""
     cfg, unknown = load_toml(run_dir / "config.toml")
-    problems = errors(validate(cfg, require_paths=True))
+    problems = start_blockers(cfg, num_processes=processes.launched_world_size())
     if problems:
-        raise UserError(problems[0].line().removeprefix("error: "))
-    if cfg.mixed_precision == "fp16" and not torch.cuda.is_available():
-        raise UserError("mixed_precision: fp16 needs a CUDA GPU; on the CPU choose bf16 or no")
+        raise UserError("; ".join(problems))
     return cfg
 
 

@@ -99,7 +99,7 @@ class BackgroundCheck:
 def model_findings(cfg) -> list[Finding]:
     from workbench.errors import UserError
     from workbench.hub import is_repo_id
-    from workbench.modelinfo import contradiction, model_info
+    from workbench.modelinfo import contradiction, model_info, prediction_mismatch
     from workbench.safetensors_header import PICKLE_SUFFIXES
     name, path = "pretrained_model_name_or_path", cfg.pretrained_model_name_or_path
     if not path:
@@ -125,11 +125,9 @@ def model_findings(cfg) -> list[Finding]:
     clash = contradiction(info, cfg)
     if clash:
         out.append(Finding("error", name, clash, (str(info.path),)))
-    if info.v_prediction is not None and info.v_prediction != cfg.v_parameterization:
-        want = "true" if info.v_prediction else "false"
-        out.append(Finding("warning", "v_parameterization", f"the model's scheduler says "
-                           f"{'v' if info.v_prediction else 'epsilon'}-prediction; set v_parameterization = {want}",
-                           (str(info.path),)))
+    mismatch = prediction_mismatch(info, cfg)
+    if mismatch:
+        out.append(Finding(mismatch[0], "v_parameterization", mismatch[1], (str(info.path),)))
     return out
 
 
@@ -149,8 +147,10 @@ def output_findings(cfg) -> list[Finding]:
     existing = [p for p in existing if p not in earlier_outputs(cfg)]       # a resumed run's own earlier saves
     if not existing:
         return []
-    return [Finding("error", "output_name", f"{cfg.output_name!r} would overwrite {len(existing)} existing "
-                    f"file(s) in {folder}; choose another output_name or move them", tuple(map(str, existing)))]
+    more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+    return [Finding("error", "output_name", f"{cfg.output_name!r} would overwrite {len(existing)} existing file(s) in "
+                    f"{folder}: {existing[0]} already exists{more} and outputs are never overwritten; choose another "
+                    "output_name or move them", tuple(map(str, existing)))]
 
 
 def cuda_available() -> bool:
@@ -167,6 +167,8 @@ def cuda_available() -> bool:
 
 def hardware_findings(cfg, cuda: bool) -> list[Finding]:
     out = []
+    if cfg.mixed_precision == "fp16" and not cuda:
+        out.append(Finding("error", "mixed_precision", "fp16 needs a CUDA GPU; on the CPU choose bf16 or no"))
     if cfg.optimizer_type in EIGHT_BIT_OPTIMIZERS and not cuda:
         out.append(Finding("warning", "optimizer_type", f"{cfg.optimizer_type} is a bitsandbytes 8-bit optimizer, "
                            "made to save GPU memory; there is no CUDA GPU here, where it only runs slower — use AdamW"))

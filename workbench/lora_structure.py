@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from workbench.lora_names import UNET_BLOCK_SIDES, UNET_PREFIX, text_encoder_prefixes
 from workbench.safetensors_header import read_scalars, tensor_entries
 
 # tensor role -> the algorithm it belongs to (None: a role every algorithm may carry)
@@ -32,12 +33,13 @@ ROLE_ALGO = {
     "alpha": None, "dora_scale": None, "rescale": None,
 }
 # module-name prefix -> (part, text encoder label)
-PREFIXES = (("lora_unet_", "unet", ""), ("lora_te1_", "text_encoder", "te1"), ("lora_te2_", "text_encoder", "te2"),
-            ("lora_te_", "text_encoder", "te"), ("unet.", "unet", ""), ("text_encoder_2.", "text_encoder", "te2"),
-            ("text_encoder.", "text_encoder", "te"))
-UNET_BLOCK = re.compile(r"^(down_blocks_\d+|mid_block|up_blocks_\d+|input_blocks_\d+|middle_block|output_blocks_\d+)")
-UNET_BLOCK_ORDER = {"down_blocks": 0, "input_blocks": 0, "mid_block": 1, "middle_block": 1, "up_blocks": 2,
-                    "output_blocks": 2}
+PREFIXES = ((f"{UNET_PREFIX}_", "unet", ""),
+            *((f"{p}_", "text_encoder", p.removeprefix("lora_")) for p in text_encoder_prefixes(2)),
+            *((f"{p}_", "text_encoder", p.removeprefix("lora_")) for p in text_encoder_prefixes(1)),
+            ("unet.", "unet", ""), ("text_encoder_2.", "text_encoder", "te2"), ("text_encoder.", "text_encoder", "te"))
+# a numbered block (down_blocks_1, input_blocks_4) or the one middle block (mid_block, middle_block)
+UNET_BLOCK = re.compile("^(" + "|".join(rf"{b}_\d+" if b.endswith("blocks") else b for b in UNET_BLOCK_SIDES) + ")")
+UNET_BLOCK_ORDER = UNET_BLOCK_SIDES
 TE_LAYER = re.compile(r"layers_(\d+)")
 # sd-scripts' ss_base_model_version values, from the width of a cross-attention key projection's
 # input (the text embedding: 768 CLIP-L, 1024 OpenCLIP-H, 2048 SDXL's two encoders together)

@@ -131,3 +131,16 @@ def contradiction(info: ModelInfo, cfg) -> str | None:
     flag = {"sd1": "v2 = false and sdxl = false", "sd2": "v2 = true", "sdxl": "sdxl = true"}[info.family]
     return (f"{info.path} is an {info.family_name} model but the config says {FAMILY_NAMES[flagged]}; "
             f"set {flag}")
+
+
+def prediction_mismatch(info: ModelInfo, cfg) -> tuple[str, str] | None:
+    """(level, sentence) when the model's scheduler config and v_parameterization disagree, else None.
+    A v-prediction model trained as epsilon learns noise, so that is an error; an epsilon config
+    with v_parameterization on is only a warning: fine-tuned 768-v models often ship a wrong one."""
+    if info.v_prediction is None or info.v_prediction == cfg.v_parameterization:
+        return None
+    if info.v_prediction:
+        return "error", (f"{info.path}: the model predicts v (v_prediction in its scheduler config) but "
+                         "v_parameterization = false; set v_parameterization = true")
+    return "warning", (f"{info.path}: the model's scheduler says epsilon-prediction but v_parameterization = true; "
+                       "set it to false unless you know the scheduler config is wrong")

@@ -8,11 +8,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from workbench.errors import UserError
-
-
-class OutputExistsError(UserError):
-    pass
 
 
 # ---------------------------------------------------------------- names
@@ -100,14 +95,6 @@ def planned_outputs(cfg, epochs: int, first_epoch: int = 1, total_steps: int = 0
     return loras + states + ([state_dir(lora_path(cfg))] if cfg.save_state_on_train_end and not cfg.save_state else [])
 
 
-def refuse_existing(paths: list[Path]) -> None:
-    existing = [p for p in paths if p.exists()]
-    if existing:
-        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
-        raise OutputExistsError(f"{existing[0]} already exists{more}: it is never overwritten; change output_name "
-                                "or output_dir, or move the old file away")
-
-
 def unique_path(path: Path) -> Path:
     """`path`, or `stem-2.ext`, `stem-3.ext` … when taken (for stop saves, which cannot be planned)."""
     n, candidate = 1, path
@@ -124,9 +111,11 @@ def existing_outputs(cfg, epochs: int | None = None) -> list[Path]:
     per_step = sorted(last.parent.glob(f"{cfg.output_name}-step{'[0-9]' * 8}.{cfg.save_model_as}")) \
         if cfg.save_every_n_steps else []      # without the step count every step save of that name counts
     if epochs is not None:
-        return [p for p in planned_outputs(cfg, epochs) if p.exists()] + per_step
-    per_epoch = sorted(last.parent.glob(f"{cfg.output_name}-{'[0-9]' * 6}.{cfg.save_model_as}"))
-    return ([last] if last.exists() else []) + per_epoch + per_step
+        found = [p for p in planned_outputs(cfg, epochs) if p.exists()] + per_step
+    else:
+        per_epoch = sorted(last.parent.glob(f"{cfg.output_name}-{'[0-9]' * 6}.{cfg.save_model_as}"))
+        found = ([last] if last.exists() else []) + per_epoch + per_step
+    return sorted(set(found), key=lambda p: (p == last, str(p)))     # in the order a run writes them: the final last
 
 
 def free_output_name(cfg, epochs: int | None = None) -> str:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workbench import workspace
-from workbench.checks import model_findings, output_findings
+from workbench.checks import cuda_available, hardware_findings, model_findings, output_findings
 from workbench.config import TrainConfig, save_toml
 from workbench.errors import UserError
 from workbench.fileio import write_json_atomic
@@ -135,17 +135,19 @@ def write_status(run_dir: Path, **values) -> dict:
 
 # ---------------------------------------------------------------- may a run start? start it
 
-def start_blockers(cfg: TrainConfig) -> list[str]:
+def start_blockers(cfg: TrainConfig, num_processes: int = 1) -> list[str]:
     """Why the config cannot start a run, one line each naming the field, folder or file: the
-    preflight errors that are quick to find (validation, the model's family, an output that
-    would be overwritten) and a plan that cannot be made; empty when it can start. The page and
-    `workbench train` ask this before anything is created. The image decoding pass of preflight is
-    the Dataset page's, not a click's."""
+    preflight errors that are quick to find (validation, the model's family, the hardware, an output
+    that would be overwritten) and a plan that cannot be made; empty when it can start. The one start
+    decision: the page and `workbench train` ask it before anything is created, the trainer again on
+    the frozen config before it loads anything. The image decoding pass of preflight is the Dataset
+    page's, not a click's."""
     findings = validate(cfg, require_paths=True) + model_findings(cfg) + output_findings(cfg)
+    findings += hardware_findings(cfg, cuda_available())
     problems = [f"{f.field}: {f.message}" if f.field else f.message for f in errors(findings)]
     if not problems:
         try:
-            make_plan(cfg)
+            make_plan(cfg, num_processes=num_processes)
         except UserError as exc:
             problems.append(str(exc))
     return problems

@@ -5,7 +5,8 @@ A name is a prefix plus the module's path inside its model with every "." turned
 SDXL's UNet paths are those of the original UNet sd-scripts trains (`lora_unet_input_blocks_4_1_...`).
 Tensors then hang off it: `<name>.lora_down.weight`, `<name>.lora_up.weight`, `<name>.alpha`.
 
-Pure string rules (no torch), so tools that only read file headers can use them too.
+Pure string rules (no torch): the trainer writes names with them, the header-only tools (Inspect,
+lora_structure) read names with them.
 """
 from __future__ import annotations
 
@@ -14,6 +15,10 @@ from dataclasses import dataclass
 
 UNET_PREFIX = "lora_unet"
 TEXT_MODEL = "text_model"
+# UNet blocks by side (0 down, 1 mid, 2 up): diffusers' names (SD1/SD2 LoRAs) and the original UNet's
+# (sd-scripts' SDXL LoRAs, see sgm_unet_name)
+UNET_BLOCK_SIDES = {"down_blocks": 0, "mid_block": 1, "up_blocks": 2,
+                    "input_blocks": 0, "middle_block": 1, "output_blocks": 2}
 
 
 def lora_name(prefix: str, module_path: str) -> str:
