@@ -15,6 +15,7 @@ import time
 from collections import deque
 from pathlib import Path
 
+from trainer.trackers import close_wandb
 from workbench.runs import proc_start_time, write_status
 
 STATUS_EVERY_S = 2.0       # seconds between status.json rewrites during steps
@@ -108,7 +109,6 @@ class RunEvents:
         if self.tensorboard is not None:
             self.tensorboard.close()
         if self.wandb is not None:
-            from trainer.trackers import close_wandb
             close_wandb(self.wandb)
         if self.metrics is not None:
             self.metrics.close()

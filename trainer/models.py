@@ -19,7 +19,9 @@ import torch
 
 from trainer import token_windows
 from trainer.token_windows import CLIP_WINDOW
+from trainer.vae_file import load_vae
 from workbench.buckets import sdxl_crop_ltrb
+from workbench.hub import ensure_local, is_repo_id
 from workbench.modelinfo import (
     ModelError,
     ModelInfo,
@@ -179,7 +181,6 @@ def checked_model_info(cfg, on_download=None) -> ModelInfo:
     """The base model's family, refused with one clear line when it contradicts the config. A
     Hugging Face repo id is the snapshot folder of the cache, downloaded first when it is not there
     (on_download(bytes done, bytes in all) as it goes)."""
-    from workbench.hub import ensure_local, is_repo_id
     path = Path(cfg.pretrained_model_name_or_path).expanduser()
     if not cfg.pretrained_model_name_or_path:
         raise ModelError("pretrained_model_name_or_path: not set; choose a diffusers folder or a .safetensors file")
@@ -222,7 +223,6 @@ def load_models(cfg, on_download=None) -> Models:
     else:
         parts = _load_single_file(info.path, family, cfg.v_parameterization)
     if cfg.vae:
-        from trainer.vae_file import load_vae
         parts["vae"] = load_vae(cfg.vae, parts["vae"])
     return Models(family, parts["unet"], parts["vae"], parts["text_encoders"], parts["tokenizers"], info)
 

@@ -15,7 +15,7 @@ import torch
 
 from workbench.errors import UserError
 from workbench.fileio import write_bytes_atomic
-from workbench.hashes import hashes_of_bytes
+from workbench.hashes import hashes_of_bytes, legacy_hash_stream
 
 # ---------------------------------------------------------------- LoRA files
 
@@ -112,7 +112,6 @@ def base_model_hashes(path: Path) -> tuple[str, str]:
     (ss_sd_model_hash, ss_new_sd_model_hash); FOLDER_HASH twice for a diffusers folder."""
     import hashlib
 
-    from workbench.hashes import legacy_hash_stream
     if Path(path).is_dir():
         return FOLDER_HASH, FOLDER_HASH
     with open(path, "rb") as f:

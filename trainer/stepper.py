@@ -10,6 +10,7 @@ import torch
 
 from trainer import losses, noise, optim, processes
 from trainer import models as model_loading
+from trainer.compile import compile_repeated_blocks
 from trainer.network_registry import create_network
 from trainer.step_loss import StepLoss
 from trainer.text_cache import TextCache
@@ -158,5 +159,4 @@ def compiled_unet(cfg, unet, wanted: bool, log=print):
     samples run eagerly. None when not wanted."""
     if not wanted:
         return None
-    from trainer.compile import compile_repeated_blocks
     return compile_repeated_blocks(unet, cfg.dynamo_backend, log)

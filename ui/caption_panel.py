@@ -9,10 +9,12 @@ from pathlib import Path
 import streamlit as st
 
 from ui.caption_job import last_job_panel
+from workbench import workspace
 from workbench.captioning import jobs
 from workbench.captioning.recent import load_last, save_last
 from workbench.captioning.settings import EXISTING_POLICIES, CaptionSettings, cli_args, split_list
 from workbench.errors import UserError
+from workbench.thumbnails import ThumbnailError, thumbnail
 
 PREVIEW_IMAGES = 4
 PREVIEW_KEY = "captioner_preview"        # (settings, folder, rows) of the last preview in this session
@@ -101,7 +103,6 @@ def _sentence_inputs(last: CaptionSettings) -> dict:
 
 
 def _extension() -> str:
-    from workbench import workspace
     cfg = workspace.load_current()
     return (cfg.caption_extension if cfg is not None else "") or ".txt"
 
@@ -159,7 +160,6 @@ def _preview_table(settings: CaptionSettings, folder) -> None:
 
 
 def _thumb(column, row: dict) -> None:
-    from workbench.thumbnails import ThumbnailError, thumbnail
     try:
         column.image(str(thumbnail(Path(row["image"]), square=True)), width="stretch")
     except ThumbnailError as exc:

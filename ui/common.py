@@ -9,7 +9,7 @@ import threading
 import streamlit as st
 
 from workbench import workspace
-from workbench.config import TrainConfig, new_config
+from workbench.config import TrainConfig, load_toml, new_config
 from workbench.errors import UserError
 
 # one demo build at a time in this server: a refresh or a second tab during the first start used
@@ -40,7 +40,6 @@ def build_demo_once() -> str | None:
         if done.returncode != 0:
             lines = done.stderr.strip().splitlines()
             return lines[-1] if lines else f"exit status {done.returncode}"
-        from workbench.config import load_toml
         cfg, _ = load_toml(demo / "demo.toml")
         workspace.save_current(cfg)
     return None

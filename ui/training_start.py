@@ -11,6 +11,7 @@ from workbench import fast_path, run_queue, runs
 from workbench.checks import cuda_available
 from workbench.config import TrainConfig
 from workbench.errors import UserError
+from workbench.estimate import estimate, gpu_name
 from workbench.outputs import existing_outputs, free_output_name, lora_path
 from workbench.runs import start_blockers
 
@@ -46,14 +47,12 @@ def _steps_line(cfg: TrainConfig) -> str:
 
 
 def _estimate(cfg: TrainConfig, total_steps: int):
-    from workbench.estimate import estimate
     return estimate(cfg, total_steps, runs.list_runs(), _gpu_name())
 
 
 @st.cache_resource
 def _gpu_name() -> str | None:
     """nvidia-smi once per server: the GPU does not change while the app runs."""
-    from workbench.estimate import gpu_name
     return gpu_name()
 
 

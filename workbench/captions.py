@@ -21,6 +21,8 @@ from typing import Callable, Iterable
 
 from workbench.errors import UserError
 from workbench.fileio import write_json_atomic, write_text_atomic
+from workbench.runs import pid_alive
+from workbench.workspace import home
 
 # the line ends Python's universal-newline readline() splits on (what sd-scripts' reader sees)
 LINE_END = re.compile(r"\r\n|\r|\n")
@@ -242,7 +244,6 @@ class UndoResult:
 
 
 def default_journal_dir() -> Path:
-    from workbench.workspace import home
     return home() / "caption-journal"
 
 
@@ -310,7 +311,6 @@ def _logged_files(path: Path, data: dict) -> list[dict]:
 
 def _refuse_while_writing(entry: JournalEntry) -> None:
     """A caption run's entry names its process while it still writes (workbench/captioning)."""
-    from workbench.runs import pid_alive
     data = json.loads(entry.path.read_text(encoding="utf-8"))
     writer = data.get("writer") or {}
     if pid_alive(writer.get("pid"), writer.get("pid_start")):

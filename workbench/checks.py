@@ -18,7 +18,12 @@ from pathlib import Path
 
 from workbench.buckets import Bucketer, BucketError, BucketSpec
 from workbench.dataset import DatasetError, SubsetFolder, caption_path, list_images, subset_folders
-from workbench.images import HUGE_PIXELS, huge, pil_image
+from workbench.errors import UserError
+from workbench.hub import is_repo_id, model_info_of, resolve
+from workbench.images import HUGE_PIXELS, UnreadableImage, huge, open_image
+from workbench.modelinfo import contradiction, missing_components, model_info, prediction_mismatch
+from workbench.outputs import earlier_outputs, existing_outputs
+from workbench.safetensors_header import PICKLE_SUFFIXES
 from workbench.validate import Finding, validate
 
 EIGHT_BIT_OPTIMIZERS = ("AdamW8bit", "PagedAdamW8bit", "Lion8bit", "SGDNesterov8bit")
@@ -74,7 +79,6 @@ class BackgroundCheck:
         self._thread.start()
 
     def _run(self, cfg, unknown_keys) -> None:
-        from workbench.errors import UserError
         try:
             self.findings = run_checks(cfg, unknown_keys, self.progress)
         except UserError as exc:
@@ -97,10 +101,6 @@ class BackgroundCheck:
 # ---------------------------------------------------------------- model, output, hardware
 
 def model_findings(cfg) -> list[Finding]:
-    from workbench.errors import UserError
-    from workbench.hub import is_repo_id
-    from workbench.modelinfo import contradiction, model_info, prediction_mismatch
-    from workbench.safetensors_header import PICKLE_SUFFIXES
     name, path = "pretrained_model_name_or_path", cfg.pretrained_model_name_or_path
     if not path:
         return []                      # validate() already asks for it
@@ -117,7 +117,6 @@ def model_findings(cfg) -> list[Finding]:
         level = "note" if Path(path).suffix.lower() in PICKLE_SUFFIXES and Path(path).is_file() else "error"
         return [Finding(level, name, str(exc), (path,))]
     if info.layout == "diffusers" and info.path.is_dir():      # a repo id not yet downloaded: nothing to look at
-        from workbench.modelinfo import missing_components
         missing = missing_components(info.path, info.family)
         if missing:
             out.append(Finding("error", name, f"{info.path}: incomplete diffusers folder, missing "
@@ -133,7 +132,6 @@ def model_findings(cfg) -> list[Finding]:
 
 def repo_model_info(repo_id: str):
     """(ModelInfo or None, one sentence: cached or what will download, and the family) of a repo id."""
-    from workbench.hub import model_info_of, resolve
     model = resolve(repo_id)
     return model_info_of(model), model.sentence()
 
@@ -142,7 +140,6 @@ def output_findings(cfg) -> list[Finding]:
     folder = Path(cfg.output_dir).expanduser()
     if cfg.output_dir and folder.exists() and not folder.is_dir():
         return [Finding("error", "output_dir", f"{folder} is a file, not a folder; choose a folder", (str(folder),))]
-    from workbench.outputs import earlier_outputs, existing_outputs
     existing = existing_outputs(cfg, cfg.max_train_epochs) if cfg.output_dir else []
     existing = [p for p in existing if p not in earlier_outputs(cfg)]       # a resumed run's own earlier saves
     if not existing:
@@ -239,8 +236,6 @@ def inspect_images(paths: list[Path], progress: Progress) -> dict[Path, ImageRes
 
 
 def inspect_image(path: Path) -> ImageResult:
-    from PIL import UnidentifiedImageError
-    Image = pil_image()
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -250,14 +245,12 @@ def inspect_image(path: Path) -> ImageResult:
         result.problem = "zero-byte file"
         return result
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with open_image(io.BytesIO(data), path) as im:
             im.load()
             result.size = im.size
             result.rotated = im.getexif().get(EXIF_ORIENTATION, 1) != 1
-    except UnidentifiedImageError:
-        result.problem = "not an image PIL can open"
-    except (OSError, ValueError, SyntaxError) as exc:
-        result.problem = "truncated" if "truncated" in str(exc) else f"corrupt ({exc})"
+    except UnreadableImage as exc:
+        result.problem = exc.why
     return result
 
 

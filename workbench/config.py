@@ -15,6 +15,7 @@ from typing import Any
 import tomllib
 
 from workbench.errors import UserError
+from workbench.fileio import write_text_atomic
 
 CONFIG_VERSION = 1
 
@@ -446,7 +447,6 @@ def to_toml(cfg: TrainConfig, grouped: bool = False) -> str:
 
 
 def save_toml(cfg: TrainConfig, path: str | Path, grouped: bool = False) -> Path:
-    from workbench.fileio import write_text_atomic
     path = Path(path)
     write_text_atomic(path, to_toml(cfg, grouped))
     return path

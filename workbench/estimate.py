@@ -14,6 +14,7 @@ from pathlib import Path
 
 from workbench.config import TrainConfig, load_toml
 from workbench.errors import UserError
+from workbench.runs import read_metrics, read_status
 
 FIRST_STEPS_SKIPPED = 3      # the first steps of a run include warm-up work (allocation, compiling)
 
@@ -82,7 +83,6 @@ def gpu_name() -> str | None:
 
 def run_measurement(run_dir: Path) -> tuple[float, float | None] | None:
     """(mean s/step after the first steps, peak GPU GiB or None) of a finished run."""
-    from workbench.runs import read_metrics, read_status
     status = read_status(run_dir)
     if status.get("state") != "finished":
         return None

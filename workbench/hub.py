@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
-from workbench.modelinfo import ModelError, family_of_diffusers_folder, missing_components
+from workbench.modelinfo import FAMILY_NAMES, ModelError, ModelInfo, family_of_diffusers_folder, missing_components
 
 # owner/name as the Hub spells them: letters, digits, - _ . ; no leading dot or dash
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
@@ -51,7 +51,6 @@ class HubModel:
         return sum(self.to_download.values())
 
     def sentence(self) -> str:
-        from workbench.modelinfo import FAMILY_NAMES
         family = FAMILY_NAMES.get(self.family, "family unknown until downloaded")
         if self.cached:
             return f"{self.repo_id}: {family}, in the Hugging Face cache ({self.folder})"
@@ -217,7 +216,6 @@ def _progress_class(progress: Progress | None, total: int):
 def model_info_of(model: HubModel):
     """The ModelInfo preflight compares with the config's flags: the snapshot's when cached, else the
     family read from the Hub's configs (None when it could not be read)."""
-    from workbench.modelinfo import ModelInfo
     if model.family is None:
         return None
     return ModelInfo(model.folder or Path(model.repo_id), model.family, model.v_prediction, "diffusers")

@@ -19,7 +19,20 @@ HUGE_PIXELS = 64_000_000
 
 
 class UnreadableImage(UserError):
-    """The message names the file: "<path>: not a readable image (<why>); fix or remove the file"."""
+    """The message names the file: "<path>: not a readable image (<why>); fix or remove the file";
+    `why` alone is what preflight lists beside the file."""
+
+    def __init__(self, name, why: str):
+        super().__init__(f"{name}: not a readable image ({why}); fix or remove the file")
+        self.why = why
+
+
+def why_unreadable(exc: Exception) -> str:
+    """What is wrong with an image PIL failed on, in a few words."""
+    from PIL import UnidentifiedImageError
+    if isinstance(exc, UnidentifiedImageError):
+        return "not an image PIL can open"
+    return "truncated" if "truncated" in str(exc) else f"corrupt ({exc})"
 
 
 def pil_image():
@@ -38,8 +51,7 @@ def open_image(source: Path | str | IO[bytes], name: Path | str | None = None) -
         with pil_image().open(source) as im:
             yield im
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:   # PIL: SyntaxError for a broken PNG
-        raise UnreadableImage(f"{name or source}: not a readable image ({exc.__class__.__name__}); "
-                              "fix or remove the file") from None
+        raise UnreadableImage(name or source, why_unreadable(exc)) from None
 
 
 def huge(size: tuple[int, int]) -> bool:

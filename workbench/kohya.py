@@ -18,6 +18,7 @@ from typing import Any
 import tomllib
 
 from workbench.config import DYNAMO_BACKENDS, FIELDS, OPTIMIZERS, ConfigError, TrainConfig, from_dict, save_toml
+from workbench.fileio import write_text_atomic
 
 SECRET = re.compile(r"api_?key|(^|_)key$|password|passwd|secret|credential|(^|_)token$|^hf_", re.IGNORECASE)
 GUI_DEFAULT_MAX_TRAIN_STEPS = 1600   # kohya_ss GUI's "Max train steps" default, sd-scripts' default too
@@ -451,7 +452,6 @@ def _read(path: Path) -> dict[str, Any]:
 
 def write_new(text_or_cfg, out: str | Path, force: bool) -> Path:
     """Write a config (or text) to `out`, refusing to replace an existing file unless `force`."""
-    from workbench.fileio import write_text_atomic
     out = Path(out)
     if out.exists() and not force:
         raise ConfigError(f"{out}: already exists; choose another name or pass --force to replace it")

@@ -15,8 +15,9 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from workbench.errors import UserError
 from workbench.lora_names import UNET_BLOCK_SIDES, UNET_PREFIX, text_encoder_prefixes
-from workbench.safetensors_header import read_scalars, tensor_entries
+from workbench.safetensors_header import metadata_of, read_header, read_scalars, tensor_entries
 
 # tensor role -> the algorithm it belongs to (None: a role every algorithm may carry)
 ROLE_ALGO = {
@@ -273,7 +274,6 @@ class BlockNorm:
 def norms_by_block(path: str | Path) -> list[BlockNorm]:
     """Weight-update norms of a kohya LoRA/LoCon per block: how hard each part of the model was
     pushed. Reads the tensors (torch and safetensors imported here, not at module level)."""
-    from workbench.safetensors_header import metadata_of, read_header
     n, header = read_header(path)
     structure = structure_of(path, n, header, metadata_of(header))
     norms = module_norms(path, structure)
@@ -289,7 +289,6 @@ def module_norms(path: str | Path, structure: Structure) -> dict[str, float]:
     ‖U·D‖² = Σ (UᵀU ∘ D·Dᵀ), rank×rank products, so ΔW itself is never built."""
     from safetensors import safe_open
 
-    from workbench.errors import UserError
     unsupported = sorted({m.algo for m in structure.modules} - {"lora", "locon"})
     if unsupported or any("lora_mid.weight" in m.tensors for m in structure.modules):
         raise UserError(f"{path}: norms per block are computed for kohya LoRA/LoCon files; this one holds "

@@ -12,6 +12,8 @@ from pathlib import Path
 from workbench import workspace
 from workbench.errors import UserError
 from workbench.fileio import write_json_atomic
+from workbench.hub import cached_snapshot, complete, is_repo_id, model_info_of, resolve
+from workbench.modelinfo import model_info
 
 # where each UI keeps its checkpoints, below the folder the user points at
 UI_SUBFOLDERS = ("models/Stable-diffusion", "models/checkpoints", "Stable-diffusion", "checkpoints")
@@ -32,8 +34,6 @@ class ModelChoice:
 
 def family_label(name: str) -> str:
     """The family as the pick list says it; the reason when it can't be read."""
-    from workbench.hub import is_repo_id, model_info_of, resolve
-    from workbench.modelinfo import model_info
     try:
         info = model_info_of(resolve(name, online=False)) if is_repo_id(name) else model_info(name)
     except UserError as exc:
@@ -98,7 +98,6 @@ def cached_repos() -> list[str]:
     from huggingface_hub import scan_cache_dir
     from huggingface_hub.errors import CacheNotFound
 
-    from workbench.hub import cached_snapshot, complete
     try:
         repos = scan_cache_dir().repos
     except (CacheNotFound, OSError):

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from workbench.config import TrainConfig, load_toml
 from workbench.errors import UserError
+from workbench.outputs import state_dir
+from workbench.runs import read_status, run_info
 
 STATE_FOLDER = "state"        # inside the run dir
 RESUMABLE_STATES = ("stopped", "failed", "crashed")
@@ -18,8 +20,6 @@ RESUMABLE_STATES = ("stopped", "failed", "crashed")
 
 def latest_state(run_dir: Path) -> Path | None:
     """The run's own state folder, else the newest <lora>-state folder of its saved outputs."""
-    from workbench.outputs import state_dir
-    from workbench.runs import read_status
     own = Path(run_dir) / STATE_FOLDER
     if (own / "train_state.json").is_file():
         return own
@@ -30,7 +30,6 @@ def latest_state(run_dir: Path) -> Path | None:
 
 def resume_config(run_dir: str | Path) -> TrainConfig:
     """The config of a run that continues `run_dir`; UserError (naming the run) when it cannot."""
-    from workbench.runs import run_info
     run_dir = Path(run_dir).expanduser().absolute()
     if not (run_dir / "config.toml").is_file():
         raise UserError(f"{run_dir}: not a run folder (no config.toml)")

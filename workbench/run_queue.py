@@ -20,8 +20,11 @@ import time
 from pathlib import Path
 
 from workbench import runs, workspace
+from workbench.config import load_toml
 from workbench.errors import UserError
 from workbench.fileio import write_json_atomic
+from workbench.model_sources import remember_recent
+from workbench.outputs import lora_path
 
 QUEUED = "queued"
 
@@ -68,8 +71,6 @@ def busy() -> list[Path]:
 
 def same_output_ahead(cfg) -> Path | None:
     """A queued or training run that will write this config's output (the later one would fail)."""
-    from workbench.config import load_toml
-    from workbench.outputs import lora_path
     target = lora_path(cfg).expanduser().absolute()
     for run_dir in queued() + busy():
         try:
@@ -98,7 +99,6 @@ def enqueue(cfg, run_dir: str | Path | None = None) -> Path:
 def start_or_queue(cfg, run_dir: str | Path | None = None, parallel: bool = False) -> tuple[Path, bool]:
     """Start the run now when no trainer is alive (or `parallel`: beside them), else queue it.
     Returns (run dir, started now)."""
-    from workbench.model_sources import remember_recent
     remember_recent(cfg.pretrained_model_name_or_path)
     if parallel or not busy():
         return runs.start_run(cfg, run_dir)[0], True

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from workbench import workspace
 from workbench.checks import cuda_available, hardware_findings, model_findings, output_findings
-from workbench.config import TrainConfig, save_toml
+from workbench.config import TrainConfig, load_toml, save_toml
 from workbench.errors import UserError
 from workbench.fileio import write_json_atomic
 from workbench.plan import make_plan
@@ -194,7 +194,6 @@ def launch(run_dir: str | Path, foreground: bool = False) -> subprocess.Popen:
     /dev/null. Refuses when a live run already writes the same output."""
     import fcntl
 
-    from workbench.config import load_toml
     run_dir = Path(run_dir).absolute()
     cfg, _ = load_toml(run_dir / "config.toml")
     lock = _lock_path(cfg)

@@ -14,6 +14,7 @@ from pathlib import Path
 from workbench.errors import UserError
 from workbench.fileio import write_bytes_atomic
 from workbench.images import UnreadableImage, open_image
+from workbench.workspace import thumbs_dir
 
 THUMB_SIDE = 256        # pixels, the longest side of a thumbnail
 JPEG_QUALITY = 85
@@ -25,7 +26,6 @@ class ThumbnailError(UserError):
 
 
 def default_cache_dir() -> Path:
-    from workbench.workspace import thumbs_dir
     return thumbs_dir()
 
 

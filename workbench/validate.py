@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from workbench.buckets import bucket_range
 from workbench.config import FIELDS, ConfigError, TrainConfig, parse_key_values, parse_resolution
+from workbench.lora_blocks import BLOCK_ARGS, parse_blocks
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,6 @@ def _network(cfg: TrainConfig) -> list[Finding]:
 
 def _blocks(cfg: TrainConfig) -> list[Finding]:
     """block_dims / *_lr_weight & co (networks.lora): counts per model family, numbers, presets."""
-    from workbench.lora_blocks import BLOCK_ARGS, parse_blocks
     args = _safe_args(cfg)
     given = [k for k in BLOCK_ARGS if k in args]
     if not given:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench import workspace
-from workbench.captioning.settings import CaptionSettings
+from workbench.captioning.settings import CaptionSettings, cli_args
 from workbench.errors import UserError
 from workbench.fileio import write_json_atomic
 from workbench.runs import PROJECT_ROOT, pid_alive, proc_start_time, read_status, trainer_env, write_status
@@ -149,7 +149,6 @@ def run_preview(folder: str | Path, settings: CaptionSettings, count: int,
                 timeout_s: float = 900) -> tuple[list[dict], list[str]]:
     """`workbench caption FOLDER … --preview COUNT --json` in a subprocess (the app never loads a
     model itself): the rows it prints and its notes, or a UserError with its one-line error."""
-    from workbench.captioning.settings import cli_args
     command = [sys.executable, "-m", "workbench", "caption", str(folder), *cli_args(settings.check()),
                "--preview", str(count), "--json"]
     try:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from workbench.captions import default_journal_dir
 from workbench.fileio import write_json_atomic
+from workbench.runs import proc_start_time
 
 
 class RunJournal:
@@ -49,7 +50,6 @@ class RunJournal:
             self.log_path.unlink(missing_ok=True)
 
     def _write(self, running: bool) -> None:
-        from workbench.runs import proc_start_time
         entry = {"description": self.description, "time": self.time, "job": self.job}
         if running:
             entry.update(files=[], files_log=self.log_path.name,

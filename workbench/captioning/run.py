@@ -15,13 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workbench.captioning.journal import RunJournal
+from workbench.captioning.models import TAGGER, resolve_model
 from workbench.captioning.policy import merged_line
-from workbench.captioning.settings import CaptionSettings, split_list
+from workbench.captioning.sentences import SentenceCaptioner
+from workbench.captioning.settings import CaptionSettings, split_list, unused_options
 from workbench.captioning.threads import parallel_map
+from workbench.captioning.wd14 import Tagger
 from workbench.captions import first_line, read_text, with_first_line
 from workbench.dataset import caption_path, find_subset_folders, list_images, parse_subset_name
 from workbench.errors import UserError
 from workbench.fileio import write_text_atomic
+from workbench.images import open_image as opened
 
 WRITTEN, SKIPPED, FAILED = "written", "skipped", "failed"
 CHANGED_ON_DISK = "caption changed on disk during the run; left as it is now"
@@ -204,7 +208,6 @@ def _open_or_error(path: Path):
 
 def open_image(path: Path):
     """The decoded image: all pixels read now, so a truncated file fails here, named (workbench.images)."""
-    from workbench.images import open_image as opened
     with opened(path) as im:
         im.load()                  # the pixels stay usable once the file is closed
         return im
@@ -212,14 +215,10 @@ def open_image(path: Path):
 
 def load_model(settings: CaptionSettings, notes: Callable[[str], None] = lambda note: None):
     """The model `settings.model` names, ready to predict; `notes` hears of options it does not use."""
-    from workbench.captioning.models import TAGGER, resolve_model
-    from workbench.captioning.settings import unused_options
     source = resolve_model(settings.model)
     note = unused_options(settings, source.kind == TAGGER)
     if note:
         notes(note)
     if source.kind == TAGGER:
-        from workbench.captioning.wd14 import Tagger
         return Tagger(source, settings.tag_rule)
-    from workbench.captioning.sentences import SentenceCaptioner
     return SentenceCaptioner(source, settings.max_length, settings.num_beams, settings.prompt)

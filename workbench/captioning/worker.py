@@ -14,6 +14,9 @@ import traceback
 from pathlib import Path
 
 from workbench.captioning.jobs import read_job
+from workbench.captioning.journal import RunJournal
+from workbench.captioning.run import CaptionRun, collect_items, load_model
+from workbench.captioning.stopping import StopAfterBatch
 from workbench.errors import UserError
 from workbench.runs import proc_start_time, write_status
 
@@ -21,7 +24,6 @@ from workbench.runs import proc_start_time, write_status
 def main(job_dir: Path) -> int:
     pid = os.getpid()
     write_status(job_dir, pid=pid, pid_start=proc_start_time(pid), state="starting", error=None)
-    from workbench.captioning.stopping import StopAfterBatch
     with StopAfterBatch(lambda name: print(f"{name}: stopping after this batch", flush=True)) as stop:
         try:
             state = caption(job_dir, stop)
@@ -39,8 +41,6 @@ def main(job_dir: Path) -> int:
 
 
 def caption(job_dir: Path, stop) -> str:
-    from workbench.captioning.journal import RunJournal
-    from workbench.captioning.run import CaptionRun, collect_items, load_model
     settings, folder = read_job(job_dir)
     items = collect_items(folder, settings.extension)
     write_status(job_dir, state="loading", total=len(items), done=0)

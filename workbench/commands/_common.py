@@ -6,6 +6,7 @@ import sys
 
 from workbench.config import TrainConfig, load_toml
 from workbench.errors import UserError
+from workbench.validate import errors, validate
 
 
 def load_config(path: str, warn_unknown: bool = True) -> TrainConfig:
@@ -18,7 +19,6 @@ def load_config(path: str, warn_unknown: bool = True) -> TrainConfig:
 
 def refuse_config_errors(cfg: TrainConfig) -> None:
     """Raise the first validation error as one line (and say how many more there are)."""
-    from workbench.validate import errors, validate
     found = errors(validate(cfg))
     if found:
         more = f" (and {len(found) - 1} more: run workbench check)" if len(found) > 1 else ""

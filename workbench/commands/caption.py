@@ -5,7 +5,11 @@ from __future__ import annotations
 import sys
 import time
 
+from workbench.captioning.journal import RunJournal
+from workbench.captioning.run import FAILED, CaptionRun, collect_items, load_model
 from workbench.captioning.settings import EXISTING_POLICIES, CaptionSettings, split_list
+from workbench.captioning.stopping import StopAfterBatch
+from workbench.captioning.summary import counts_line, eta_text, reason_lines
 from workbench.commands._common import print_json
 
 DESCRIPTION = """caption a dataset with a WD14 tagger or an image-to-text model.
@@ -62,7 +66,6 @@ def settings_from(args) -> CaptionSettings:
 
 
 def run(args) -> int:
-    from workbench.captioning.run import CaptionRun, collect_items, load_model
     settings = settings_from(args)
     items = collect_items(args.folder, settings.extension)
     model = load_model(settings, lambda note: print(f"note: {note}", file=sys.stderr))
@@ -89,9 +92,6 @@ def _preview(runner, items, as_json: bool) -> int:
 
 
 def _caption(settings, model, items, args) -> int:
-    from workbench.captioning.journal import RunJournal
-    from workbench.captioning.run import FAILED, CaptionRun
-    from workbench.captioning.stopping import StopAfterBatch
     journal = RunJournal(f"caption run: {settings.model} on {args.folder}")
     progress = Progress(sys.stderr, getattr(model, "device", "cpu"))
     outcomes: list[dict] = []
@@ -128,7 +128,6 @@ class Progress:
         self.drawn = False
 
     def show(self, tally) -> None:
-        from workbench.captioning.summary import eta_text
         filled = BAR_WIDTH * tally.done // max(1, tally.total)
         line = (f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {tally.done}/{tally.total}  "
                 f"{tally.images_per_s:.1f} img/s  {eta_text(tally.eta_s)}")
@@ -144,7 +143,6 @@ class Progress:
         self.write(f"{signal_name}: stopping after this batch (Ctrl-C again to stop at once)")
 
     def done(self, tally, outcomes: list[dict], stopped: bool) -> None:
-        from workbench.captioning.summary import counts_line, reason_lines
         self.write(counts_line(tally.counts, tally.done, tally.total, stopped))
         for line in reason_lines(outcomes):
             self.write(f"  {line}")

@@ -1,6 +1,7 @@
 """`workbench check CONFIG [--json]`."""
 from __future__ import annotations
 
+from workbench.checks import failing, run_checks
 from workbench.commands._common import print_json
 from workbench.config import load_toml
 
@@ -26,7 +27,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from workbench.checks import failing, run_checks
     cfg, unknown = load_toml(args.config)
     findings = run_checks(cfg, unknown)
     if args.json:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from workbench import workspace
+from workbench.demo import RANDOM_WEIGHTS_NOTE, build_demo
 
 
 def add_arguments(parser) -> None:
@@ -9,7 +10,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from workbench.demo import RANDOM_WEIGHTS_NOTE, build_demo
     demo = build_demo(args.dir or workspace.demo_dir())
     print(f"Demo in {demo.root}: " + (f"built {', '.join(demo.built)}" if demo.built else "already complete"))
     print(f"  {RANDOM_WEIGHTS_NOTE}.")

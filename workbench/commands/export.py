@@ -4,6 +4,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from workbench.commands._common import load_config, refuse_config_errors
+from workbench.kohya import export_sd_scripts, write_new
+
 DESCRIPTION = """the sd-scripts job that runs the same training: its config TOML (sd-scripts' own key
 names, workbench-only keys left out) and the `accelerate launch ... train_network.py
 --config_file ...` command (sdxl_train_network.py for SDXL), run from your sd-scripts folder.
@@ -21,8 +24,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from workbench.commands._common import load_config, refuse_config_errors
-    from workbench.kohya import export_sd_scripts, write_new
     cfg = load_config(args.config)
     refuse_config_errors(cfg)
     job = export_sd_scripts(cfg)

@@ -1,6 +1,8 @@
 """`workbench import-kohya IN -o OUT.toml [--force]`."""
 from __future__ import annotations
 
+from workbench.kohya import import_file, write_new
+
 DESCRIPTION = """convert a kohya_ss GUI config JSON or an sd-scripts config TOML into a workbench config.
 
 Prints one line per key of the input: mapped (to which workbench key and value), ignored (why),
@@ -15,7 +17,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from workbench.kohya import import_file, write_new
     imported = import_file(args.input)
     out = write_new(imported.config, args.output, args.force)
     print(f"{args.input} ({imported.source}) -> {out}")

@@ -12,6 +12,7 @@ from workbench.inspect import (
     comparison_json,
     dataset_dirs,
     describe,
+    norms_by_block,
     tag_frequency,
     to_json,
     training_parameters,
@@ -60,7 +61,6 @@ def run(args) -> int:
 def print_norms(path: str, as_json: bool) -> int:
     import dataclasses
 
-    from workbench.inspect import norms_by_block
     blocks = norms_by_block(path)
     if as_json:
         print_json([dataclasses.asdict(b) for b in blocks])

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from workbench.commands._common import print_json
+from workbench.model_sources import add_model_folder, quick_pick
 
 DESCRIPTION = """base models to pick from, each with its family: the models recent runs used, the
 diffusers repos in the Hugging Face cache (HF_HUB_CACHE / HF_HOME), and the checkpoints in the
@@ -16,7 +17,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from workbench.model_sources import add_model_folder, quick_pick
     if args.add_folder:
         print(f"looking in {add_model_folder(args.add_folder)} from now on")
     choices = quick_pick()

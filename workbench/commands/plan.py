@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 
 from workbench.commands._common import load_config, print_json, refuse_config_errors
+from workbench.estimate import estimate, gpu_name
 from workbench.plan import Plan, make_plan
+from workbench.runs import list_runs
 
 
 def add_arguments(parser) -> None:
@@ -39,8 +41,6 @@ def estimate_json(found) -> dict:
 
 def run_estimate(cfg, total_steps: int):
     """Time and peak GPU memory from this workspace's finished runs and the GPU table."""
-    from workbench.estimate import estimate, gpu_name
-    from workbench.runs import list_runs
     return estimate(cfg, total_steps, list_runs(), gpu_name())
 
 

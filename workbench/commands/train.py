@@ -15,6 +15,7 @@ from workbench import run_queue
 from workbench.commands._common import load_config
 from workbench.errors import UserError
 from workbench.model_sources import remember_recent
+from workbench.resume import resume_config
 from workbench.runs import MetricsTail, start_blockers, start_run
 
 POLL_S = 0.25            # seconds between reads of metrics.jsonl
@@ -50,7 +51,6 @@ def config_to_run(args):
     if args.resume and args.config:
         raise UserError("give a CONFIG or --resume RUN_DIR, not both (a resumed run keeps its own config)")
     if args.resume:
-        from workbench.resume import resume_config
         cfg = resume_config(args.resume)
         print(f"resuming {Path(args.resume).name} from {cfg.resume}", flush=True)
         return cfg
