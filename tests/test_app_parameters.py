@@ -100,6 +100,9 @@ def test_a_topic_draws_each_section_as_one_column_of_related_fields(cfg):
     assert column_of(at, "param_train_batch_size")[:4] == [
         "**Batches & length**", "param_train_batch_size", "param_max_train_epochs", "param_max_train_steps"]
     assert column_of(at, "param_gradient_checkpointing")[0] == "**Speed & memory**"
+    # a checkbox label too long for one line keeps its key whole, on a line of its own
+    assert widget(at, "cache_latents").label == "Cache latents `cache_latents`"
+    assert widget(at, "cache_latents_to_disk").label == "Cache latents to disk  \n`cache_latents_to_disk`"
 
 
 def test_train_batch_size_changes_total_steps_and_is_saved(cfg):

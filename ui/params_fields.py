@@ -19,7 +19,7 @@ from ui.common import save_config
 from ui.dataset_folders import folder_browser
 from ui.params_state import current_config, sync_widget
 from workbench.config import FIELDS, field_type, from_dict
-from workbench.config_topics import widget_label
+from workbench.config_topics import field_label, widget_label
 from workbench.errors import UserError
 from workbench.hub import is_repo_id
 from workbench.schedules import warmup_steps_for
@@ -28,6 +28,9 @@ from workbench.validate import unrunnable
 ERRORS = "params_errors"     # field -> message of a value that could not be saved
 PERCENT, STEPS = "% of steps", "steps"     # the two units lr_warmup_steps is edited in
 FINDING_LEVELS = {"error": st.error, "warning": st.warning, "note": st.info}
+# characters of label + key that fit on one line beside a checkbox in a third of a 1400 px page;
+# Streamlit cuts a longer checkbox label short with "…" (an input's label wraps instead)
+CHECKBOX_LINE = 36
 
 
 def field_kind(f: Field) -> str:
@@ -83,7 +86,7 @@ def field_widget(f: Field, cfg) -> None:
     common = dict(key=key, help=f.metadata["help"], on_change=_on_change, args=(f.name, key))
     kind = field_kind(f)
     if kind == "bool":
-        st.checkbox(label, **common)
+        st.checkbox(checkbox_label(f.name), **common)
     elif kind == "choice":
         choices = list(f.metadata["choices"])
         value = st.session_state[key]
@@ -93,6 +96,15 @@ def field_widget(f: Field, cfg) -> None:
     else:
         st.text_input(label, placeholder="empty" if optional(f) else "", **common)
     _path_note(f, getattr(cfg, f.name))
+
+
+def checkbox_label(name: str) -> str:
+    """A checkbox's label: as widget_label, with the key on a line of its own (a Markdown hard
+    break) where both would not fit on one, so the key is never cut off."""
+    label = field_label(name)
+    if label != name and len(label) + len(name) > CHECKBOX_LINE:
+        return f"{label}  \n`{name}`"
+    return widget_label(name)
 
 
 # folders the run writes into: the trainer creates them, so a missing one is news, not a problem
