@@ -1,5 +1,5 @@
-"""One widget per config field, built from the field's metadata (type, help, choices, path kind):
-the Parameters page draws every option of TrainConfig through `field_widget`, none by hand
+"""One widget per config field, built from the field's metadata (type, label, help, choices, path
+kind): the Parameters page draws every option of TrainConfig through `field_widget`, none by hand
 except lr_warmup_steps, which is edited as "% of steps" or as steps.
 
 A widget shows the value on disk; an edit is saved to current.toml at once (from its on_change
@@ -145,8 +145,8 @@ def lr_warmup_widget(cfg, total_steps: int | None) -> None:
     sync_widget(key, round(value * 100, 4) if as_ratio else 0.0 if mode == PERCENT else int(value))
     help = FIELDS["lr_warmup_steps"].metadata["help"]
     if mode == PERCENT:
-        st.number_input("LR warmup (% of total steps) `lr_warmup_steps`", min_value=0.0, max_value=99.0, step=1.0, key=key,
-                        help=help, on_change=_warmup_changed, args=(key, True))
+        st.number_input("LR warmup (% of total steps) `lr_warmup_steps`", min_value=0.0, max_value=99.0, step=1.0,
+                        key=key, help=help, on_change=_warmup_changed, args=(key, True))
     else:
         st.number_input("LR warmup (steps) `lr_warmup_steps`", min_value=0, step=1, key=key, help=help,
                         on_change=_warmup_changed, args=(key, False))
