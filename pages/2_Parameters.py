@@ -1,19 +1,20 @@
-"""Parameters: every option of the config, grouped like the kohya_ss LoRA tab, each with its help
-and its validation findings beside it; the model family from the checkpoint; total steps live
+"""Parameters: every option of the config, by topic like the kohya_ss LoRA tab, related fields
+side by side in sections, each under its kohya_ss label with its sd-scripts key, its help and its
+validation findings beside it; the model family from the checkpoint; total steps live
 with their breakdown; the LR schedule chart; config files in and out. Every edit is saved to the
 workspace's current.toml at once, so a refresh keeps it."""
 import streamlit as st
 
 from ui.common import setup_page
-from ui.params_fields import field_widget, lr_warmup_widget, show_findings
+from ui.params_fields import show_findings
 from ui.params_io import import_report, kohya_panel, toml_panel
 from ui.params_model_pick import model_pick_panel
 from ui.params_state import show_flash
 from ui.params_summary import lr_chart, model_panel, steps_panel
-from workbench.config import FIELDS, GROUPS, fields_in_group
+from ui.params_topic import topic_fields
+from workbench.config import FIELDS, GROUPS
+from workbench.config_topics import where
 from workbench.validate import validate
-
-COLUMNS = 3
 
 cfg = setup_page("Parameters")
 st.title("Parameters")
@@ -34,24 +35,16 @@ with st.container():
     # each finding sits beside its field, in its tab: say which tabs have one
     flagged = [f for f in findings if f.field in FIELDS and f.level in ("error", "warning")]
     if flagged:
-        st.caption("To look at: " + ", ".join(f"{FIELDS[f.field].metadata['group']} › `{f.field}` ({f.level})"
-                                              for f in flagged))
+        st.caption("To look at: " + ", ".join(f"{where(f.field)} `{f.field}` ({f.level})" for f in flagged))
 
-# the open tab is in the URL (?group=): a refresh or a link opens the same group. Only the open
+# the open tab is in the URL (?group=): a refresh or a link opens the same topic. Only the open
 # tab is drawn: its widgets are made fresh when it opens (widgets of a hidden tab shown by the
-# rerun that opens it can come up blank in the browser), and a rerun draws a third of the fields
-for tab, group in zip(st.tabs(list(GROUPS), key="group", bind="query-params"), GROUPS):
+# rerun that opens it can come up blank in the browser), and a rerun draws only its fields
+for tab, topic in zip(st.tabs(list(GROUPS), key="group", bind="query-params"), GROUPS):
     if not tab.open:
         continue
     with tab:
-        columns = st.columns(COLUMNS)
-        for i, f in enumerate(fields_in_group(group)):
-            with columns[i % COLUMNS]:
-                if f.name == "lr_warmup_steps":
-                    lr_warmup_widget(cfg, plan.total_steps if plan is not None else None)
-                else:
-                    field_widget(f, cfg)
-                show_findings([x for x in findings if x.field == f.name], f.name)
+        topic_fields(cfg, topic, plan, findings)
 
 st.subheader("Config files")
 toml, kohya = st.columns(2)

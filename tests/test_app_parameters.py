@@ -78,13 +78,40 @@ def test_every_config_field_has_a_widget_with_its_help(cfg):
     assert widget(at, "seed").value is None
 
 
+def column_of(at, key: str) -> list[str]:
+    """What the page column holding widget `key` shows, top to bottom: markdown text and widget keys."""
+    for column in at.columns:
+        shown = [getattr(e, "key", None) or getattr(e, "value", "") for e in column.children.values()]
+        if key in shown:
+            return shown
+    raise KeyError(key)
+
+
+def test_a_topic_draws_each_section_as_one_column_of_related_fields(cfg):
+    at = run_page()
+    open_group(at, "Network")
+    assert column_of(at, "param_network_dim") == [
+        "**Structure**", "param_network_module", "param_network_dim", "param_network_alpha", "param_network_args",
+        "param_network_train_unet_only"]
+    assert column_of(at, "param_network_weights") == [
+        "**Continue from a LoRA**", "param_network_weights", "param_dim_from_weights"]
+    assert widget(at, "network_dim").label == "Network rank (Dimension) `network_dim`"
+    open_group(at, "Training")           # five sections: two rows of columns, each section whole
+    assert column_of(at, "param_train_batch_size")[:4] == [
+        "**Batches & length**", "param_train_batch_size", "param_max_train_epochs", "param_max_train_steps"]
+    assert column_of(at, "param_gradient_checkpointing")[0] == "**Speed & memory**"
+    # a checkbox label too long for one line keeps its key whole, on a line of its own
+    assert widget(at, "cache_latents").label == "Cache latents `cache_latents`"
+    assert widget(at, "cache_latents_to_disk").label == "Cache latents to disk  \n`cache_latents_to_disk`"
+
+
 def test_train_batch_size_changes_total_steps_and_is_saved(cfg):
     at = run_page()
     assert metric(at, "Total steps") == "72"
     widget(at, "train_batch_size").set_value(4).run()
     assert metric(at, "Total steps") == "18"
     assert workspace.load_current().train_batch_size == 4
-    refreshed = run_page(group="Basic")          # a refresh: the URL names the open tab
+    refreshed = run_page(group="Training")       # a refresh: the URL names the open tab
     assert refreshed.number_input(key="param_train_batch_size").value == 4
     breakdown = text_of(at.markdown)
     assert "⌈24 / 4⌉ = 6 batches" in breakdown and "Total: 3 epochs × 6 = 18 steps" in breakdown
@@ -98,8 +125,7 @@ def test_invalid_value_shows_its_finding_beside_the_field(cfg):
     # a config loaded with it (a TOML from elsewhere): only the open tab is drawn, the line above
     # the tabs says where the finding is
     workspace.save_current(cfg.replace(bucket_reso_steps=96))
-    group = FIELDS["bucket_reso_steps"].metadata["group"]
-    assert f"{group} › `bucket_reso_steps` (error)" in text_of(run_page().caption)
+    assert "Buckets › Bucket sizes › Bucket resolution steps `bucket_reso_steps` (error)" in text_of(run_page().caption)
     widget(at, "network_alpha").set_value("16").run()
     assert "alpha 16 is above rank 8" in text_of(at.warning)
 
@@ -181,7 +207,7 @@ def test_coinciding_unet_and_text_encoder_curves_both_stay_visible(cfg):
 
 
 def test_warmup_as_percent_or_steps(cfg):
-    at = run_page(group="Basic")
+    at = run_page(group="Learning rate & schedule")
     at.number_input(key="param_lr_warmup_pct").set_value(25.0).run()
     assert workspace.load_current().lr_warmup_steps == 0.25
     assert metric(at, "Warmup steps") == "18"

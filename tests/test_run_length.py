@@ -88,7 +88,7 @@ def test_parameters_page_says_max_train_steps_is_ignored(tmp_path, dataset):
     workspace.save_current(new_config(train_data_dir=str(dataset), train_batch_size=2, max_train_epochs=2,
                                       max_train_steps=300))
     at = AppTest.from_file(PAGE, default_timeout=60)
-    at.session_state["group"] = "Basic"
+    at.session_state["group"] = "Training"
     at.run()
     assert not at.exception
     assert any("max_train_steps 300 is ignored" in w.value for w in at.warning)

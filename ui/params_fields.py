@@ -1,5 +1,5 @@
-"""One widget per config field, built from the field's metadata (type, help, choices, path kind):
-the Parameters page draws every option of TrainConfig through `field_widget`, none by hand
+"""One widget per config field, built from the field's metadata (type, label, help, choices, path
+kind): the Parameters page draws every option of TrainConfig through `field_widget`, none by hand
 except lr_warmup_steps, which is edited as "% of steps" or as steps.
 
 A widget shows the value on disk; an edit is saved to current.toml at once (from its on_change
@@ -19,6 +19,7 @@ from ui.common import save_config
 from ui.dataset_folders import folder_browser
 from ui.params_state import current_config, sync_widget
 from workbench.config import FIELDS, field_type, from_dict
+from workbench.config_topics import field_label, widget_label
 from workbench.errors import UserError
 from workbench.hub import is_repo_id
 from workbench.schedules import warmup_steps_for
@@ -27,6 +28,9 @@ from workbench.validate import unrunnable
 ERRORS = "params_errors"     # field -> message of a value that could not be saved
 PERCENT, STEPS = "% of steps", "steps"     # the two units lr_warmup_steps is edited in
 FINDING_LEVELS = {"error": st.error, "warning": st.warning, "note": st.info}
+# characters of label + key that fit on one line beside a checkbox in a third of a 1400 px page;
+# Streamlit cuts a longer checkbox label short with "…" (an input's label wraps instead)
+CHECKBOX_LINE = 36
 
 
 def field_kind(f: Field) -> str:
@@ -78,19 +82,29 @@ def _on_change(name: str, key: str) -> None:
 def field_widget(f: Field, cfg) -> None:
     key = f"param_{f.name}"
     sync_widget(key, to_widget(f, getattr(cfg, f.name)))
+    label = widget_label(f.name)        # the kohya_ss words, with the sd-scripts key beside them
     common = dict(key=key, help=f.metadata["help"], on_change=_on_change, args=(f.name, key))
     kind = field_kind(f)
     if kind == "bool":
-        st.checkbox(f.name, **common)
+        st.checkbox(checkbox_label(f.name), **common)
     elif kind == "choice":
         choices = list(f.metadata["choices"])
         value = st.session_state[key]
-        st.selectbox(f.name, choices if value in choices else choices + [value], **common)
+        st.selectbox(label, choices if value in choices else choices + [value], **common)
     elif kind == "int":
-        st.number_input(f.name, step=1, placeholder="empty" if optional(f) else None, **common)
+        st.number_input(label, step=1, placeholder="empty" if optional(f) else None, **common)
     else:
-        st.text_input(f.name, placeholder="empty" if optional(f) else "", **common)
+        st.text_input(label, placeholder="empty" if optional(f) else "", **common)
     _path_note(f, getattr(cfg, f.name))
+
+
+def checkbox_label(name: str) -> str:
+    """A checkbox's label: as widget_label, with the key on a line of its own (a Markdown hard
+    break) where both would not fit on one, so the key is never cut off."""
+    label = field_label(name)
+    if label != name and len(label) + len(name) > CHECKBOX_LINE:
+        return f"{label}  \n`{name}`"
+    return widget_label(name)
 
 
 # folders the run writes into: the trainer creates them, so a missing one is news, not a problem
@@ -125,16 +139,16 @@ def lr_warmup_widget(cfg, total_steps: int | None) -> None:
     mode_key = "param_lr_warmup_mode"
     if value and (mode_key not in st.session_state or (st.session_state[mode_key] == PERCENT) != as_ratio):
         st.session_state[mode_key] = PERCENT if as_ratio else STEPS
-    mode = st.radio("lr_warmup_steps as", [PERCENT, STEPS], key=mode_key, horizontal=True,
+    mode = st.radio("LR warmup as", [PERCENT, STEPS], key=mode_key, horizontal=True,
                     on_change=_warmup_unit_changed, args=(mode_key, total_steps))
     key = f"param_lr_warmup_{'pct' if mode == PERCENT else 'steps'}"
     sync_widget(key, round(value * 100, 4) if as_ratio else 0.0 if mode == PERCENT else int(value))
     help = FIELDS["lr_warmup_steps"].metadata["help"]
     if mode == PERCENT:
-        st.number_input("lr_warmup_steps (% of total steps)", min_value=0.0, max_value=99.0, step=1.0, key=key,
-                        help=help, on_change=_warmup_changed, args=(key, True))
+        st.number_input("LR warmup (% of total steps) `lr_warmup_steps`", min_value=0.0, max_value=99.0, step=1.0,
+                        key=key, help=help, on_change=_warmup_changed, args=(key, True))
     else:
-        st.number_input("lr_warmup_steps (steps)", min_value=0, step=1, key=key, help=help,
+        st.number_input("LR warmup (steps) `lr_warmup_steps`", min_value=0, step=1, key=key, help=help,
                         on_change=_warmup_changed, args=(key, False))
 
 

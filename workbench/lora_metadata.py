@@ -376,11 +376,11 @@ def _datasets(raw: str, meta) -> dict[str, Any]:
 
 
 def _vae_name(raw: str, meta) -> dict[str, Any]:
-    raise ConfigError("only the VAE's file name is stored; choose its path under Source model (vae)")
+    raise ConfigError("only the VAE's file name is stored; choose its path under Parameters › Model › VAE (vae)")
 
 
 def _model_name(raw: str, meta) -> dict[str, Any]:
-    raise ConfigError("only the base model's file name is stored; choose its path under Source model")
+    raise ConfigError("only the base model's file name is stored; choose its path under Parameters › Model (pretrained_model_name_or_path)")
 
 
 SPECIAL_KEYS = {"ss_optimizer": _optimizer, "ss_lr_scheduler": _scheduler, "ss_resolution": _resolution,

@@ -133,3 +133,11 @@ def shot(page, name: str) -> None:
     page.wait_for_timeout(SETTLE_MS)       # charts and images lay out again at the new height
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
     page.set_viewport_size(size)
+
+
+def param_field(page, name: str):
+    """Config field `name`'s input on the Parameters page, found by its label as a person reads it:
+    the kohya_ss words with the sd-scripts key beside them (the input's accessible name; a checkbox
+    whose label is long has the key on a line of its own: ui.params_fields.checkbox_label)."""
+    from workbench.config_topics import widget_label
+    return page.get_by_label(widget_label(name), exact=True)

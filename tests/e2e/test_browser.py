@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import shot, wait_idle
+from tests.e2e.conftest import param_field, shot, wait_idle
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 DEMO_BUILD_MS = 300_000      # the first start builds the demo (tiny models) before the home page shows
@@ -76,9 +76,14 @@ def test_parameters_batch_size_changes_total_steps(page, server):
     open_page(page, server)
     go(page, "Parameters")
     before = int(metric_value(page, "Total steps"))
-    page.get_by_role("tab", name="Basic").click()
-    batch = page.get_by_label("train_batch_size", exact=True)
+    page.get_by_role("tab", name="Training").click()
+    batch = param_field(page, "train_batch_size")
     expect(batch).to_have_value(re.compile(r"^[1-9]\d*$"))     # the widget holds the config's value
+    # labelled in kohya_ss' words, the sd-scripts key beside them, in the section of its kin
+    label = page.get_by_test_id("stWidgetLabel").filter(has_text="train_batch_size")
+    expect(label).to_have_text("Train batch size train_batch_size")
+    expect(page.get_by_test_id("stColumn").filter(has=label).get_by_test_id("stWidgetLabel")
+           .filter(has_text="max_train_epochs")).to_have_count(1)
     shipped = int(batch.input_value())
     changed = 1 if shipped > 1 else 2          # a different batch size gives a different step count
     batch.fill(str(changed))
@@ -103,27 +108,27 @@ def test_parameters_tab_stays_open_through_edits_and_a_refresh(page, server):
     and throw the user back to the first one; a refresh did the same. The open tab is in the URL."""
     open_page(page, server)
     go(page, "Parameters")
-    page.get_by_role("tab", name="Basic").click()
+    page.get_by_role("tab", name="Training").click()
     wait_idle(page)
-    epochs = page.get_by_label("max_train_epochs", exact=True)
+    epochs = param_field(page, "max_train_epochs")
     expect(epochs).to_have_value(re.compile(r"^[1-9]\d*$"))    # the tab's rerun has drawn the config's value
     shipped = epochs.input_value()
     epochs.fill("0")                       # below the minimum: refused beside the field, never saved
     epochs.press("Enter")
     wait_idle(page)
     expect(page.get_by_text("not saved: max_train_epochs: 0 is below the minimum 1", exact=False)).to_be_visible()
-    expect(page.get_by_role("tab", name="Basic")).to_have_attribute("aria-selected", "true")
+    expect(page.get_by_role("tab", name="Training")).to_have_attribute("aria-selected", "true")
     assert f"max_train_epochs = {shipped}" in (server.home / "current.toml").read_text()
     shot(page, "3b-parameters-tab-kept")
-    epochs = page.get_by_label("max_train_epochs", exact=True)
+    epochs = param_field(page, "max_train_epochs")
     epochs.fill(shipped)
     epochs.press("Enter")
     wait_idle(page)
     expect(page.get_by_test_id("stVegaLiteChart")).to_have_count(1)
     page.reload()
     wait_idle(page)
-    expect(page.get_by_role("tab", name="Basic")).to_have_attribute("aria-selected", "true")
-    assert "group=Basic" in page.url
+    expect(page.get_by_role("tab", name="Training")).to_have_attribute("aria-selected", "true")
+    assert "group=Training" in page.url
 
 
 def test_parameters_validation_split_holds_images_out_and_lowers_the_steps(page, server):
@@ -131,7 +136,7 @@ def test_parameters_validation_split_holds_images_out_and_lowers_the_steps(page,
     go(page, "Parameters")
     before = int(metric_value(page, "Total steps"))
     page.get_by_role("tab", name="Validation").click()
-    split = page.get_by_label("validation_split", exact=True)
+    split = param_field(page, "validation_split")
     expect(split).to_have_value("0.0")
     split.fill("0.3")
     split.press("Enter")
@@ -231,7 +236,7 @@ def test_a_second_start_is_refused_and_stop_saves_a_stopped_lora(page, server):
     expect(page.get_by_test_id("stAlertContentError").filter(has_text="Not started")).to_contain_text("would overwrite")
     go(page, "Parameters")
     page.get_by_role("tab", name="Folders").click()
-    name = page.get_by_label("output_name", exact=True)
+    name = param_field(page, "output_name")
     name.fill("demo-stop")
     name.press("Enter")
     wait_idle(page)

@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import write_checkpoint
-from tests.e2e.conftest import ARTIFACTS, ROOT, shot, start_server, stop_server, wait_idle
+from tests.e2e.conftest import ARTIFACTS, ROOT, param_field, shot, start_server, stop_server, wait_idle
 from tests.e2e.test_browser import go, open_page
 from tests.hub_cache import fill_hub_cache
 
@@ -44,9 +44,9 @@ def test_the_sidebar_names_every_page_home_first(page, server):
 
 
 def set_model(page, value: str) -> None:
-    page.get_by_role("tab", name="Source model").click()
+    page.get_by_role("tab", name="Model", exact=True).click()
     wait_idle(page)
-    field = page.get_by_label("pretrained_model_name_or_path", exact=True)
+    field = param_field(page, "pretrained_model_name_or_path")
     field.fill(value)
     field.press("Enter")
     wait_idle(page)
@@ -84,9 +84,9 @@ def test_quick_pick_finds_an_a1111_checkpoint_with_its_family(page, server, tmp_
     wait_idle(page)
     page.get_by_role("button", name="Use this model").click()
     wait_idle(page)
-    assert f'pretrained_model_name_or_path = "{checkpoint}"' in (server.home / "current.toml").read_text()
     main = page.get_by_test_id("stMain")
-    expect(main.get_by_text("Model: SDXL", exact=False)).to_be_visible()
+    expect(main.get_by_text("Model: SDXL", exact=False)).to_be_visible()      # waits for the rerun the click starts
+    assert f'pretrained_model_name_or_path = "{checkpoint}"' in (server.home / "current.toml").read_text()
     expect(main.get_by_text("set sdxl = true", exact=False)).to_be_visible()     # the demo config says SD1
     shot(page, "13-2-parameters-quick-pick")
 
