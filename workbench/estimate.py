@@ -86,12 +86,19 @@ def run_measurement(run_dir: Path) -> tuple[float, float | None] | None:
     status = read_status(run_dir)
     if status.get("state") != "finished":
         return None
-    times = [e["s_per_step"] for e in read_metrics(run_dir) if e.get("event") == "step"
-             and isinstance(e.get("s_per_step"), (int, float))][FIRST_STEPS_SKIPPED:]
-    if not times:
+    per_step = mean_s_per_step(read_metrics(run_dir))
+    if per_step is None:
         return None
     peak = status.get("peak_gpu_memory_bytes")
-    return sum(times) / len(times), (peak / 2**30 if isinstance(peak, (int, float)) else None)
+    return per_step, (peak / 2**30 if isinstance(peak, (int, float)) else None)
+
+
+def mean_s_per_step(events: list[dict]) -> float | None:
+    """Mean seconds per optimizer step of a run's step events, its first FIRST_STEPS_SKIPPED left
+    out; None without a step after them. What calibrates an estimate and what it is checked by."""
+    times = [e["s_per_step"] for e in events if e.get("event") == "step"
+             and isinstance(e.get("s_per_step"), (int, float))][FIRST_STEPS_SKIPPED:]
+    return sum(times) / len(times) if times else None
 
 
 def from_history(cfg: TrainConfig, total_steps: int, infos) -> Estimate | None:

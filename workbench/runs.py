@@ -5,6 +5,7 @@
     <run>/status.json    pid, state, step, total_steps, times, outputs, error (replaced atomically)
     <run>/trainer.log    the process's output
     <run>/samples/       sample images
+    <run>/estimate.json  the estimate it was started with (workbench.run_estimate)
 
 Everything the app shows about a run is rebuilt from these files, so reloads, closed browsers and
 restarted apps see the same runs. The trainer runs in its own session (it outlives the app);
@@ -111,12 +112,16 @@ def new_run_dir(cfg: TrainConfig, root: Path | None = None) -> Path:
 
 
 def create_run(cfg: TrainConfig, run_dir: str | Path | None = None) -> Path:
-    """Make the run dir and freeze the config into it. An existing run dir is never reused."""
+    """Make the run dir, freeze the config into it and record the run's estimate (estimate.json).
+    An existing run dir is never reused."""
     run_dir = Path(run_dir) if run_dir else new_run_dir(cfg)
     if (run_dir / "config.toml").exists() or (run_dir / "status.json").exists():
         raise RunError(f"{run_dir}: already holds a run; choose a new --run-dir")
     run_dir.mkdir(parents=True, exist_ok=True)
     save_toml(cfg, run_dir / "config.toml")
+    # the estimate the start panel shows, kept for the history's estimate-vs-actual columns
+    from workbench.run_estimate import record_estimate
+    record_estimate(run_dir, cfg, list_runs())
     return run_dir
 
 
@@ -161,8 +166,8 @@ def start_run(cfg: TrainConfig, run_dir: str | Path | None = None, foreground: b
     try:
         return run_dir, launch(run_dir, foreground=foreground)
     except UserError:
-        (run_dir / "config.toml").unlink(missing_ok=True)
-        (run_dir / "status.json").unlink(missing_ok=True)
+        for made in ("config.toml", "estimate.json", "status.json"):      # what create_run and launch wrote
+            (run_dir / made).unlink(missing_ok=True)
         try:
             run_dir.rmdir()
         except OSError:
