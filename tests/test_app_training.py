@@ -264,13 +264,16 @@ def write_samples(run_dir: Path, steps, prompts=("a cat", "a cat, night"), missi
         f.writelines(json.dumps(e) + "\n" for e in events)
 
 
-def grid_rows(at: AppTest, prompts: int = 2) -> list[list[str]]:
-    """The drawn grid, one list per row: its label, then "image" or "gap" per prompt column. The
-    header and every row are one st.columns of 1 + `prompts` columns each, in order."""
-    columns = list(at.columns)
-    start = next(i for i, c in enumerate(columns) if [x.value for x in c.caption] == ["when"])
+def grid_rows(at: AppTest, prompts: int = 2, header: int | None = None) -> list[list[str]]:
+    """The drawn grid after its header (the first one, else column index `header`), one list per
+    row: its label, then "image" or "gap" per prompt column. The header and every row are one
+    st.columns of the label and MIN_SLOTS (or more) sample slots, the first `prompts` used."""
+    from ui.training_samples import MIN_SLOTS
+    columns, width = list(at.columns), 1 + max(prompts, MIN_SLOTS)
+    if header is None:
+        header = next(i for i, c in enumerate(columns) if [x.value for x in c.caption] == ["when"])
     rows = []
-    for i in range(start + 1 + prompts, len(columns), 1 + prompts):
+    for i in range(header + width, len(columns), width):
         label, *cells = columns[i:i + 1 + prompts]
         if not label.markdown:
             break
@@ -302,11 +305,9 @@ def test_one_prompt_of_two_runs_side_by_side_aligned_by_step(cfg):
     assert at.selectbox(key="compare-run").options == [first.name]
     at.selectbox(key="compare-prompt").set_value(1).run()                    # "a cat": the first run's prompt 0
     header = [i for i, c in enumerate(at.columns) if [x.value for x in c.caption] == ["when"]][-1]
-    compare = list(at.columns)[header:]
-    assert [c.caption[0].value for c in compare[1:3]] == [second.name, first.name]
-    rows = [[compare[i].markdown[0].value] + ["image" if c.image else "gap" for c in compare[i + 1:i + 3]]
-            for i in range(3, len(compare), 3) if compare[i].markdown]
-    assert rows == [["**step 3**", "gap", "image"], ["**step 6**", "image", "image"], ["**step 9**", "image", "gap"]]
+    assert [c.caption[0].value for c in list(at.columns)[header + 1:header + 3]] == [second.name, first.name]
+    assert grid_rows(at, header=header) == \
+        [["**step 9**", "image", "gap"], ["**step 6**", "image", "image"], ["**step 3**", "gap", "image"]]
 
 
 def test_a_long_run_lists_its_newest_saves_and_folds_the_rest(cfg, tmp_path):

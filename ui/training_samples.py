@@ -15,6 +15,7 @@ from workbench.thumbnails import ThumbnailError, thumbnail
 ROWS_SHOWN = 4          # newest rows drawn at once; a slider reaches the older ones
 WHEN_WIDTH = 1          # relative width of the row-label column (each prompt's column is 3)
 PROMPT_WIDTH = 3
+MIN_SLOTS = 4           # a sample takes at most a quarter of the width, however few the prompts
 
 
 def sample_gallery(run_dir: Path, sample_events: list[dict]) -> None:
@@ -38,7 +39,8 @@ def sample_gallery(run_dir: Path, sample_events: list[dict]) -> None:
 
 
 def _columns(count: int):
-    return st.columns([WHEN_WIDTH] + [PROMPT_WIDTH] * count)
+    """The row label's column, then `count` columns for samples (of MIN_SLOTS or more slots)."""
+    return st.columns([WHEN_WIDTH] + [PROMPT_WIDTH] * max(count, MIN_SLOTS))[:1 + count]
 
 
 def _header(titles: list[str], key: str) -> None:
@@ -92,5 +94,5 @@ def _comparison(grid: SampleGrid, other_grid: SampleGrid, index: int, name: str,
         st.caption(f"Run {other} has no prompt “{compared.prompt}”: its prompt {compared.other_index} "
                    f"“{other_grid.prompts[compared.other_index]}” is shown.")
     _header([name, other], "compare-header")
-    for when, mine, theirs in compared.rows:
+    for when, mine, theirs in compared.rows[::-1]:          # newest first, as the grid above
         _row(when.label(), [mine, theirs], f"compare-row-{when.kind}-{when.number}")
