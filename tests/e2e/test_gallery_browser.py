@@ -81,6 +81,7 @@ def test_the_samples_are_a_grid_by_epoch_and_prompt_and_two_runs_compare_side_by
 
 
 def test_a_long_tag_label_is_drawn_whole(page, server):
+    open_page(page, server)                                  # builds the demo when this test runs alone
     image = next((server.home / "demo" / "dataset" / "train").glob("*/*.png"))
     caption = image.with_suffix(".txt")
     caption.write_text(caption.read_text().strip() + f", {LONG_TAG}\n")
