@@ -10,7 +10,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 
 from workbench.config import TrainConfig, load_toml
 from workbench.errors import UserError
@@ -80,16 +79,16 @@ def gpu_name() -> str | None:
     return names[0].strip() if out.returncode == 0 and names else None
 
 
-def run_measurement(run_dir: Path) -> tuple[float, float | None] | None:
-    """(mean s/step after the first steps, peak GPU GiB or None) of a finished run."""
-    from workbench.runs import read_metrics, read_status
-    status = read_status(run_dir)
-    if status.get("state") != "finished":
+def run_measurement(info) -> tuple[float, float | None] | None:
+    """(mean s/step after the first steps, peak GPU GiB or None) of a finished run
+    (workbench.runs.RunInfo)."""
+    from workbench.metrics_file import read_metrics
+    if info.status.get("state") != "finished":
         return None
-    per_step = mean_s_per_step(read_metrics(run_dir))
+    per_step = mean_s_per_step(read_metrics(info.dir))
     if per_step is None:
         return None
-    peak = status.get("peak_gpu_memory_bytes")
+    peak = info.status.get("peak_gpu_memory_bytes")
     return per_step, (peak / 2**30 if isinstance(peak, (int, float)) else None)
 
 
@@ -109,7 +108,7 @@ def from_history(cfg: TrainConfig, total_steps: int, infos) -> Estimate | None:
             other, _ = load_toml(info.dir / "config.toml")
         except (UserError, OSError):
             continue
-        measured = run_measurement(info.dir) if settings_key(other) == key else None
+        measured = run_measurement(info) if settings_key(other) == key else None
         if measured:
             per_step, peak = measured
             return Estimate(total_steps * per_step, peak, f"{total_steps} steps × {per_step:.3f} s/step, measured "

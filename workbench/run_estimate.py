@@ -17,6 +17,7 @@ from pathlib import Path
 
 from workbench.estimate import estimate, gpu_name, mean_s_per_step
 from workbench.fileio import write_json_atomic
+from workbench.metrics_file import read_metrics
 
 ESTIMATE_FILE = "estimate.json"
 
@@ -84,7 +85,6 @@ def _measured(metrics: Path) -> float | None:
 def _measured_cached(path: str, size: int, mtime_ns: int) -> float | None:
     """Keyed by the file's size and time: an ended run's metrics are read once per process, not on
     every refresh of the history (a long run's metrics.jsonl holds one line per step)."""
-    from workbench.runs import read_metrics
     return mean_s_per_step(read_metrics(Path(path).parent))
 
 

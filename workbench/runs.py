@@ -21,7 +21,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from workbench import workspace
@@ -29,6 +29,7 @@ from workbench.checks import cuda_available, hardware_findings, model_findings, 
 from workbench.config import TrainConfig, save_toml
 from workbench.errors import UserError
 from workbench.fileio import write_json_atomic
+from workbench.metrics_file import MetricsTail, read_metrics  # noqa: F401  (the run-dir API: runs.read_metrics)
 from workbench.plan import make_plan
 from workbench.validate import errors, validate
 
@@ -275,41 +276,6 @@ def list_runs(root: Path | None = None) -> list[RunInfo]:
         return []
     dirs = [d for d in root.iterdir() if (d / "config.toml").is_file()]
     return [run_info(d) for d in sorted(dirs, key=lambda d: d.name, reverse=True)]
-
-
-@dataclass
-class MetricsTail:
-    """Reads metrics.jsonl incrementally: each call returns only the events written since the last
-    one (constant work per refresh, whatever the run's length). A partly written last line waits."""
-    path: Path
-    offset: int = 0
-    events: list[dict] = field(default_factory=list)
-
-    def read_new(self) -> list[dict]:
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                chunk = f.read()
-        except FileNotFoundError:
-            return []
-        end = chunk.rfind(b"\n")
-        if end < 0:
-            return []
-        self.offset += end + 1
-        new = []
-        for line in chunk[:end].splitlines():
-            try:
-                new.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-        self.events.extend(new)
-        return new
-
-
-def read_metrics(run_dir: str | Path) -> list[dict]:
-    tail = MetricsTail(Path(run_dir) / "metrics.jsonl")
-    tail.read_new()
-    return tail.events
 
 
 def log_tail(run_dir: str | Path, max_bytes: int = 8192) -> str:
