@@ -8,6 +8,7 @@ from ui.params_state import show_flash
 from ui.training_history import delete_panel, run_picker, selected_run, tensorboard_panel
 from ui.training_live import live_view
 from ui.training_queue import queue_panel
+from ui.training_samples import compare_panel
 from ui.training_start import start_panel
 from workbench import run_queue, runs
 
@@ -21,6 +22,7 @@ queue_panel()
 st.divider()
 selected = selected_run(infos)
 live_view(selected, infos)
+compare_panel(selected, infos)     # under the run history the live view ends with
 run_picker(infos, selected)
 delete_panel(selected)
 tensorboard_panel()

@@ -245,26 +245,69 @@ def test_an_output_with_saved_files_offers_the_next_free_name(cfg):
     assert workspace.load_current().output_name == f"{cfg.output_name}-3"      # not NAME-2-2
 
 
-def test_samples_line_up_one_prompt_per_column(cfg):
-    """Two prompts sampled at four steps: the newest three steps are shown, one row per step and
-    one column per prompt (a 3-wide grid mixed the steps up)."""
+def write_samples(run_dir: Path, steps, prompts=("a cat", "a cat, night"), missing=()) -> None:
+    """Samples as the trainer leaves them: sd-scripts' file names in samples/, a sample event each;
+    `missing`: (step, prompt index) never rendered."""
     from PIL import Image
-    run_dir = write_run(cfg, "20260101-000000-catlora", "finished", TOTAL, dead_pid())
+
+    from workbench.sample_prompts import sample_file_name, when_tag
     (run_dir / "samples").mkdir()
     events = []
-    for step in (3, 6, 9, 12):
-        for n, prompt in enumerate(("a cat", "a cat, night")):
-            path = run_dir / "samples" / f"s{step:03d}_{n}.png"
+    for step in steps:
+        for n, prompt in enumerate(prompts):
+            if (step, n) in missing:
+                continue
+            path = run_dir / "samples" / sample_file_name("catlora", when_tag(None, step), n, None)
             Image.new("RGB", (64, 96) if n else (96, 64), (step * 20, 60, 90)).save(path)
             events.append({"event": "sample", "step": step, "prompt": prompt, "path": str(path)})
     with open(run_dir / "metrics.jsonl", "a") as f:
         f.writelines(json.dumps(e) + "\n" for e in events)
+
+
+def grid_rows(at: AppTest, prompts: int = 2, header: int | None = None) -> list[list[str]]:
+    """The drawn grid after its header (the first one, else column index `header`), one list per
+    row: its label, then "image" or "gap" per prompt column. The header and every row are one
+    st.columns of the label and MIN_SLOTS (or more) sample slots, the first `prompts` used."""
+    from ui.training_samples import MIN_SLOTS
+    columns, width = list(at.columns), 1 + max(prompts, MIN_SLOTS)
+    if header is None:
+        header = next(i for i, c in enumerate(columns) if [x.value for x in c.caption] == ["when"])
+    rows = []
+    for i in range(header + width, len(columns), width):
+        label, *cells = columns[i:i + 1 + prompts]
+        if not label.markdown:
+            break
+        rows.append([label.markdown[0].value] + ["image" if c.image else "gap" for c in cells])
+    return rows
+
+
+def test_samples_are_a_grid_newest_row_first_one_prompt_per_column_with_gaps(cfg):
+    """Two prompts sampled at five steps, one sample never rendered: the newest four steps are
+    rows (a slider reaches the oldest), the prompts are the column headers, the gap stays a gap."""
+    run_dir = write_run(cfg, "20260101-000000-catlora", "finished", TOTAL, dead_pid())
+    write_samples(run_dir, (3, 6, 9, 12, 15), missing={(9, 1)})
     at = run_page()
-    shown = sorted(caption for im in at.image for caption in im.captions)
-    assert shown == sorted(f"step {s}: {p}" for s in (6, 9, 12) for p in ("a cat", "a cat, night"))
-    columns = [c for c in at.columns if c.image]
-    assert [[im.captions[0] for im in c.image] for c in columns] == \
-        [[f"step {s}: a cat" for s in (6, 9, 12)], [f"step {s}: a cat, night" for s in (6, 9, 12)]]
+    header = next(i for i, c in enumerate(at.columns) if [x.value for x in c.caption] == ["when"])
+    assert [c.caption[0].value for c in list(at.columns)[header + 1:header + 3]] == ["a cat", "a cat, night"]
+    assert grid_rows(at) == [["**step 15**", "image", "image"], ["**step 12**", "image", "image"],
+                             ["**step 9**", "image", "gap"], ["**step 6**", "image", "image"]]
+    (rows,) = [s for s in at.select_slider if s.label == "Newest row shown"]
+    rows.set_value("step 12").run()
+    assert [row[0] for row in grid_rows(at)] == ["**step 12**", "**step 9**", "**step 6**", "**step 3**"]
+
+
+def test_one_prompt_of_two_runs_side_by_side_aligned_by_step(cfg):
+    first = write_run(cfg, "20260101-000000-catlora", "finished", TOTAL, dead_pid())
+    write_samples(first, (3, 6))
+    second = write_run(cfg, "20260102-000000-catlora", "finished", TOTAL, dead_pid())
+    write_samples(second, (6, 9), prompts=("a cat, night", "a cat"))        # the prompts in another order
+    at = run_page(run=second.name)
+    assert at.selectbox(key="compare-run").options == [first.name]
+    at.selectbox(key="compare-prompt").set_value(1).run()                    # "a cat": the first run's prompt 0
+    header = [i for i, c in enumerate(at.columns) if [x.value for x in c.caption] == ["when"]][-1]
+    assert [c.caption[0].value for c in list(at.columns)[header + 1:header + 3]] == [second.name, first.name]
+    assert grid_rows(at, header=header) == \
+        [["**step 9**", "image", "gap"], ["**step 6**", "image", "image"], ["**step 3**", "gap", "image"]]
 
 
 def test_a_long_run_lists_its_newest_saves_and_folds_the_rest(cfg, tmp_path):

@@ -11,7 +11,7 @@ import torch
 
 from tests.conftest import make_image
 from trainer import models, optim, sampling, saving
-from workbench import metadata
+from workbench import metadata, sample_prompts
 from workbench.config import TrainConfig
 from workbench.plan import make_plan
 
@@ -171,10 +171,10 @@ def test_samplers_are_built_on_class_defaults_with_clip_sample_on():
 
 
 def test_prompt_options_in_any_case_and_steps_within_1_to_1000():
-    sample = sampling.parse_prompt_line("a cat --W 320 --H 256 --S 5000 --L 4 --N ugly --D 3")
+    sample = sample_prompts.parse_prompt_line("a cat --W 320 --H 256 --S 5000 --L 4 --N ugly --D 3")
     assert (sample.width, sample.height, sample.steps, sample.scale, sample.negative, sample.seed) == \
         (320, 256, 1000, 4.0, "ugly", 3)
-    assert sampling.parse_prompt_line("a cat --s 0").steps == 1
+    assert sample_prompts.parse_prompt_line("a cat --s 0").steps == 1
 
 
 # ---------------------------------------------------------------- the loss

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 import math
-import tomllib
 
 import pytest
+import tomllib
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import make_image, run_cli, write_config

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from workbench.errors import UserError
+from workbench.lora_blocks import BLOCK_ARGS, Blocks, block_index, parse_blocks
 from workbench.lora_names import (
     UNET_PREFIX,
     canonical_lora_name,
@@ -29,8 +31,6 @@ from workbench.lora_names import (
     text_encoder_module_path,
     text_encoder_prefixes,
 )
-from workbench.errors import UserError
-from workbench.lora_blocks import BLOCK_ARGS, Blocks, block_index, parse_blocks
 
 UNET_ATTENTION_BLOCKS = ("Transformer2DModel",)
 UNET_CONV_BLOCKS = ("ResnetBlock2D", "Downsample2D", "Upsample2D")

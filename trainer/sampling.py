@@ -1,16 +1,16 @@
-"""Sample images during training from a prompt file in kohya's format: one prompt per line,
-options after it: --w width --h height --s steps --l guidance scale --n negative prompt --d seed
---ss sampler (in either letter case, as sd-scripts reads them). Lines starting with # are comments.
-Images go to RUN_DIR/samples under sd-scripts' names, one sample event each.
+"""Sample images during training from a prompt file in kohya's format (read by
+workbench.sample_prompts, which the Training page's gallery reads too). Images go to
+RUN_DIR/samples under sd-scripts' names, one sample event each.
 """
 from __future__ import annotations
 
 import random
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.errors import UserError
+from workbench.sample_prompts import SamplePrompt, read_prompt_file, sample_file_name, when_tag  # noqa: F401
+
+# the prompts are read and the files named by workbench.sample_prompts, as the gallery reads them back
 
 # sample_sampler -> (diffusers scheduler class, extra config); k_* are sd-scripts' aliases
 SAMPLERS = {
@@ -26,60 +26,6 @@ SAMPLERS = {
     "dpmsolver++": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++"}),
     "dpmsingle": ("DPMSolverSinglestepScheduler", {}),
 }
-DEFAULTS = {"width": 512, "height": 512, "steps": 30, "scale": 7.5}     # kohya's
-MAX_STEPS = 1000        # sd-scripts clamps --s to 1 … 1000 (the training schedule's length)
-
-
-@dataclass
-class SamplePrompt:
-    prompt: str
-    negative: str = ""
-    width: int = DEFAULTS["width"]
-    height: int = DEFAULTS["height"]
-    steps: int = DEFAULTS["steps"]
-    scale: float = DEFAULTS["scale"]
-    seed: int | None = None
-    sampler: str | None = None          # --ss: this prompt's sampler instead of sample_sampler
-
-
-OPTIONS = {"w": ("width", int), "h": ("height", int), "s": ("steps", int), "l": ("scale", float),
-           "n": ("negative", str), "d": ("seed", int), "ss": ("sampler", str)}
-
-
-def parse_prompt_line(line: str, where: str = "") -> SamplePrompt | None:
-    """One line of a prompt file; None for blank lines and comments."""
-    line = line.strip()
-    if not line or line.startswith("#"):
-        return None
-    prompt, *options = line.split(" --")
-    sample = SamplePrompt(prompt.strip())
-    for option in options:
-        key, _, value = option.strip().partition(" ")
-        key = key.lower()
-        if key not in OPTIONS:
-            continue      # kohya ignores options it does not know; so do we
-        name, kind = OPTIONS[key]
-        try:
-            setattr(sample, name, kind(value.strip()))
-        except ValueError:
-            raise UserError(f"{where}: --{key} {value.strip()!r} is not a valid {kind.__name__}") from None
-    # the UNet needs sides divisible by 8 (latents are 1/8 of the image)
-    sample.width, sample.height = (max(64, v - v % 8) for v in (sample.width, sample.height))
-    sample.steps = max(1, min(MAX_STEPS, sample.steps))
-    if sample.sampler is not None and sample.sampler.lower() not in SAMPLERS:
-        raise UserError(f"{where}: --ss {sample.sampler!r} is not a sampler; valid: {', '.join(SAMPLERS)}")
-    sample.sampler = sample.sampler and sample.sampler.lower()
-    return sample
-
-
-def read_prompt_file(path: str | Path) -> list[SamplePrompt]:
-    path = Path(path).expanduser()
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise UserError(f"sample_prompts: {path}: cannot read it ({exc.strerror})") from None
-    prompts = [parse_prompt_line(line, f"sample_prompts: {path}:{i}") for i, line in enumerate(lines, 1)]
-    return [p for p in prompts if p is not None]
 
 
 def make_scheduler(name: str, training_scheduler):
@@ -154,12 +100,5 @@ def prompt_embeddings(sample: SamplePrompt, encode) -> dict:
 
 def sample_path(samples_dir: Path, output_name: str, at: str, index: int, sample: SamplePrompt,
                 when: float | None = None) -> Path:
-    """sd-scripts' name: <output_name>_<at>_<prompt index:02d>_<local time YYYYmmddHHMMSS>, then
-    _<seed> when the prompt gives --d; `at` is when_tag's e000002 (epoch 2) or 000150 (step 150)."""
-    stamp = time.strftime("%Y%m%d%H%M%S", time.localtime(when))
-    seed = "" if sample.seed is None else f"_{sample.seed}"
-    return samples_dir / f"{output_name}_{at}_{index:02d}_{stamp}{seed}.png"
-
-
-def when_tag(epoch: int | None, step: int) -> str:
-    return f"e{epoch:06d}" if epoch is not None else f"{step:06d}"
+    """Where a sample goes: samples_dir / sd-scripts' name (workbench.sample_prompts.sample_file_name)."""
+    return samples_dir / sample_file_name(output_name, at, index, sample.seed, when)

@@ -5,6 +5,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from ui.tag_chart import tag_bar_chart
 from workbench.dataset_tables import bucket_assignment_rows, bucket_histogram_rows, reg_balance_note, top_tags
 
 
@@ -15,10 +16,7 @@ def tag_chart(dataset, limit: int = 30) -> None:
         return
     st.caption(f"The {len(rows)} most frequent tags of the training captions, counted as sd-scripts' "
                "ss_tag_frequency counts them (lower-cased; repeats not counted).")
-    chart = alt.Chart(pd.DataFrame(rows)).mark_bar().encode(
-        x=alt.X("count:Q", title="captions with the tag"), y=alt.Y("tag:N", sort="-x", title=None),
-        tooltip=["tag", "count"])
-    st.altair_chart(chart, width="stretch")
+    st.altair_chart(tag_bar_chart(pd.DataFrame(rows)), width="stretch")
 
 
 def bucket_panel(plan) -> None:

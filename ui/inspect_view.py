@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
+from ui.tag_chart import tag_bar_chart
 from workbench.errors import UserError
 from workbench.inspect import Inspection, bucket_info, check_hash, dataset_dirs, tag_frequency, training_parameters
 
@@ -95,10 +95,7 @@ def tags_section(i: Inspection) -> None:
         return
     st.markdown(f"**Tag frequency** — {len(freq.total)} tags over {len(freq.per_dir)} folder(s)")
     frame = pd.DataFrame(freq.total[:TOP_TAGS], columns=["tag", "count"])
-    chart = (alt.Chart(frame).mark_bar()
-             .encode(x=alt.X("count:Q", title="captions with the tag"), y=alt.Y("tag:N", sort="-x", title=None),
-                     tooltip=["tag:N", "count:Q"]))
-    st.altair_chart(chart)
+    st.altair_chart(tag_bar_chart(frame))
     with st.expander("Per folder"):
         for folder, tags in freq.per_dir.items():
             st.markdown(f"`{folder}`: " + ", ".join(f"{t} ({n})" for t, n in tags))

@@ -10,6 +10,16 @@ from workbench.run_delete import delete_run, saved_files
 from workbench.runs import RunInfo
 from workbench.training_view import history_rows
 
+HISTORY_HELP = {      # what the estimate-vs-actual columns mean, on hover over their headers
+    "estimate": st.column_config.TextColumn(help="what the start panel estimated when the run was started: total "
+                                            "steps × s/step (loading the model and sampling not counted)"),
+    "est. s/step": st.column_config.TextColumn(help="the estimated seconds per optimizer step"),
+    "s/step": st.column_config.TextColumn(help="measured seconds per optimizer step once the run ended (its first "
+                                          "steps, which include warm-up, left out), as later estimates use it"),
+    "actual ÷ est.": st.column_config.TextColumn(help="measured ÷ estimated s/step: above 1 the run was slower "
+                                                 "than estimated"),
+}
+
 
 def selected_run(infos: list[RunInfo]) -> RunInfo | None:
     """The run named by ?run=, else the newest active run, else the newest run."""
@@ -25,7 +35,7 @@ def history_table(infos: list[RunInfo]) -> None:
     if not infos:
         st.caption("No runs yet in this workspace.")
         return
-    st.dataframe(history_rows(infos), hide_index=True, key="history")
+    st.dataframe(history_rows(infos), hide_index=True, key="history", column_config=HISTORY_HELP)
 
 
 def run_picker(infos: list[RunInfo], selected: RunInfo | None) -> None:

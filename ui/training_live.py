@@ -10,17 +10,15 @@ import streamlit as st
 
 from ui.params_state import flash
 from ui.training_history import history_table
+from ui.training_samples import sample_gallery
 from workbench import run_queue, runs, training_view
 from workbench.errors import UserError
 from workbench.resume import RESUMABLE_STATES, latest_state, resume_config
-from workbench.thumbnails import ThumbnailError, thumbnail
-from workbench.training_view import RunMetrics, diagnose, output_files, progress, run_error, sample_images
+from workbench.training_view import RunMetrics, diagnose, output_files, progress, run_error
 
 REFRESH_S = 1.5          # seconds between refreshes of a running run
 IDLE_REFRESH_S = 5.0     # seconds between looks for a run started elsewhere, while none is active
 LOG_LINES = 40           # lines of trainer.log shown
-SAMPLES_SHOWN = 6        # newest sample images shown
-MAX_SAMPLE_COLUMNS = 4
 OUTPUTS_IN_SIGHT = 3     # newest saved files listed outside the expander
 
 
@@ -72,7 +70,7 @@ def _render_run(info: runs.RunInfo) -> None:
     _problem(info, metrics, log)
     _charts(metrics)
     _outputs(info, metrics)
-    _samples(run_dir, metrics)
+    sample_gallery(run_dir, metrics.samples)
     with st.expander("Log (trainer.log, last lines)", expanded=info.state in ("failed", "crashed")):
         st.code("\n".join(log.splitlines()[-LOG_LINES:]) or "(empty)", language=None)
 
@@ -155,19 +153,3 @@ def _output_row(path: str) -> None:
     left, right = st.columns([4, 1])
     left.markdown(text)
     right.page_link("pages/4_Inspect.py", label="Inspect", icon=":material/search:", query_params={"file": path})
-
-
-def _samples(run_dir: Path, metrics: RunMetrics) -> None:
-    samples = sample_images(run_dir, metrics)
-    if not samples:
-        return
-    st.markdown("**Samples**")
-    # one column per prompt (captions read "step N: prompt"), so each row is one sampling step
-    per_row = max(1, min(len({caption.partition(": ")[2] for _, caption in samples}), MAX_SAMPLE_COLUMNS))
-    samples = samples[-per_row * max(1, SAMPLES_SHOWN // per_row):]
-    columns = st.columns(MAX_SAMPLE_COLUMNS)[:per_row]       # a quarter of the width each, however many
-    for i, (path, caption) in enumerate(samples):
-        try:     # a cached thumbnail: the fragment refreshes every REFRESH_S, never decode the original
-            columns[i % per_row].image(str(thumbnail(path, square=True)), caption=caption, width="stretch")
-        except ThumbnailError as exc:      # a sample still being written, or damaged
-            columns[i % per_row].caption(str(exc))

@@ -10,8 +10,22 @@ from __future__ import annotations
 
 import dataclasses
 
-from workbench.config import (ADVANCED, BUCKETS, CAPTIONS, FIELDS, FOLDERS, LEARNING, LOGGING, MODEL,
-                              NETWORK, SAMPLES, SAVING, TRAINING, VALIDATION, fields_in_group)
+from workbench.config import (
+    ADVANCED,
+    BUCKETS,
+    CAPTIONS,
+    FIELDS,
+    FOLDERS,
+    LEARNING,
+    LOGGING,
+    MODEL,
+    NETWORK,
+    SAMPLES,
+    SAVING,
+    TRAINING,
+    VALIDATION,
+    fields_in_group,
+)
 
 MORE = "More"      # the section of a field declared without one
 

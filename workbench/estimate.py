@@ -10,11 +10,10 @@ from __future__ import annotations
 import shutil
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 
 from workbench.config import TrainConfig, load_toml
 from workbench.errors import UserError
-from workbench.runs import read_metrics, read_status
+from workbench.metrics_file import read_metrics
 
 FIRST_STEPS_SKIPPED = 3      # the first steps of a run include warm-up work (allocation, compiling)
 
@@ -81,17 +80,24 @@ def gpu_name() -> str | None:
     return names[0].strip() if out.returncode == 0 and names else None
 
 
-def run_measurement(run_dir: Path) -> tuple[float, float | None] | None:
-    """(mean s/step after the first steps, peak GPU GiB or None) of a finished run."""
-    status = read_status(run_dir)
-    if status.get("state") != "finished":
+def run_measurement(info) -> tuple[float, float | None] | None:
+    """(mean s/step after the first steps, peak GPU GiB or None) of a finished run
+    (workbench.runs.RunInfo)."""
+    if info.status.get("state") != "finished":
         return None
-    times = [e["s_per_step"] for e in read_metrics(run_dir) if e.get("event") == "step"
+    per_step = mean_s_per_step(read_metrics(info.dir))
+    if per_step is None:
+        return None
+    peak = info.status.get("peak_gpu_memory_bytes")
+    return per_step, (peak / 2**30 if isinstance(peak, (int, float)) else None)
+
+
+def mean_s_per_step(events: list[dict]) -> float | None:
+    """Mean seconds per optimizer step of a run's step events, its first FIRST_STEPS_SKIPPED left
+    out; None without a step after them. What calibrates an estimate and what it is checked by."""
+    times = [e["s_per_step"] for e in events if e.get("event") == "step"
              and isinstance(e.get("s_per_step"), (int, float))][FIRST_STEPS_SKIPPED:]
-    if not times:
-        return None
-    peak = status.get("peak_gpu_memory_bytes")
-    return sum(times) / len(times), (peak / 2**30 if isinstance(peak, (int, float)) else None)
+    return sum(times) / len(times) if times else None
 
 
 def from_history(cfg: TrainConfig, total_steps: int, infos) -> Estimate | None:
@@ -102,7 +108,7 @@ def from_history(cfg: TrainConfig, total_steps: int, infos) -> Estimate | None:
             other, _ = load_toml(info.dir / "config.toml")
         except (UserError, OSError):
             continue
-        measured = run_measurement(info.dir) if settings_key(other) == key else None
+        measured = run_measurement(info) if settings_key(other) == key else None
         if measured:
             per_step, peak = measured
             return Estimate(total_steps * per_step, peak, f"{total_steps} steps × {per_step:.3f} s/step, measured "

@@ -8,8 +8,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-
-
 # ---------------------------------------------------------------- names
 
 def lora_path(cfg, tag: str = "") -> Path:

@@ -5,6 +5,7 @@
     <run>/status.json    pid, state, step, total_steps, times, outputs, error (replaced atomically)
     <run>/trainer.log    the process's output
     <run>/samples/       sample images
+    <run>/estimate.json  the estimate it was started with (workbench.run_estimate)
 
 Everything the app shows about a run is rebuilt from these files, so reloads, closed browsers and
 restarted apps see the same runs. The trainer runs in its own session (it outlives the app);
@@ -20,7 +21,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from workbench import workspace
@@ -28,7 +29,9 @@ from workbench.checks import cuda_available, hardware_findings, model_findings, 
 from workbench.config import TrainConfig, load_toml, save_toml
 from workbench.errors import UserError
 from workbench.fileio import write_json_atomic
+from workbench.metrics_file import MetricsTail, read_metrics  # noqa: F401  (the run-dir API: runs.read_metrics)
 from workbench.plan import make_plan
+from workbench.run_estimate import record_estimate
 from workbench.validate import errors, validate
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -111,12 +114,15 @@ def new_run_dir(cfg: TrainConfig, root: Path | None = None) -> Path:
 
 
 def create_run(cfg: TrainConfig, run_dir: str | Path | None = None) -> Path:
-    """Make the run dir and freeze the config into it. An existing run dir is never reused."""
+    """Make the run dir, freeze the config into it and record the run's estimate (estimate.json).
+    An existing run dir is never reused."""
     run_dir = Path(run_dir) if run_dir else new_run_dir(cfg)
     if (run_dir / "config.toml").exists() or (run_dir / "status.json").exists():
         raise RunError(f"{run_dir}: already holds a run; choose a new --run-dir")
     run_dir.mkdir(parents=True, exist_ok=True)
     save_toml(cfg, run_dir / "config.toml")
+    # the estimate the start panel shows, kept for the history's estimate-vs-actual columns
+    record_estimate(run_dir, cfg, list_runs())
     return run_dir
 
 
@@ -161,8 +167,8 @@ def start_run(cfg: TrainConfig, run_dir: str | Path | None = None, foreground: b
     try:
         return run_dir, launch(run_dir, foreground=foreground)
     except UserError:
-        (run_dir / "config.toml").unlink(missing_ok=True)
-        (run_dir / "status.json").unlink(missing_ok=True)
+        for made in ("config.toml", "estimate.json", "status.json"):      # what create_run and launch wrote
+            (run_dir / made).unlink(missing_ok=True)
         try:
             run_dir.rmdir()
         except OSError:
@@ -269,41 +275,6 @@ def list_runs(root: Path | None = None) -> list[RunInfo]:
         return []
     dirs = [d for d in root.iterdir() if (d / "config.toml").is_file()]
     return [run_info(d) for d in sorted(dirs, key=lambda d: d.name, reverse=True)]
-
-
-@dataclass
-class MetricsTail:
-    """Reads metrics.jsonl incrementally: each call returns only the events written since the last
-    one (constant work per refresh, whatever the run's length). A partly written last line waits."""
-    path: Path
-    offset: int = 0
-    events: list[dict] = field(default_factory=list)
-
-    def read_new(self) -> list[dict]:
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                chunk = f.read()
-        except FileNotFoundError:
-            return []
-        end = chunk.rfind(b"\n")
-        if end < 0:
-            return []
-        self.offset += end + 1
-        new = []
-        for line in chunk[:end].splitlines():
-            try:
-                new.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-        self.events.extend(new)
-        return new
-
-
-def read_metrics(run_dir: str | Path) -> list[dict]:
-    tail = MetricsTail(Path(run_dir) / "metrics.jsonl")
-    tail.read_new()
-    return tail.events
 
 
 def log_tail(run_dir: str | Path, max_bytes: int = 8192) -> str:

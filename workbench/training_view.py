@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from workbench.run_estimate import EstimateCheck, estimate_check
+
 SMOOTHING = 0.9          # EMA weight of the smoothed loss (TensorBoard's slider default is 0.6;
                          # LoRA losses are noisy enough that 0.9 shows the trend)
 MAX_CHART_POINTS = 1500  # per series: Vega-Lite stays quick and a refresh stays constant-time
@@ -259,10 +261,22 @@ def history_rows(runs, now: float | None = None) -> list[dict]:
             "state": run.state,
             "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(started)) if started else "",
             "duration": format_duration(elapsed) if elapsed is not None else "",
+            **estimate_columns(estimate_check(run.dir, ended=not run.active and run.state != "queued")),
             "steps": f"{status.get('step') or 0}/{status.get('total_steps') or '?'}",
             "outputs": ", ".join(Path(p).name for p in output_files(status)),
         })
     return rows
+
+
+def estimate_columns(check: EstimateCheck) -> dict[str, str]:
+    """The history's estimate-vs-actual cells: the run's recorded estimate (time and s/step), its
+    measured s/step once it ended, and actual ÷ estimate ("" where either is unknown)."""
+    def seconds(value: float | None, digits: int = 3) -> str:
+        return f"{value:.{digits}f}" if value is not None else ""
+    estimated = check.estimated_seconds
+    return {"estimate": format_duration(estimated) if estimated is not None else "",
+            "est. s/step": seconds(check.estimated_s_per_step), "s/step": seconds(check.actual_s_per_step),
+            "actual ÷ est.": f"{check.ratio:.2f}×" if check.ratio is not None else ""}
 
 
 # ---------------------------------------------------------------- failure diagnosis

@@ -176,9 +176,10 @@ def test_training_runs_the_demo_to_the_end_and_lists_the_lora(page, server):
     expect(page.get_by_test_id("stMain").get_by_text(str(lora), exact=False).first).to_be_visible()
     history = page.get_by_test_id("stDataFrame").last
     history.click(position={"x": 10, "y": 36 + 17})          # focus: the grid's accessible cells appear
-    # history columns: run | state | started | duration | steps | outputs; row 0 is the newest run
+    # history columns: run | state | started | duration | estimate | est. s/step | s/step | actual ÷ est. |
+    # steps | outputs; row 0 is the newest run
     expect(history.get_by_test_id("glide-cell-1-0")).to_have_text("finished")
-    expect(history.get_by_test_id("glide-cell-5-0")).to_contain_text(lora.name)
+    expect(history.get_by_test_id("glide-cell-9-0")).to_contain_text(lora.name)
     shot(page, "5-training-finished")
 
 
