@@ -73,6 +73,8 @@ class TrainConfig:
     wandb_run_name: str = opt("", "wandb run name (empty: wandb picks one).", FOLDERS)
     save_model_as: str = opt("safetensors", "File format of the LoRA: safetensors (recommended) or ckpt.", FOLDERS, choices=("safetensors", "ckpt"))
     training_comment: str = opt("", "Free text stored in the LoRA's metadata (ss_training_comment).", FOLDERS)
+    # --- issue 14: masks for masked_loss
+    conditioning_data_dir: str = opt("", "masked_loss: folder of mask images, one per training image with the same file stem (any image type, the image's size); white trains, black is ignored (the red channel is read). Empty: none.", FOLDERS, path="dir")
     # --- basic
     train_batch_size: int = opt(1, "Images per batch; a batch only ever holds images of one bucket.", BASIC, min=1)
     # not set in a file = sd-scripts' "not given": steps decide then (new_config() writes an explicit epoch count)
@@ -168,6 +170,14 @@ class TrainConfig:
     save_last_n_steps: int | None = opt(None, "Keep the save_every_n_steps files of only the last N steps: older ones are deleted (empty: keep all).", ADVANCED, min=1)
     save_last_n_steps_state: int | None = opt(None, "Keep the step state folders of only the last N steps (empty: as save_last_n_steps).", ADVANCED, min=1)
     resume: str = opt("", "Resume from a saved state folder (continues steps, LR schedule and data order).", ADVANCED, path="dir")
+    # --- issue 14: masked loss, face crop, weighted captions, attention
+    masked_loss: bool = opt(False, "Multiply the loss by a mask (from conditioning_data_dir, else the alpha channel with alpha_mask), shrunk to the latent size: black areas teach nothing.", ADVANCED)
+    alpha_mask: bool = opt(False, "Use each image's alpha channel as its loss mask (transparent: not learned); masks the loss even without masked_loss, as in sd-scripts. Images without alpha train everywhere.", ADVANCED)
+    face_crop_aug_range: str = opt("", 'No buckets, no latent cache: crop around the face named in the file (<name>_<x>_<y>_<w>_<h>.png), face "low,high" times smaller than the resolution (e.g. "2.0,4.0"); empty: off.', ADVANCED)
+    weighted_captions: bool = opt(False, "Read (word:1.2), (word) = ×1.1 and [word] = ÷1.1 in captions: each token's text-encoder output is multiplied by its weight. No commas inside the brackets (shuffling and dropout split on commas).", ADVANCED)
+    mem_eff_attn: bool = opt(False, "Memory-efficient attention: sd-scripts' own chunked attention, here diffusers' sliced attention (set_attention_slice auto): less memory, slower. Wins over xformers and sdpa.", ADVANCED)
+    xformers: bool = opt(False, "xformers' memory-efficient attention in the UNet (pip install xformers; CUDA only). Wins over sdpa.", ADVANCED)
+    sdpa: bool = opt(True, "PyTorch's scaled_dot_product_attention in the UNet (fast, flash kernels on a GPU). On here; sd-scripts' default is off (its plain attention, used here when all three are off).", ADVANCED)
     # --- samples
     sample_prompts: str = opt("", "Prompt file for sample images (one prompt per line, with --w --h --s --l --n --d).", SAMPLES, path="file")
     sample_every_n_epochs: int | None = opt(None, "Render the sample prompts every N epochs (empty: never).", SAMPLES, min=1)
@@ -203,6 +213,11 @@ class TrainConfig:
         both = _ratio(args, "loraplus_lr_ratio")
         return {"unet": _ratio(args, "loraplus_unet_lr_ratio") or both,
                 "text_encoder": _ratio(args, "loraplus_text_encoder_lr_ratio") or both}
+
+    def face_crop_range(self) -> tuple[float, float] | None:
+        """face_crop_aug_range "low,high" -> (low, high); None when empty. ConfigError when it is not
+        two numbers with low ≤ high (sd-scripts' assertion)."""
+        return parse_face_crop_range(self.face_crop_aug_range)
 
     def model_family(self) -> str:
         """sd1, sd2 or sdxl, from the flags (checks.py compares it with the checkpoint)."""
@@ -250,6 +265,18 @@ def parse_resolution(text: str | int | list | tuple) -> tuple[int, int]:
     if len(sizes) != 2 or min(sizes) <= 0:
         raise ConfigError(f'resolution: "{text}" is not "W,H" in pixels (e.g. "512,512")')
     return sizes[0], sizes[1]
+
+
+def parse_face_crop_range(text: str) -> tuple[float, float] | None:
+    if not str(text).strip():
+        return None
+    try:
+        low, high = (float(p) for p in str(text).split(","))
+    except ValueError:
+        raise ConfigError(f'face_crop_aug_range: "{text}" is not "low,high" (e.g. "2.0,4.0")') from None
+    if not 0 < low <= high:
+        raise ConfigError(f'face_crop_aug_range: "{text}": low must be above 0 and not above high (e.g. "2.0,4.0")')
+    return low, high
 
 
 def parse_key_values(items: list[str], key: str) -> dict[str, str]:

@@ -375,6 +375,13 @@ def _datasets(raw: str, meta) -> dict[str, Any]:
     return settings
 
 
+def _face_crop(raw: str, meta) -> dict[str, Any]:
+    """"(2.0, 4.0)" (sd-scripts' parsed tuple) -> "2.0,4.0"; "None": off."""
+    if raw == "None":
+        return {}
+    return _checked("face_crop_aug_range", ",".join(split_top_level(raw.strip("()[] "))))
+
+
 def _vae_name(raw: str, meta) -> dict[str, Any]:
     raise ConfigError("only the VAE's file name is stored; choose its path under Source model (vae)")
 
@@ -385,4 +392,4 @@ def _model_name(raw: str, meta) -> dict[str, Any]:
 
 SPECIAL_KEYS = {"ss_optimizer": _optimizer, "ss_lr_scheduler": _scheduler, "ss_resolution": _resolution,
                 "ss_network_args": _network_args, "ss_base_model_version": _model_version, "ss_datasets": _datasets,
-                "ss_sd_model_name": _model_name, "ss_vae_name": _vae_name}
+                "ss_sd_model_name": _model_name, "ss_vae_name": _vae_name, "ss_face_crop_aug_range": _face_crop}
