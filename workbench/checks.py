@@ -207,7 +207,8 @@ def dataset_findings(cfg, progress: Progress) -> list[Finding]:
     out += duplicate_findings(results)
     for folder, paths in images.items():
         out += caption_findings(folder, paths, cfg.caption_extension)
-    return out
+    from workbench.masks import mask_findings
+    return out + mask_findings(cfg, [p for f, paths in images.items() if not f.is_reg for p in paths])
 
 
 def _under(path: Path, root: str) -> bool:
