@@ -379,3 +379,29 @@ def test_export_cli_prints_or_writes_and_refuses_to_overwrite(tmp_path):
     assert written.returncode == 0 and str(path) in written.stdout and tomllib.loads(path.read_text())["sdpa"]
     again = run_cli("export", config, "-o", tmp_path / "job")
     assert again.returncode == 1 and "already exists" in again.stderr
+
+
+def test_gui_json_keeps_the_mask_face_caption_and_attention_options(tmp_path):
+    """kohya_ss saves masked_loss, weighted_captions, mem_eff_attn as they are and its CrossAttention menu
+    as "xformers": "xformers" | "sdpa" | "none"; alpha_mask / conditioning_data_dir / face_crop_aug_range
+    are mapped by their sd-scripts names wherever a file has them."""
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    gui = {"masked_loss": True, "alpha_mask": True, "conditioning_data_dir": str(masks), "weighted_captions": True,
+           "face_crop_aug_range": "2.0,4.0", "mem_eff_attn": True, "xformers": "sdpa", "epoch": 1}
+    cfg = imported(tmp_path, gui).config
+    assert (cfg.masked_loss, cfg.alpha_mask, cfg.conditioning_data_dir, cfg.weighted_captions) == (
+        True, True, str(masks), True)
+    assert (cfg.face_crop_aug_range, cfg.mem_eff_attn, cfg.xformers, cfg.sdpa) == ("2.0,4.0", True, False, True)
+    none = imported(tmp_path, {"xformers": "none", "epoch": 1}, "none.json")
+    assert (none.config.sdpa, none.config.xformers) == (False, False)
+    assert "plain attention" in lines(none)["xformers"][1]
+    job = export_sd_scripts(cfg)                         # and out again under the same names
+    assert {k: job.values[k] for k in ("masked_loss", "alpha_mask", "weighted_captions", "face_crop_aug_range",
+                                       "mem_eff_attn", "sdpa")} == {
+        "masked_loss": True, "alpha_mask": True, "weighted_captions": True, "face_crop_aug_range": "2.0,4.0",
+        "mem_eff_attn": True, "sdpa": True}
+    assert any("conditioning_data_dir: train_network.py reads it only from a dataset_config" in n for n in job.notes)
+    assert any("plain attention" in n for n in export_sd_scripts(none.config).notes)
+    toml_cfg = import_sd_scripts({"masked_loss": True, "alpha_mask": True})[0]
+    assert toml_cfg["sdpa"] is False                     # not in an sd-scripts TOML: its plain attention

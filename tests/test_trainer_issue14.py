@@ -118,6 +118,9 @@ def test_a_missing_mask_is_refused_before_the_start(demo, tmp_path):
     cfg = short_run(demo, tmp_path / "out", masked_loss=True, conditioning_data_dir=str(masks))
     errors = [f for f in dataset_findings(cfg, Progress()) if f.level == "error"]
     assert [f.field for f in errors] == ["conditioning_data_dir"] and len(errors[0].files) == 24
+    from workbench.runs import start_blockers
+    blockers = start_blockers(cfg)                       # the Training page, `workbench train` and the trainer
+    assert len(blockers) == 1 and blockers[0].startswith("conditioning_data_dir: 24 training image(s) have no mask")
 
 
 # ---------------------------------------------------------------- face crop
