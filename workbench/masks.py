@@ -16,10 +16,11 @@ from pathlib import Path
 
 from workbench.dataset import IMAGE_EXTENSIONS, list_images
 from workbench.images import open_image, pil_image
+from workbench.thumbnails import LETTERBOX
 from workbench.validate import Finding
 
-OVERLAY_RGB = (230, 40, 40)        # ignored areas are tinted red on the thumbnail
-OVERLAY_STRENGTH = 0.6             # at mask 0: 60 % red over the picture
+OVERLAY_RGB = (230, 40, 40)        # ignored areas are drawn grey-red on the thumbnail
+OVERLAY_STRENGTH = 0.5             # at mask 0: half red, half the picture's grey
 
 
 def mask_source(cfg) -> str:
@@ -58,17 +59,32 @@ def _has_alpha(im) -> bool:
     return im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
 
 
-def overlay(image: Path, mask, side: int = 256):
+def overlay(image: Path, mask, side: int = 256, square: bool = False):
     """An RGB thumbnail (longest side `side`) with the ignored part of `mask` tinted red in
-    proportion to how much it is ignored; without a mask the plain thumbnail."""
+    proportion to how much it is ignored; without a mask the plain thumbnail. `square`: centred
+    on a square of the grid's letterbox colour, like the grid's other thumbnails."""
     Image = pil_image()
     with open_image(image) as im:
         rgb = im.convert("RGB")
     rgb.thumbnail((side, side))
-    if mask is None:
+    if mask is not None:
+        # ignored parts lose their colour and turn red: on a colourful image the learned part still stands out
+        washed = Image.blend(rgb.convert("L").convert("RGB"), Image.new("RGB", rgb.size, OVERLAY_RGB), OVERLAY_STRENGTH)
+        ignored = mask.resize(rgb.size, Image.Resampling.BILINEAR).point(lambda v: 255 - v)
+        rgb = Image.composite(washed, rgb, ignored)
+    if not square:
         return rgb
-    ignored = mask.resize(rgb.size, Image.Resampling.BILINEAR).point(lambda v: int((255 - v) * OVERLAY_STRENGTH))
-    return Image.composite(Image.new("RGB", rgb.size, OVERLAY_RGB), rgb, ignored)
+    canvas = Image.new("RGB", (max(rgb.size),) * 2, LETTERBOX)
+    canvas.paste(rgb, ((canvas.width - rgb.width) // 2, (canvas.height - rgb.height) // 2))
+    return canvas
+
+
+def overlay_jpeg(image: Path, cfg, side: int = 256) -> bytes:
+    """The grid's square mask thumbnail of `image` under the config's mask source, as JPEG bytes."""
+    import io
+    out = io.BytesIO()
+    overlay(image, load_mask(image, cfg), side, square=True).save(out, "JPEG", quality=85)
+    return out.getvalue()
 
 
 def mask_findings(cfg, train_images: list[Path]) -> list[Finding]:
