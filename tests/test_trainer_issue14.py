@@ -140,6 +140,9 @@ def test_face_crop_trains_without_buckets_and_is_recorded(demo, tmp_path):
     meta = saved_metadata(tmp_path / "out")
     assert meta["ss_face_crop_aug_range"] == "(1.5, 3.0)"                 # sd-scripts' parsed tuple
     assert from_ss_keys(meta)[0].face_crop_aug_range == "1.5,3.0"
+    from workbench.lora_metadata import training_parameters
+    images = dict(dict(training_parameters(meta))["Images"])
+    assert images["face_crop_aug_range"] == "(1.5, 3.0)"                  # Inspect shows it with the other image keys
     assert saved_metadata_default(demo, tmp_path)["ss_face_crop_aug_range"] == "None"
 
 

@@ -164,7 +164,7 @@ PARAMETER_GROUPS = {
               "ss_steps", "ss_max_train_steps"),
     "Images": ("ss_resolution", "ss_enable_bucket", "ss_min_bucket_reso", "ss_max_bucket_reso",
                "ss_bucket_no_upscale", "ss_cache_latents", "ss_flip_aug", "ss_color_aug", "ss_random_crop",
-               "ss_shuffle_caption", "ss_keep_tokens", "ss_caption_dropout_rate"),
+               "ss_face_crop_aug_range", "ss_shuffle_caption", "ss_keep_tokens", "ss_caption_dropout_rate"),
     "Loss": ("ss_noise_offset", "ss_min_snr_gamma", "ss_prior_loss_weight", "ss_multires_noise_iterations",
              "ss_adaptive_noise_scale", "ss_noise_offset_random_strength", "ss_zero_terminal_snr", "ss_ip_noise_gamma",
              "ss_ip_noise_gamma_random_strength", "ss_debiased_estimation", "ss_loss_type", "ss_huber_schedule",
