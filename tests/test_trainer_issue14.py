@@ -207,3 +207,17 @@ def test_xformers_missing_is_one_line(demo, tmp_path, monkeypatch):
     if real("xformers") is None:                 # the CLI, on a machine without it
         done = run_cli("check", save_toml(cfg, tmp_path / "c.toml"))
         assert done.returncode == 1 and "xformers: the xformers package is not installed" in done.stdout
+
+
+def test_weighted_captions_on_sdxl_long_captions(demo):
+    """SDXL, 150 tokens (two windows): both encoders' rows scaled, the pooled output untouched."""
+    from trainer import models as model_loading
+    from workbench.config import TrainConfig
+    models = model_loading.load_models(TrainConfig(pretrained_model_name_or_path=str(demo.sdxl_model), sdxl=True))
+    models.weighted = True
+    with torch.no_grad():
+        weighted = models.encode(["(wbdemo:2), circle"], 1, "cpu", 150)
+        plain = models.encode(["wbdemo, circle"], 1, "cpu", 150)
+    assert weighted.hidden.shape == (1, 152, plain.hidden.shape[2])
+    assert torch.allclose(weighted.hidden[0, 1], 2 * plain.hidden[0, 1])
+    assert torch.equal(weighted.hidden[0, 3:], plain.hidden[0, 3:]) and torch.equal(weighted.pooled, plain.pooled)
