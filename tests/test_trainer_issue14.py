@@ -221,3 +221,4 @@ def test_weighted_captions_on_sdxl_long_captions(demo):
     assert weighted.hidden.shape == (1, 152, plain.hidden.shape[2])
     assert torch.allclose(weighted.hidden[0, 1], 2 * plain.hidden[0, 1])
     assert torch.equal(weighted.hidden[0, 3:], plain.hidden[0, 3:]) and torch.equal(weighted.pooled, plain.pooled)
+

@@ -178,6 +178,9 @@ def hardware_findings(cfg, cuda: bool) -> list[Finding]:
     elif cfg.torch_compile and not cuda:
         out.append(Finding("warning", "torch_compile", "without a CUDA GPU compiling takes minutes "
                            "and the steps are barely faster; turn torch_compile off"))
+    if cfg.xformers and not cfg.mem_eff_attn and not cuda:
+        out.append(Finding("error", "xformers", "xformers attention runs on a CUDA GPU only and there is none "
+                           "here; use sdpa"))
     return out
 
 
