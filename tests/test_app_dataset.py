@@ -382,3 +382,23 @@ def test_loss_mask_toggle_draws_the_masks_over_the_thumbnails(tmp_path):
     again.query_params["masks"] = "true"
     again.run()
     assert [im.value for im in again.image] != plain
+
+
+def test_mask_view_of_a_mask_folder_follows_an_edited_mask(tmp_path):
+    from PIL import Image
+    folder, masks = tmp_path / "train" / "1_cut", tmp_path / "masks"
+    folder.mkdir(parents=True)
+    masks.mkdir()
+    Image.new("RGB", (64, 64), (0, 0, 255)).save(folder / "cut.png")
+    Image.new("RGB", (64, 64), (255, 255, 255)).save(masks / "cut.png")          # all trained
+    workspace.save_current(TrainConfig(train_data_dir=str(tmp_path / "train"), output_dir=str(tmp_path / "out"),
+                                       masked_loss=True, conditioning_data_dir=str(masks)))
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.query_params["masks"] = "true"
+    at.run()
+    before = [im.value for im in at.image]
+    Image.new("RGB", (64, 64), (0, 0, 0)).save(masks / "cut.png")                # now all ignored
+    import os
+    os.utime(masks / "cut.png", ns=(1, 10**18))
+    at.run()
+    assert len(before) == 1 and [im.value for im in at.image] != before

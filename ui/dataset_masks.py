@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from workbench.errors import UserError
-from workbench.masks import mask_source, overlay_jpeg
+from workbench.masks import conditioning_mask_path, mask_source, overlay_jpeg
 
 SOURCES = {"conditioning": "the mask images in conditioning_data_dir", "alpha": "each image's alpha channel"}
 
@@ -24,7 +24,8 @@ def mask_toggle(cfg) -> bool:
 
 
 @st.cache_data(max_entries=512, show_spinner=False)
-def _overlay(path: str, mtime_ns: int, masked_loss: bool, alpha_mask: bool, folder: str) -> bytes:
+def _overlay(path: str, versions: tuple, masked_loss: bool, alpha_mask: bool, folder: str) -> bytes:
+    """`versions`: the image's and its mask file's mtimes, so an edited mask is drawn again."""
     from pathlib import Path
 
     from workbench.config import TrainConfig
@@ -32,11 +33,15 @@ def _overlay(path: str, mtime_ns: int, masked_loss: bool, alpha_mask: bool, fold
     return overlay_jpeg(Path(path), cfg)
 
 
+def _versions(path, cfg) -> tuple:
+    mask = conditioning_mask_path(path, cfg.conditioning_data_dir) if mask_source(cfg) == "conditioning" else None
+    return path.stat().st_mtime_ns, mask.stat().st_mtime_ns if mask else 0
+
+
 def mask_image(path, cfg) -> None:
     """The masked thumbnail of one grid cell (a warning naming the file when it cannot be drawn)."""
     try:
-        data = _overlay(str(path), path.stat().st_mtime_ns, cfg.masked_loss, cfg.alpha_mask,
-                        cfg.conditioning_data_dir)
+        data = _overlay(str(path), _versions(path, cfg), cfg.masked_loss, cfg.alpha_mask, cfg.conditioning_data_dir)
     except (UserError, OSError) as exc:
         st.warning(f"{path.name}: no mask view ({exc})")
         return

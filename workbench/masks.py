@@ -31,7 +31,7 @@ def mask_source(cfg) -> str:
 
 
 def conditioning_mask_path(image: Path, folder: str | Path) -> Path | None:
-    """The mask beside-by-stem of `image` in the conditioning folder, or None."""
+    """The mask of `image` in the conditioning folder (same stem, any image type), or None."""
     folder = Path(folder).expanduser()
     for ext in IMAGE_EXTENSIONS + tuple(e.upper() for e in IMAGE_EXTENSIONS):
         candidate = folder / f"{image.stem}{ext}"
