@@ -88,3 +88,30 @@ def test_config_rules_of_masks():
     assert ("error", "conditioning_data_dir") in fields(TrainConfig(masked_loss=True, conditioning_data_dir="/nope/x"))
     # masks are read apart from the latents, so caching them is fine (sd-scripts caches alpha masks too)
     assert not [f for f in validate(new_config(alpha_mask=True, cache_latents=True)) if f.level == "error"]
+
+
+def test_masks_are_cut_and_mirrored_exactly_as_their_pixels(tmp_path):
+    """random_crop, flips and a resize: the trainer's mask of each use lines up with its pixels."""
+    import random
+
+    from tests.test_face_crop import planned
+    from trainer.data import load_pixels
+    from trainer.masks import Masks
+    im = Image.new("RGBA", (200, 100), (0, 0, 0, 0))
+    im.paste((255, 255, 255, 255), (30, 10, 90, 70))             # opaque white where the loss looks
+    im.save(tmp_path / "a.png")
+    image = planned(tmp_path / "a.png", (200, 100), bucket=(64, 64))
+    masks = Masks(TrainConfig(alpha_mask=True), "cpu")
+    for seed in range(6):
+        flip = seed % 2 == 1
+        pixels, geometry = load_pixels(image, flip, random.Random(seed), random_crop=True, with_geometry=True)
+        mask = masks.for_images([image], [flip], [geometry])[0]
+        white = (pixels[0] > 0).float()
+        assert mask.shape == white.shape and float((mask.round() - white).abs().mean()) < 0.03
+    centre = masks.for_images([image, image], [False, True], [None, None])
+    assert torch_equal(centre[1], centre[0].flip(-1))             # a cached use: centre cut, mirrored with it
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+    return torch.equal(a, b)
