@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from workbench.dataset import IMAGE_EXTENSIONS, list_images
-from workbench.images import open_image, pil_image
+from workbench.images import UnreadableImage, open_image, pil_image
 from workbench.thumbnails import LETTERBOX
 from workbench.validate import Finding
 
@@ -104,8 +104,8 @@ def mask_findings(cfg, train_images: list[Path]) -> list[Finding]:
         out.append(Finding("error", "conditioning_data_dir", f"{len(missing)} training image(s) have no mask with "
                            "the same name in it; add one per image (white: learned, black: ignored)", tuple(missing)))
     if wrong_size:
-        out.append(Finding("error", "conditioning_data_dir", f"{len(wrong_size)} mask(s) are not the size of their "
-                           "image; make each mask its image's size", tuple(wrong_size)))
+        out.append(Finding("error", "conditioning_data_dir", f"{len(wrong_size)} mask(s) are unreadable or not the "
+                           "size of their image; make each mask a readable image of its image's size", tuple(wrong_size)))
     stems = {p.stem for p in train_images}
     extra = [str(p) for p in list_images(Path(cfg.conditioning_data_dir).expanduser()) if p.stem not in stems]
     if extra:
@@ -118,5 +118,5 @@ def _size(path: Path) -> tuple[int, int] | None:
     try:
         with open_image(path) as im:
             return im.size
-    except Exception:       # an unreadable file is reported by the image checks
+    except UnreadableImage:       # reported by the image checks (a mask: by the trainer's read)
         return None
