@@ -14,6 +14,7 @@ from ui.dataset_data import load_dataset, load_layout
 from ui.dataset_findings import findings_panel
 from ui.dataset_folders import folder_field
 from ui.dataset_grid import image_filter, image_grid
+from ui.dataset_masks import mask_toggle
 from ui.dataset_problems import problems_panel
 from ui.dataset_subsets import subsets_panel
 from ui.dataset_table import caption_table
@@ -54,9 +55,10 @@ except UserError as exc:
 st.subheader("Images")
 job_strip()
 filtered = filter_images(plan, image_filter(plan))
+masks_of = cfg if mask_toggle(cfg) else None
 # the open tab is in the URL, and only it runs: a rerun on 5,000 images draws one view, not six
 VIEWS = {
-    "Images": lambda: image_grid(filtered, cfg.caption_extension),
+    "Images": lambda: image_grid(filtered, cfg.caption_extension, masks_of),
     "Captions table": lambda: caption_table(filtered, cfg.caption_extension),
     "Bulk edit": lambda: bulk_panel(plan.images, filtered, cfg.caption_extension),
     "Caption": lambda: caption_panel(cfg, dataset),

@@ -356,3 +356,49 @@ def test_bucket_table_explains_reg_balancing(dataset, tmp_path):
     assert "1_person: 2 image(s) × 1 from its name, used 17 times" in note
     buckets = next(d.value for d in at.dataframe if "crop" in d.value.columns)
     assert sorted(buckets[buckets.folder == "1_person"].repeats) == [8, 9]
+
+
+def test_loss_mask_toggle_draws_the_masks_over_the_thumbnails(tmp_path):
+    """alpha_mask on: a "Show loss masks" toggle (in the URL) swaps each thumbnail for the mask view."""
+    from PIL import Image
+    folder = tmp_path / "train" / "1_cut"
+    folder.mkdir(parents=True)
+    for i in range(2):
+        im = Image.new("RGBA", (64, 64), (0, 200, 0, 255))
+        im.paste((0, 200, 0, 0), (0, 0, 32, 64))                # left half transparent
+        im.save(folder / f"cut{i}.png")
+    cfg = TrainConfig(train_data_dir=str(tmp_path / "train"), output_dir=str(tmp_path / "out"))
+    workspace.save_current(cfg)
+    at = run_page()
+    assert not [t for t in at.toggle if t.label == "Show loss masks"]          # no masks in the config: no toggle
+    workspace.save_current(cfg.replace(alpha_mask=True))
+    at = run_page()
+    plain = [im.value for im in at.image]
+    next(t for t in at.toggle if t.label == "Show loss masks").set_value(True).run()
+    assert not at.exception
+    masked = [im.value for im in at.image]
+    assert len(masked) == 2 and masked != plain
+    again = AppTest.from_file(PAGE, default_timeout=60)                      # a refresh keeps the view (URL)
+    again.query_params["masks"] = "true"
+    again.run()
+    assert [im.value for im in again.image] != plain
+
+
+def test_mask_view_of_a_mask_folder_follows_an_edited_mask(tmp_path):
+    from PIL import Image
+    folder, masks = tmp_path / "train" / "1_cut", tmp_path / "masks"
+    folder.mkdir(parents=True)
+    masks.mkdir()
+    Image.new("RGB", (64, 64), (0, 0, 255)).save(folder / "cut.png")
+    Image.new("RGB", (64, 64), (255, 255, 255)).save(masks / "cut.png")          # all trained
+    workspace.save_current(TrainConfig(train_data_dir=str(tmp_path / "train"), output_dir=str(tmp_path / "out"),
+                                       masked_loss=True, conditioning_data_dir=str(masks)))
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.query_params["masks"] = "true"
+    at.run()
+    before = [im.value for im in at.image]
+    Image.new("RGB", (64, 64), (0, 0, 0)).save(masks / "cut.png")                # now all ignored
+    import os
+    os.utime(masks / "cut.png", ns=(1, 10**18))
+    at.run()
+    assert len(before) == 1 and [im.value for im in at.image] != before

@@ -281,7 +281,7 @@ def test_kohya_json_import_with_its_report(cfg, tmp_path):
     report = next(d.value for d in at.dataframe if "detail" in d.value.columns)
     status = dict(zip(report.key, report.status))
     assert status["max_resolution"] == "mapped" and status["wandb_api_key"] == "dropped"
-    assert status["xformers"] == "ignored"
+    assert status["xformers"] == "mapped" and saved.xformers and not saved.sdpa    # the GUI's CrossAttention menu
     assert widget(at, "network_dim").value == 16 and widget(at, "optimizer_type").value == "AdamW"
     # the config the import replaced was never saved to a file: it is kept, and comes back
     at.button(key="config_restore").click().run()

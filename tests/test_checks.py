@@ -236,3 +236,14 @@ def test_an_incomplete_diffusers_folder_is_an_error_before_the_run(tmp_path):
     (model / "vae" / "diffusion_pytorch_model.safetensors").unlink()
     [f] = about(run_checks(cfg.replace(pretrained_model_name_or_path=str(model)), cuda=False), "incomplete")
     assert f.level == "error" and "vae/ weights" in f.message and f.files == (str(model),)
+
+
+def test_xformers_needs_a_gpu():
+    from workbench.checks import hardware_findings
+    from workbench.config import TrainConfig
+
+    def xformers(cfg, cuda):
+        return [f.level for f in hardware_findings(cfg, cuda) if f.field == "xformers"]
+    assert xformers(TrainConfig(xformers=True), cuda=False) == ["error"]
+    assert xformers(TrainConfig(xformers=True), cuda=True) == []
+    assert xformers(TrainConfig(xformers=True, mem_eff_attn=True), cuda=False) == []    # mem_eff_attn wins

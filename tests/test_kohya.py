@@ -92,7 +92,8 @@ def test_standard_sd15_gui_config(tmp_path):
     assert cfg.max_token_length == 75 and "max_token_length" not in export_sd_scripts(cfg).values   # sd-scripts: None
     assert (cfg.network_dim, cfg.network_alpha, cfg.mixed_precision, cfg.bucket_no_upscale) == (32, 16.0, "bf16", True)
     assert report["max_resolution"][0] == "mapped" and "resolution" in report["max_resolution"][1]
-    assert report["xformers"] == ("ignored", "attention: the workbench trainer always uses PyTorch SDPA")
+    assert (cfg.xformers, cfg.sdpa, cfg.mem_eff_attn) == (True, False, False)     # the GUI's CrossAttention menu
+    assert cfg.weighted_captions is False and cfg.face_crop_aug_range == ""
     assert report["conv_dim"][0] == "ignored"                 # Standard LoRA: the GUI doesn't pass it
     assert report["lr_scheduler_num_cycles"][0] == "default"
     assert report["wandb_api_key"][0] == report["huggingface_token"][0] == "dropped"
@@ -298,6 +299,7 @@ log_prefix log_tracker_name wandb_run_name fp8_base fp8_base_unet save_state_on_
 noise_offset_random_strength ip_noise_gamma_random_strength zero_terminal_snr
 validation_split validation_seed validate_every_n_epochs validate_every_n_steps max_validation_steps
 keep_tokens_separator caption_prefix caption_suffix token_warmup_min token_warmup_step
+masked_loss conditioning_data_dir alpha_mask face_crop_aug_range
 """.split())
 SDXL_ONLY_ARGS = {"cache_text_encoder_outputs"}     # sdxl_train_util.add_sdxl_training_arguments
 
@@ -325,7 +327,9 @@ def everything_set(**changes) -> TrainConfig:
         validate_every_n_steps=50, max_validation_steps=4, keep_tokens_separator="|||", caption_prefix="a",
         caption_suffix="z", token_warmup_step=0.2, token_warmup_min=2, color_aug=True, random_crop=True,
         vae="/vae.safetensors", vae_batch_size=2, fp8_base=True, fp8_base_unet=True, full_bf16=True,
-        full_fp16=True, persistent_data_loader_workers=True, log_with="all", log_prefix="p-", log_tracker_name="proj", wandb_run_name="r1", **changes)
+        full_fp16=True, persistent_data_loader_workers=True, log_with="all", log_prefix="p-", log_tracker_name="proj", wandb_run_name="r1",
+        masked_loss=True, alpha_mask=True, conditioning_data_dir="/masks", face_crop_aug_range="2.0,4.0",
+        weighted_captions=True, mem_eff_attn=True, xformers=True, **changes)
 
 
 def test_every_exported_key_is_a_real_sd_scripts_argument():
@@ -370,9 +374,34 @@ def test_export_cli_prints_or_writes_and_refuses_to_overwrite(tmp_path):
     assert printed.returncode == 0, printed.stderr
     assert printed.stdout.startswith("# accelerate launch --num_cpu_threads_per_process 2 sdxl_train_network.py")
     assert tomllib.loads(printed.stdout)["output_name"] == "dog"
-    assert "note: sdpa = true added" in printed.stderr
     written = run_cli("export", config, "-o", tmp_path / "job")
     path = tmp_path / "job" / "dog.sd-scripts.toml"
     assert written.returncode == 0 and str(path) in written.stdout and tomllib.loads(path.read_text())["sdpa"]
     again = run_cli("export", config, "-o", tmp_path / "job")
     assert again.returncode == 1 and "already exists" in again.stderr
+
+
+def test_gui_json_keeps_the_mask_face_caption_and_attention_options(tmp_path):
+    """kohya_ss saves masked_loss, weighted_captions, mem_eff_attn as they are and its CrossAttention menu
+    as "xformers": "xformers" | "sdpa" | "none"; alpha_mask / conditioning_data_dir / face_crop_aug_range
+    are mapped by their sd-scripts names wherever a file has them."""
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    gui = {"masked_loss": True, "alpha_mask": True, "conditioning_data_dir": str(masks), "weighted_captions": True,
+           "face_crop_aug_range": "2.0,4.0", "mem_eff_attn": True, "xformers": "sdpa", "epoch": 1}
+    cfg = imported(tmp_path, gui).config
+    assert (cfg.masked_loss, cfg.alpha_mask, cfg.conditioning_data_dir, cfg.weighted_captions) == (
+        True, True, str(masks), True)
+    assert (cfg.face_crop_aug_range, cfg.mem_eff_attn, cfg.xformers, cfg.sdpa) == ("2.0,4.0", True, False, True)
+    none = imported(tmp_path, {"xformers": "none", "epoch": 1}, "none.json")
+    assert (none.config.sdpa, none.config.xformers) == (False, False)
+    assert "plain attention" in lines(none)["xformers"][1]
+    job = export_sd_scripts(cfg)                         # and out again under the same names
+    assert {k: job.values[k] for k in ("masked_loss", "alpha_mask", "weighted_captions", "face_crop_aug_range",
+                                       "mem_eff_attn", "sdpa")} == {
+        "masked_loss": True, "alpha_mask": True, "weighted_captions": True, "face_crop_aug_range": "2.0,4.0",
+        "mem_eff_attn": True, "sdpa": True}
+    assert any("conditioning_data_dir: train_network.py reads it only from a dataset_config" in n for n in job.notes)
+    assert any("plain attention" in n for n in export_sd_scripts(none.config).notes)
+    toml_cfg = import_sd_scripts({"masked_loss": True, "alpha_mask": True})[0]
+    assert toml_cfg["sdpa"] is False                     # not in an sd-scripts TOML: its plain attention

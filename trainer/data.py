@@ -23,6 +23,7 @@ import torch
 from trainer import augment
 from workbench.buckets import crop_box, sdxl_crop_ltrb
 from workbench.dataset import DatasetError
+from workbench.face_crop import face_crop_box, face_from_name
 from workbench.fileio import write_bytes_atomic
 from workbench.images import UnreadableImage, open_image, pil_image
 from workbench.plan import Plan, PlannedImage
@@ -157,25 +158,42 @@ def batch_captions(batch: Batch, cfg, seed: int, epoch: int, step: int = 0, tota
 # ---------------------------------------------------------------- pixels
 
 def load_pixels(image: PlannedImage, flip: bool = False, rng: random.Random | None = None,
-                random_crop: bool = False, color_aug: bool = False) -> torch.Tensor:
+                random_crop: bool = False, color_aug: bool = False, face_range: tuple[float, float] | None = None,
+                with_geometry: bool = False):
     """(3, H, W) in [-1, 1]: scaled to cover its bucket, centre-cropped (sd-scripts' transform);
-    random_crop / color_aug (drawn from `rng`) change that at every use."""
+    random_crop / color_aug / face_crop_aug_range (drawn from `rng`) change that at every use.
+    with_geometry: also ((scaled w, h), crop box), so a mask can be cut the same way."""
     Image = pil_image()
     try:
         with open_image(image.info.path) as source:
             rgb = source.convert("RGB")
     except UnreadableImage as exc:
         raise DatasetError(str(exc)) from None
-    if rgb.size != image.resized:
-        shrinking = image.resized[0] < rgb.size[0]
-        rgb = rgb.resize(image.resized, Image.Resampling.BOX if shrinking else Image.Resampling.LANCZOS)
-    box = augment.random_crop_box(image.resized, image.bucket, rng) if random_crop else None
-    rgb = rgb.crop(box or crop_box(image.resized, image.bucket))
+    resized, box = geometry(image, rng, random_crop, face_range)
+    rgb = rgb.crop(box) if rgb.size == resized else resized_image(rgb, resized).crop(box)
     if flip:
         rgb = rgb.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     pixels = augment.color_aug(np.asarray(rgb), rng) if color_aug else np.asarray(rgb)
     array = pixels.astype(np.float32) / 127.5 - 1.0
-    return torch.from_numpy(array).permute(2, 0, 1)
+    tensor = torch.from_numpy(array).permute(2, 0, 1)
+    return (tensor, (resized, box)) if with_geometry else tensor
+
+
+def resized_image(im, size: tuple[int, int]):
+    """BOX when shrinking (sd-scripts' INTER_AREA), LANCZOS when growing."""
+    Image = pil_image()
+    return im.resize(size, Image.Resampling.BOX if size[0] < im.size[0] else Image.Resampling.LANCZOS)
+
+
+def geometry(image: PlannedImage, rng: random.Random | None, random_crop: bool,
+             face_range: tuple[float, float] | None) -> tuple[tuple[int, int], tuple[int, int, int, int]]:
+    """(size the image is scaled to, the box cut from it): a face crop when the file name has a
+    face and face_crop_aug_range is on (sd-scripts: without buckets only), else cover-and-cut."""
+    face = face_from_name(image.info.path) if face_range else None
+    if face is not None:
+        return face_crop_box(image.info.size, image.bucket, face, face_range, rng, random_crop)
+    box = augment.random_crop_box(image.resized, image.bucket, rng) if random_crop else None
+    return image.resized, box or crop_box(image.resized, image.bucket)
 
 
 # ---------------------------------------------------------------- latents
@@ -195,6 +213,8 @@ class Latents:
         self.workers, self.persistent = cfg.max_data_loader_n_workers, cfg.persistent_data_loader_workers
         self.pool = None
         self.random_crop, self.color_aug = cfg.random_crop, cfg.color_aug     # only without a cache
+        self.face_range = cfg.face_crop_range() if not cfg.enable_bucket else None    # sd-scripts: no buckets only
+        self.last_geometry: list = []       # each image's (scaled size, box) of the last batch; None: centre cut
         self.to_disk = cfg.cache_latents_to_disk
         # path -> (latents, mirrored latents or None)
         self.cache: dict[Path, tuple[torch.Tensor, torch.Tensor | None]] | None = {} if cfg.cache_latents else None
@@ -238,7 +258,7 @@ class Latents:
 
     def read_use(self, use: tuple[PlannedImage, bool, random.Random]) -> torch.Tensor:
         image, flip, rng = use
-        return load_pixels(image, flip, rng, self.random_crop, self.color_aug)
+        return load_pixels(image, flip, rng, self.random_crop, self.color_aug, self.face_range, with_geometry=True)
 
     def loader(self):
         """max_data_loader_n_workers threads reading and decoding uncached images; started on
@@ -263,11 +283,13 @@ class Latents:
         if self.cache is not None:
             entries = [self.cache[im.info.path] for im in batch.images]
             latents = torch.stack([e[1] if f else e[0] for e, f in zip(entries, flips)]).to(self.device)
+            self.last_geometry = [None] * len(flips)
         else:
             # each image its own generator, drawn in order: the same pixels whichever thread reads it
             uses = [(im, f, random.Random(rng.random())) for im, f in zip(batch.images, flips)]
-            pixels = torch.stack(list(self.loader().map(self.read_use, uses)) if self.workers
-                                 else [self.read_use(use) for use in uses])
+            read = list(self.loader().map(self.read_use, uses)) if self.workers else [self.read_use(u) for u in uses]
+            pixels = torch.stack([r[0] for r in read])
+            self.last_geometry = [r[1] for r in read]
             n = self.vae_batch          # vae_batch_size images per VAE call, as sd-scripts splits uncached batches
             latents = torch.cat([self.encode(pixels[i:i + n]) for i in range(0, len(pixels), n)]).float()
         return latents * self.scaling, flips

@@ -17,7 +17,7 @@ from typing import Callable
 
 import torch
 
-from trainer import token_windows
+from trainer import token_windows, weighted_tokens
 from trainer.token_windows import CLIP_WINDOW
 from trainer.vae_file import load_vae
 from workbench.buckets import sdxl_crop_ltrb
@@ -60,17 +60,27 @@ class Models:
     text_encoders: list
     tokenizers: list
     info: ModelInfo
+    weighted: bool = False               # weighted_captions: (word:1.2) scales the word's encoder output
 
     def token_ids(self, index: int, captions: list[str], device, max_tokens: int = CLIP_WINDOW) -> torch.Tensor:
         """(batch · max_tokens/75, 77) ids: one 77-token window per 75 caption tokens."""
         tokenizer = self.tokenizers[index]
-        ids = tokenizer(captions, padding="max_length", max_length=max_tokens + 2,
-                        truncation=True, return_tensors="pt").input_ids
+        if self.weighted:
+            ids = weighted_tokens.batch_ids(tokenizer, captions, max_tokens)
+        else:
+            ids = tokenizer(captions, padding="max_length", max_length=max_tokens + 2,
+                            truncation=True, return_tensors="pt").input_ids
         return (token_windows.windows(ids, tokenizer) if max_tokens > CLIP_WINDOW else ids).to(device)
 
     def encode(self, captions: list[str], clip_skip: int, device, max_tokens: int = CLIP_WINDOW) -> Conditioning:
-        """max_tokens: max_token_length (75, 150 or 225 caption tokens)."""
-        return self.family.encode(self, captions, clip_skip, device, max_tokens)
+        """max_tokens: max_token_length (75, 150 or 225 caption tokens). With weighted captions each
+        token's row is scaled by its weight (SDXL: both encoders' rows, and not the pooled output,
+        as sd-scripts does; their tokenizers split text alike, so the first one's weights serve)."""
+        cond = self.family.encode(self, captions, clip_skip, device, max_tokens)
+        if self.weighted:
+            weights = weighted_tokens.batch_weights(self.tokenizers[0], captions, max_tokens)
+            cond.hidden = cond.hidden * weights.to(cond.hidden)[..., None]
+        return cond
 
     def prepare(self, device, dtype, gradient_checkpointing: bool, train_text_encoder: bool,
                 vae_dtype=torch.float32) -> None:

@@ -19,6 +19,7 @@ import torch
 from trainer import data, optim, processes, sampling, saving, trackers, validation
 from trainer import models as model_loading
 from trainer.events import LossWindow, RunEvents, StopRequest
+from trainer.masks import Masks
 from trainer.stepper import WEIGHT_DTYPES, MicroBatch, Stepper
 from workbench import fast_path, holdout, metadata, outputs
 from workbench import tensorboard_tags as tb_tags
@@ -127,6 +128,7 @@ class Recipe:
         self.events.log(choice.line())          # the Training page shows the same line before the start
         self.stepper = Stepper(cfg, self.models, self.accelerator, self.plan.total_steps, choice.compile,
                                self.events.log)
+        self.events.log(self.stepper.attention)
         if self.stepper.compiled:
             self.events.log(self.stepper.compiled.describe() + "; the first step compiles first")
         self.network, self.optimizer = self.stepper.network, self.stepper.optimizer
@@ -142,13 +144,15 @@ class Recipe:
         cfg, seed = self.cfg, self.progress.seed
         noise_seed = seed if cfg.cache_latents else processes.process_seed(seed, self.accelerator.process_index)
         self.latents = data.Latents(self.models.vae, self.models.family.scaling_factor, self.device, noise_seed, cfg)
+        self.masks = Masks(cfg, self.device)
         with processes.main_process_first(self.accelerator, wanted=cfg.cache_latents and cfg.cache_latents_to_disk):
             self.latents.fill_cache(self.plan, log=self.events.log)
         if self.plan.validation_batches and self.accelerator.is_main_process:    # only process 0 validates
             # their own latents and generator: validating never shifts the training's random draws
             self.validation_latents = data.Latents(self.models.vae, self.models.family.scaling_factor, self.device,
                                                    self.plan.split_seed,
-                                                   cfg.replace(flip_aug=False, random_crop=False, color_aug=False))
+                                                   cfg.replace(flip_aug=False, random_crop=False, color_aug=False,
+                                                               face_crop_aug_range=""))
             self.validation_latents.fill_cache(self.plan, self.events.log, self.plan.validation_images)
             self.events.log(f"validation: {len(self.plan.validation_images)} held-out images "
                             f"({self.plan.num_validation_images} with repeats), {self.plan.validation_batches} "
@@ -259,7 +263,8 @@ class Recipe:
         weights = torch.tensor([cfg.prior_loss_weight if im.is_reg else 1.0 for im in batch.images], device=self.device)
         captions = ([data.with_prefix_and_suffix(im.info.caption, cfg) for im in batch.images] if validation
                     else data.batch_captions(batch, cfg, seed, epoch, self.progress.step, self.plan.total_steps))
-        return MicroBatch(latents, captions, time_ids, weights)
+        masks = self.masks.for_images(batch.images, flips, source.last_geometry)
+        return MicroBatch(latents, captions, time_ids, weights, masks)
 
     def maybe_freeze_text_encoder(self) -> None:
         due = self.te_stop_step is not None and self.progress.step >= self.te_stop_step

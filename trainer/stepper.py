@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 import torch
 
-from trainer import losses, noise, optim, processes
+from trainer import losses, masks, noise, optim, processes
 from trainer import models as model_loading
+from trainer.attention import set_attention
 from trainer.compile import compile_repeated_blocks
 from trainer.network_registry import create_network
 from trainer.step_loss import StepLoss
@@ -24,6 +25,7 @@ class MicroBatch:
     captions: list[str]
     time_ids: torch.Tensor | None       # SDXL's size conditioning, (batch, 6)
     weights: torch.Tensor               # per-sample loss weight (prior_loss_weight for reg images)
+    masks: torch.Tensor | None = None   # masked_loss / alpha_mask: (batch, H, W) in [0, 1] at pixel size
 
 
 class Stepper:
@@ -41,6 +43,7 @@ class Stepper:
         self.snr = (alphas / (1 - alphas)).to(self.device)      # signal-to-noise ratio of each timestep
         if cfg.zero_terminal_snr:      # after the SNR: sd-scripts weights the loss by the original schedule's
             noise.zero_terminal_snr(self.noise_scheduler)
+        models.weighted = cfg.weighted_captions
         self.network = create_network(cfg, models.unet, models.text_encoders)
         self.network.apply_to()
         # full_bf16 / full_fp16: the LoRA weights (so their gradients and optimizer state) in half precision
@@ -48,6 +51,7 @@ class Stepper:
         if cfg.full_bf16 or cfg.full_fp16:
             self.network.to(dtype=self.dtype)
         self.unet = models.unet
+        self.attention = set_attention(models.unet, cfg)       # before compiling: the processors are traced
         wanted = cfg.torch_compile if compile_unet is None else compile_unet
         self.compiled = compiled_unet(cfg, models.unet, wanted, log)     # in place: the same module names
         self.groups = self.network.param_groups(cfg.unet_lr_value(), cfg.text_encoder_lr_value(), cfg.loraplus_ratios())
@@ -139,7 +143,8 @@ class Stepper:
         target = (self.noise_scheduler.get_velocity(latents, eps, timesteps)       # v = α·ε − σ·x0
                   if cfg.v_parameterization else eps)
         threshold = losses.huber_threshold(cfg, timesteps, self.noise_scheduler.alphas_cumprod)   # huber's c
-        loss = losses.elementwise_loss(pred.float(), target.float(), cfg.loss_type, threshold).mean(dim=(1, 2, 3))
+        loss = losses.elementwise_loss(pred.float(), target.float(), cfg.loss_type, threshold)
+        loss = masks.masked(loss, batch.masks).mean(dim=(1, 2, 3))         # masked areas teach nothing
         return noise.weighted(loss * batch.weights, self.snr[timesteps], cfg).mean()
 
 

@@ -9,6 +9,7 @@ import math
 import streamlit as st
 
 from ui.dataset_data import forget_scan
+from ui.dataset_masks import mask_image
 from ui.params_state import flash, show_flash
 from workbench.captions import CaptionConflict, write_caption
 from workbench.dataset_tables import ImageFilter, caption_of, size_label
@@ -65,7 +66,8 @@ def _save(caption_file, expected: str | None, key: str) -> None:
     forget_scan()
 
 
-def image_grid(images: list, caption_extension: str) -> None:
+def image_grid(images: list, caption_extension: str, masks_of=None) -> None:
+    """masks_of: the config whose loss masks replace the thumbnails (ui/dataset_masks.py), or None."""
     st.caption(f"{len(images)} images match")
     _, shown = page_of(images, "grid_page", PAGE_SIZE)
     # square thumbnails: tall and wide images give cells of one height, so the caption boxes line up
@@ -73,11 +75,13 @@ def image_grid(images: list, caption_extension: str) -> None:
     for start in range(0, len(shown), COLUMNS):
         for column, im, thumb in zip(st.columns(COLUMNS), shown[start:], thumbs[start:start + COLUMNS]):
             with column:
-                _cell(im, thumb, caption_extension)
+                _cell(im, thumb, caption_extension, masks_of)
 
 
-def _cell(im, thumb, caption_extension: str) -> None:
-    if isinstance(thumb, Exception):
+def _cell(im, thumb, caption_extension: str, masks_of=None) -> None:
+    if masks_of is not None:
+        mask_image(im.info.path, masks_of)
+    elif isinstance(thumb, Exception):
         st.warning(str(thumb))
     else:
         st.image(str(thumb), width="stretch")      # every square as wide as its column: even rows

@@ -21,6 +21,7 @@ from workbench.dataset import DatasetError, SubsetFolder, caption_path, list_ima
 from workbench.errors import UserError
 from workbench.hub import is_repo_id, model_info_of, resolve
 from workbench.images import HUGE_PIXELS, UnreadableImage, huge, open_image
+from workbench.masks import mask_findings
 from workbench.modelinfo import contradiction, missing_components, model_info, prediction_mismatch
 from workbench.outputs import earlier_outputs, existing_outputs
 from workbench.safetensors_header import PICKLE_SUFFIXES
@@ -175,6 +176,9 @@ def hardware_findings(cfg, cuda: bool) -> list[Finding]:
     elif cfg.torch_compile and not cuda:
         out.append(Finding("warning", "torch_compile", "without a CUDA GPU compiling takes minutes "
                            "and the steps are barely faster; turn torch_compile off"))
+    if cfg.xformers and not cfg.mem_eff_attn and not cuda:
+        out.append(Finding("error", "xformers", "xformers attention runs on a CUDA GPU only and there is none "
+                           "here; use sdpa"))
     return out
 
 
@@ -204,7 +208,7 @@ def dataset_findings(cfg, progress: Progress) -> list[Finding]:
     out += duplicate_findings(results)
     for folder, paths in images.items():
         out += caption_findings(folder, paths, cfg.caption_extension)
-    return out
+    return out + mask_findings(cfg, [p for f, paths in images.items() if not f.is_reg for p in paths])
 
 
 def _under(path: Path, root: str) -> bool:

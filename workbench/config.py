@@ -84,6 +84,8 @@ class TrainConfig:
     wandb_run_name: str = opt("", "wandb run name (empty: wandb picks one).", LOGGING, section="Weights & Biases", label="WANDB run name")
     save_model_as: str = opt("safetensors", "File format of the LoRA: safetensors (recommended) or ckpt.", SAVING, choices=("safetensors", "ckpt"), section="Files", label="Save trained model as")
     training_comment: str = opt("", "Free text stored in the LoRA's metadata (ss_training_comment).", SAVING, section="Files", label="Training comment")
+    # --- masks for masked_loss (the Advanced topic's Masked loss section)
+    conditioning_data_dir: str = opt("", "masked_loss: folder of mask images, one per training image with the same file stem (any image type, the image's size); white trains, black is ignored (the red channel is read). Empty: none.", ADVANCED, path="dir", section="Masked loss", label="Conditioning data (mask) folder")
     # --- basic
     train_batch_size: int = opt(1, "Images per batch; a batch only ever holds images of one bucket.", TRAINING, min=1, section="Batches & length", label="Train batch size")
     # not set in a file = sd-scripts' "not given": steps decide then (new_config() writes an explicit epoch count)
@@ -179,6 +181,14 @@ class TrainConfig:
     save_last_n_steps: int | None = opt(None, "Keep the save_every_n_steps files of only the last N steps: older ones are deleted (empty: keep all).", SAVING, min=1, section="Keep", label="Save last N steps")
     save_last_n_steps_state: int | None = opt(None, "Keep the step state folders of only the last N steps (empty: as save_last_n_steps).", SAVING, min=1, section="State & resume", label="Save last N steps state")
     resume: str = opt("", "Resume from a saved state folder (continues steps, LR schedule and data order).", SAVING, path="dir", section="State & resume", label="Resume from saved training state")
+    # --- masked loss, face crop, weighted captions, attention
+    masked_loss: bool = opt(False, "Multiply the loss by a mask (from conditioning_data_dir, else the alpha channel with alpha_mask), shrunk to the latent size: black areas teach nothing.", ADVANCED, section="Masked loss", label="Masked loss")
+    alpha_mask: bool = opt(False, "Use each image's alpha channel as its loss mask (transparent: not learned); masks the loss even without masked_loss, as in sd-scripts. Images without alpha train everywhere.", ADVANCED, section="Masked loss", label="Alpha mask")
+    face_crop_aug_range: str = opt("", 'No buckets, no latent cache: crop around the face named in the file (<name>_<x>_<y>_<w>_<h>.png), face "low,high" times smaller than the resolution (e.g. "2.0,4.0"); empty: off.', ADVANCED, section="Augmentation", label="Face crop aug range")
+    weighted_captions: bool = opt(False, "Read (word:1.2), (word) = ×1.1 and [word] = ÷1.1 in captions: each token's text-encoder output is multiplied by its weight. No commas inside the brackets (shuffling and dropout split on commas).", CAPTIONS, section="Text encoder", label="Weighted captions")
+    mem_eff_attn: bool = opt(False, "Memory-efficient attention: sd-scripts' own chunked attention, here diffusers' sliced attention (set_attention_slice auto): less memory, slower. Wins over xformers and sdpa.", TRAINING, section="Speed & memory", label="Memory efficient attention")
+    xformers: bool = opt(False, "xformers' memory-efficient attention in the UNet (pip install xformers; CUDA only). Wins over sdpa.", TRAINING, section="Speed & memory", label="CrossAttention: xformers")
+    sdpa: bool = opt(True, "PyTorch's scaled_dot_product_attention in the UNet (fast, flash kernels on a GPU). On here; sd-scripts' default is off (its plain attention, used here when all three are off).", TRAINING, section="Speed & memory", label="CrossAttention: SDPA")
     # --- samples
     sample_prompts: str = opt("", "Prompt file for sample images (one prompt per line, with --w --h --s --l --n --d).", SAMPLES, path="file", section="Prompts", label="Sample prompts")
     sample_every_n_epochs: int | None = opt(None, "Render the sample prompts every N epochs (empty: never).", SAMPLES, min=1, section="When", label="Sample every n epochs")
@@ -214,6 +224,11 @@ class TrainConfig:
         both = _ratio(args, "loraplus_lr_ratio")
         return {"unet": _ratio(args, "loraplus_unet_lr_ratio") or both,
                 "text_encoder": _ratio(args, "loraplus_text_encoder_lr_ratio") or both}
+
+    def face_crop_range(self) -> tuple[float, float] | None:
+        """face_crop_aug_range "low,high" -> (low, high); None when empty. ConfigError when it is not
+        two numbers with low ≤ high (sd-scripts' assertion)."""
+        return parse_face_crop_range(self.face_crop_aug_range)
 
     def model_family(self) -> str:
         """sd1, sd2 or sdxl, from the flags (checks.py compares it with the checkpoint)."""
@@ -262,6 +277,18 @@ def parse_resolution(text: str | int | list | tuple) -> tuple[int, int]:
     if len(sizes) != 2 or min(sizes) <= 0:
         raise ConfigError(f'resolution: "{text}" is not "W,H" in pixels (e.g. "512,512")')
     return sizes[0], sizes[1]
+
+
+def parse_face_crop_range(text: str) -> tuple[float, float] | None:
+    if not str(text).strip():
+        return None
+    try:
+        low, high = (float(p) for p in str(text).split(","))
+    except ValueError:
+        raise ConfigError(f'face_crop_aug_range: "{text}" is not "low,high" (e.g. "2.0,4.0")') from None
+    if not 0 < low <= high:
+        raise ConfigError(f'face_crop_aug_range: "{text}": low must be above 0 and not above high (e.g. "2.0,4.0")')
+    return low, high
 
 
 def parse_key_values(items: list[str], key: str) -> dict[str, str]:

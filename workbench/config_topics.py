@@ -42,7 +42,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     SAMPLES: ("Prompts", "When"),
     VALIDATION: ("Held-out images", "When"),
     LOGGING: ("Where", "Weights & Biases"),
-    ADVANCED: ("Noise", "Timesteps & SNR", "Loss", "Augmentation"),
+    ADVANCED: ("Noise", "Timesteps & SNR", "Loss", "Masked loss", "Augmentation"),
 }
 
 

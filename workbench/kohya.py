@@ -32,7 +32,6 @@ LYCORIS_OFF = {"factor": -1, "use_tucker": False, "use_scalar": False, "decompos
 BLOCK_WEIGHTS = ("down_lr_weight", "mid_lr_weight", "up_lr_weight", "block_lr_zero_threshold", "block_dims",
                  "block_alphas", "conv_block_dims", "conv_block_alphas")
 IGNORED_WHY = {
-    **dict.fromkeys(("xformers", "sdpa", "mem_eff_attn"), "attention: the workbench trainer always uses PyTorch SDPA"),
     **dict.fromkeys(("num_processes", "num_machines", "multi_gpu", "gpu_ids", "main_process_port",
                      "extra_accelerate_launch_args"), "several GPUs: `accelerate launch -m trainer` (README)"),
     **dict.fromkeys(("dynamo_mode", "dynamo_use_fullgraph", "dynamo_use_dynamic"),
@@ -272,6 +271,7 @@ def _gui_fixups(imp: _Import) -> None:
     if imp.data.get("lora_network_weights") and not imp.data.get("network_weights"):
         imp.set("network_weights", imp.take("lora_network_weights"), "lora_network_weights", "legacy key")
     _gui_stop_text_encoder(imp)
+    _gui_attention(imp)
     _gui_dynamo(imp)
     _gui_vae(imp)
     if imp.data.get("use_wandb") and not imp.data.get("log_with"):
@@ -310,6 +310,17 @@ def _gui_vae(imp: _Import) -> None:
     if "vae_batch_size" in imp.data and not _number_or_text(imp.data["vae_batch_size"]):
         imp.take("vae_batch_size")
         imp.set("vae_batch_size", 1, "vae_batch_size", "0 or empty: sd-scripts' default 1")
+
+
+def _gui_attention(imp: _Import) -> None:
+    """The GUI's CrossAttention menu is saved as "xformers": "xformers" | "sdpa" | "none" (older
+    GUIs: true/false) and passed as --xformers or --sdpa; "none" passes neither (plain attention)."""
+    if "xformers" not in imp.data:
+        return
+    value = imp.take("xformers")
+    choice = "xformers" if value in (True, "xformers") else "sdpa" if value == "sdpa" else "none"
+    imp.set("xformers", choice == "xformers", "xformers", f"the GUI's CrossAttention {choice}")
+    imp.set("sdpa", choice == "sdpa", "xformers", "sd-scripts' plain attention when neither" if choice == "none" else "")
 
 
 def _gui_dynamo(imp: _Import) -> None:
@@ -376,7 +387,7 @@ SD_SCRIPTS_DEFAULTS = {"caption_extension": ".caption", "enable_bucket": False, 
                        "max_bucket_reso": 1024, "network_dim": 4, "save_every_n_epochs": None,
                        "max_train_epochs": None, "max_train_steps": GUI_DEFAULT_MAX_TRAIN_STEPS,
                        "sample_sampler": "ddim", "num_cpu_threads_per_process": 1, "no_half_vae": False,
-                       "vae_batch_size": 1}
+                       "vae_batch_size": 1, "sdpa": False}
 SD_SCRIPTS_ALIASES = {"caption_extention": "caption_extension"}   # sd-scripts keeps its old misspelling
 
 
@@ -525,7 +536,10 @@ def export_sd_scripts(cfg: TrainConfig) -> Export:
     if cfg.log_with != "wandb" and not cfg.logging_dir:
         notes.append("logging_dir is empty: sd-scripts writes no TensorBoard log (the workbench uses the run's tb/)"
                      + ("; with log_with all it refuses to start" if cfg.log_with == "all" else ""))
-    values["sdpa"] = True
-    notes.append("sdpa = true added: the workbench always uses PyTorch SDPA attention")
+    if cfg.masked_loss and cfg.conditioning_data_dir:
+        notes.append("conditioning_data_dir: train_network.py reads it only from a dataset_config subset, not with "
+                     "train_data_dir folders; give each [[datasets.subsets]] conditioning_data_dir there")
+    if not any((cfg.sdpa, cfg.xformers, cfg.mem_eff_attn)):
+        notes.append("attention: sdpa, xformers and mem_eff_attn are off, so sd-scripts runs its plain attention too")
     script = "sdxl_train_network.py" if cfg.sdxl else "train_network.py"
     return Export(values, script, cfg.num_cpu_threads_per_process, f"{cfg.output_name or 'config'}.sd-scripts.toml", notes)

@@ -164,7 +164,7 @@ PARAMETER_GROUPS = {
               "ss_steps", "ss_max_train_steps"),
     "Images": ("ss_resolution", "ss_enable_bucket", "ss_min_bucket_reso", "ss_max_bucket_reso",
                "ss_bucket_no_upscale", "ss_cache_latents", "ss_flip_aug", "ss_color_aug", "ss_random_crop",
-               "ss_shuffle_caption", "ss_keep_tokens", "ss_caption_dropout_rate"),
+               "ss_face_crop_aug_range", "ss_shuffle_caption", "ss_keep_tokens", "ss_caption_dropout_rate"),
     "Loss": ("ss_noise_offset", "ss_min_snr_gamma", "ss_prior_loss_weight", "ss_multires_noise_iterations",
              "ss_adaptive_noise_scale", "ss_noise_offset_random_strength", "ss_zero_terminal_snr", "ss_ip_noise_gamma",
              "ss_ip_noise_gamma_random_strength", "ss_debiased_estimation", "ss_loss_type", "ss_huber_schedule",
@@ -375,6 +375,13 @@ def _datasets(raw: str, meta) -> dict[str, Any]:
     return settings
 
 
+def _face_crop(raw: str, meta) -> dict[str, Any]:
+    """"(2.0, 4.0)" (sd-scripts' parsed tuple) -> "2.0,4.0"; "None": off."""
+    if raw == "None":
+        return {}
+    return _checked("face_crop_aug_range", ",".join(split_top_level(raw.strip("()[] "))))
+
+
 def _vae_name(raw: str, meta) -> dict[str, Any]:
     raise ConfigError("only the VAE's file name is stored; choose its path under Parameters › Model › VAE (vae)")
 
@@ -385,4 +392,4 @@ def _model_name(raw: str, meta) -> dict[str, Any]:
 
 SPECIAL_KEYS = {"ss_optimizer": _optimizer, "ss_lr_scheduler": _scheduler, "ss_resolution": _resolution,
                 "ss_network_args": _network_args, "ss_base_model_version": _model_version, "ss_datasets": _datasets,
-                "ss_sd_model_name": _model_name, "ss_vae_name": _vae_name}
+                "ss_sd_model_name": _model_name, "ss_vae_name": _vae_name, "ss_face_crop_aug_range": _face_crop}

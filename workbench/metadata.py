@@ -27,7 +27,6 @@ CONFIG_KEY = "workbench_config"
 # writes when they are off, so a file reads like a kohya one to the tools that show them.
 OPTIONS_NOT_OFFERED = {
     "ss_lowram": "False",
-    "ss_face_crop_aug_range": "None",
     "ss_resize_interpolation": "None",
     # sd-scripts' value when it cannot tell its own git commit; this file was not made by sd-scripts
     "ss_sd_scripts_commit_hash": "(unknown)",
@@ -169,6 +168,9 @@ def training_metadata(cfg: TrainConfig, plan, facts: RunFacts) -> dict[str, str]
         "ss_total_batch_size": cfg.train_batch_size * facts.num_processes * cfg.gradient_accumulation_steps,
         "ss_resolution": (w, h), "ss_enable_bucket": cfg.enable_bucket, **bucket_settings(cfg),
         "ss_flip_aug": cfg.flip_aug, "ss_color_aug": cfg.color_aug, "ss_random_crop": cfg.random_crop,
+        # sd-scripts records its parsed (low, high) tuple whether or not buckets use it; masked_loss,
+        # alpha_mask, weighted_captions and the attention flags it does not record (workbench_config has them)
+        "ss_face_crop_aug_range": cfg.face_crop_range(),
         "ss_shuffle_caption": cfg.shuffle_caption, "ss_keep_tokens": cfg.keep_tokens,
         "ss_max_token_length": args["max_token_length"],
         "ss_caption_dropout_rate": cfg.caption_dropout_rate,

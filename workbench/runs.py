@@ -29,6 +29,7 @@ from workbench.checks import cuda_available, hardware_findings, model_findings, 
 from workbench.config import TrainConfig, load_toml, save_toml
 from workbench.errors import UserError
 from workbench.fileio import write_json_atomic
+from workbench.masks import mask_findings
 from workbench.metrics_file import MetricsTail, read_metrics  # noqa: F401  (the run-dir API: runs.read_metrics)
 from workbench.plan import make_plan
 from workbench.run_estimate import record_estimate
@@ -153,10 +154,18 @@ def start_blockers(cfg: TrainConfig, num_processes: int = 1) -> list[str]:
     problems = [f"{f.field}: {f.message}" if f.field else f.message for f in errors(findings)]
     if not problems:
         try:
-            make_plan(cfg, num_processes=num_processes)
+            plan = make_plan(cfg, num_processes=num_processes)
         except UserError as exc:
-            problems.append(str(exc))
+            return problems + [str(exc)]
+        problems += _mask_blockers(cfg, plan)
     return problems
+
+
+def _mask_blockers(cfg: TrainConfig, plan) -> list[str]:
+    """masked_loss with a mask folder: sd-scripts refuses to start when a training image has no mask
+    of its size (a quick look at file names and headers; extra masks stay a Dataset-page warning)."""
+    train = list(dict.fromkeys(im.info.path for im in plan.images if not im.is_reg))
+    return [f"{f.field}: {f.message} (first: {f.files[0]})" for f in errors(mask_findings(cfg, train))]
 
 
 def start_run(cfg: TrainConfig, run_dir: str | Path | None = None, foreground: bool = False):

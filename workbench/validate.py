@@ -384,9 +384,60 @@ def _caption_tags(cfg: TrainConfig) -> list[Finding]:
     return []
 
 
+def _masks(cfg: TrainConfig) -> list[Finding]:
+    """masked_loss needs masks; the conditioning folder is read only with masked_loss (sd-scripts:
+    its mask dataset exists only then); alpha_mask masks the loss on its own."""
+    from pathlib import Path
+    if cfg.masked_loss and not (cfg.conditioning_data_dir or cfg.alpha_mask):
+        return [Finding("error", "masked_loss", "no masks: set conditioning_data_dir (a folder of mask images) "
+                        "or alpha_mask (the images' alpha channel)")]
+    if cfg.conditioning_data_dir and not cfg.masked_loss:
+        return [Finding("note", "conditioning_data_dir", "only read with masked_loss; ignored")]
+    if cfg.conditioning_data_dir and not Path(cfg.conditioning_data_dir).expanduser().is_dir():
+        return [Finding("error", "conditioning_data_dir", f"{cfg.conditioning_data_dir}: not a folder; give the "
+                        "folder of mask images")]
+    return []
+
+
+def _face_crop(cfg: TrainConfig) -> list[Finding]:
+    """sd-scripts crops around faces only without buckets, on images read at every use."""
+    try:
+        if cfg.face_crop_range() is None:
+            return []
+    except ConfigError as exc:
+        return [Finding("error", "face_crop_aug_range", str(exc).split(": ", 1)[1])]
+    if cfg.enable_bucket:
+        return [Finding("note", "face_crop_aug_range", "ignored with enable_bucket: sd-scripts crops around "
+                        "faces only without buckets")]
+    if cfg.cache_latents or cfg.cache_latents_to_disk:
+        return [Finding("error", "face_crop_aug_range", "crops each image differently at each use, so its latents "
+                        "cannot be cached: turn cache_latents (and cache_latents_to_disk) off")]
+    return []
+
+
+def _weighted_captions(cfg: TrainConfig) -> list[Finding]:
+    cuts = [k for k in ("shuffle_caption", "caption_tag_dropout_rate", "token_warmup_step") if getattr(cfg, k)]
+    if cfg.weighted_captions and cuts:
+        return [Finding("note", "weighted_captions", f"{cuts[0]} splits captions on commas: keep commas out of "
+                        "(...) and [...] or their weights break (as sd-scripts warns)")]
+    return []
+
+
+def _attention(cfg: TrainConfig) -> list[Finding]:
+    """sd-scripts' order: mem_eff_attn, else xformers, else sdpa; xformers must be installed."""
+    import importlib.util
+    if cfg.xformers and not cfg.mem_eff_attn and importlib.util.find_spec("xformers") is None:
+        return [Finding("error", "xformers", "the xformers package is not installed: pip install xformers, or use "
+                        "sdpa (PyTorch's own, as fast on torch 2)")]
+    if cfg.mem_eff_attn and cfg.xformers:
+        return [Finding("note", "xformers", "not used: mem_eff_attn wins (as in sd-scripts)")]
+    return []
+
+
 RULES = (_choices, _ranges, _resolution_and_buckets, _steps, _timesteps, _warmup, _scheduler_needs_optimizer, _model_flags,
          _network, _text_encoder, _clip_skip, _samples, _flip_with_cache, _latent_cache, _text_encoder_cache,
-         _loss, _noise, _keep_last, _validation, _caption_tags, _augment_with_cache, _vae, _memory, _trackers)
+         _loss, _noise, _keep_last, _validation, _caption_tags, _augment_with_cache, _vae, _memory, _trackers,
+         _masks, _face_crop, _weighted_captions, _attention)
 
 
 def validate(cfg: TrainConfig, require_paths: bool = False) -> list[Finding]:
