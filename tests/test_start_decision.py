@@ -69,3 +69,11 @@ def test_the_training_page_refuses_with_the_same_lines(tmp_path):
     shown = " ".join(e.value for e in at.error if "Not started" in e.value)
     assert all(p in shown for p in start_blockers(cfg))
     assert not workspace.runs_dir().exists() or not list(workspace.runs_dir().iterdir())
+
+
+def test_a_missing_dataset_folder_is_reported_beside_the_other_blockers(tmp_path):
+    cfg = three_blockers(tmp_path).replace(bucket_reso_steps=64, train_data_dir=str(tmp_path / "nowhere"))
+    problems = start_blockers(cfg)
+    assert any(p.startswith("pretrained_model_name_or_path:") for p in problems)
+    assert any(p.startswith("output_name:") for p in problems)
+    assert any("nowhere" in p and "not found" in p for p in problems)

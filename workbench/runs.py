@@ -149,16 +149,16 @@ def start_blockers(cfg: TrainConfig, num_processes: int = 1) -> list[str]:
     decision: the page and `workbench train` ask it before anything is created, the trainer again on
     the frozen config before it loads anything. The image decoding pass of preflight is the Dataset
     page's, not a click's."""
-    findings = validate(cfg, require_paths=True) + model_findings(cfg) + output_findings(cfg)
-    findings += hardware_findings(cfg, cuda_available())
+    config_errors = errors(validate(cfg, require_paths=True))
+    findings = config_errors + model_findings(cfg) + output_findings(cfg) + hardware_findings(cfg, cuda_available())
     problems = [f"{f.field}: {f.message}" if f.field else f.message for f in errors(findings)]
-    if not problems:
-        try:
-            plan = make_plan(cfg, num_processes=num_processes)
-        except UserError as exc:
-            return problems + [str(exc)]
-        problems += _mask_blockers(cfg, plan)
-    return problems
+    if config_errors:              # the plan reads the config: only a sound one can be planned
+        return problems
+    try:
+        plan = make_plan(cfg, num_processes=num_processes)
+    except UserError as exc:       # the dataset: a missing folder, no images …
+        return problems + [str(exc)]
+    return problems + _mask_blockers(cfg, plan)
 
 
 def _mask_blockers(cfg: TrainConfig, plan) -> list[str]:
