@@ -2,6 +2,7 @@
 ones kohya_ss really saves (its presets/lora/*.json and the keys of lora_gui.save_configuration)."""
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
@@ -93,6 +94,8 @@ def test_standard_sd15_gui_config(tmp_path):
     assert (cfg.network_dim, cfg.network_alpha, cfg.mixed_precision, cfg.bucket_no_upscale) == (32, 16.0, "bf16", True)
     assert report["max_resolution"][0] == "mapped" and "resolution" in report["max_resolution"][1]
     assert (cfg.xformers, cfg.sdpa, cfg.mem_eff_attn) == (True, False, False)     # the GUI's CrossAttention menu
+    if importlib.util.find_spec("xformers") is None:      # the report says how to start it here
+        assert "pip install xformers, or untick xformers to use sdpa" in result.text()
     assert cfg.weighted_captions is False and cfg.face_crop_aug_range == ""
     assert report["conv_dim"][0] == "ignored"                 # Standard LoRA: the GUI doesn't pass it
     assert report["lr_scheduler_num_cycles"][0] == "default"

@@ -8,6 +8,7 @@ config TOML (our keys are sd-scripts' names, so it is a dump minus workbench-onl
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shlex
@@ -319,7 +320,10 @@ def _gui_attention(imp: _Import) -> None:
         return
     value = imp.take("xformers")
     choice = "xformers" if value in (True, "xformers") else "sdpa" if value == "sdpa" else "none"
-    imp.set("xformers", choice == "xformers", "xformers", f"the GUI's CrossAttention {choice}")
+    why = f"the GUI's CrossAttention {choice}"
+    if choice == "xformers" and importlib.util.find_spec("xformers") is None:
+        why += "; xformers is not installed here: pip install xformers, or untick xformers to use sdpa"
+    imp.set("xformers", choice == "xformers", "xformers", why)
     imp.set("sdpa", choice == "sdpa", "xformers", "sd-scripts' plain attention when neither" if choice == "none" else "")
 
 
