@@ -2,8 +2,9 @@
 jobs with links. app.py lists it and the pages of pages/ (st.navigation)."""
 import streamlit as st
 
-from ui.common import on_demo, setup_page
-from workbench import runs, workspace
+from ui.shared_page import on_demo, setup_page
+from workbench import workspace
+from workbench.runs import registry as runs
 
 cfg = setup_page("Home")
 st.title("LoRA Workbench")

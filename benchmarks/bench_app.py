@@ -70,8 +70,9 @@ def bench_training_refresh(home: Path) -> list[dict]:
     """AppTest re-runs the Training page on a live run whose metrics.jsonl keeps growing."""
     from streamlit.testing.v1 import AppTest
 
-    from workbench import runs, workspace
-    from workbench.config import TrainConfig, save_toml
+    from workbench import workspace
+    from workbench.config.schema import TrainConfig, save_toml
+    from workbench.runs import registry as runs
     with mock.patch.dict(os.environ, {"WORKBENCH_HOME": str(home / "refresh")}):
         workspace.save_current(TrainConfig())
         run_dir = workspace.runs_dir() / "20260101-000000-bench"

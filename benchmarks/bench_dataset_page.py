@@ -54,10 +54,10 @@ def render_page():
 
 def data_functions(cfg) -> dict:
     """Seconds of each data step the page takes on a first render, without Streamlit."""
-    from workbench.dataset import scan_config
-    from workbench.dataset_tables import ImageFilter, bucket_assignment_rows, filter_images, top_tags
-    from workbench.plan import make_plan
-    from workbench.thumbnails import thumbnails
+    from workbench.dataset.scan import scan_config
+    from workbench.dataset.thumbnails import thumbnails
+    from workbench.planning.plan import make_plan
+    from workbench.views.dataset_tables import ImageFilter, bucket_assignment_rows, filter_images, top_tags
     dataset, scan_s = timed(lambda: scan_config(cfg))
     plan, plan_s = timed(lambda: make_plan(cfg, dataset=dataset))
     images, filter_s = timed(lambda: filter_images(plan, ImageFilter()))
@@ -77,7 +77,7 @@ def main() -> int:
         import streamlit as st
 
         from workbench import workspace
-        from workbench.config import TrainConfig
+        from workbench.config.schema import TrainConfig
         train, build_s = timed(lambda: build_dataset(Path(tmp), args.images))
         cfg = TrainConfig(train_data_dir=str(train), output_dir=str(Path(tmp) / "out"))
         workspace.save_current(cfg)

@@ -30,8 +30,8 @@ import time
 from pathlib import Path
 
 from workbench.fileio import write_json_atomic
-from workbench.hashes import BLOCK
-from workbench.inspect import check_hash, describe
+from workbench.lora.hashes import BLOCK
+from workbench.lora.inspect import check_hash, describe
 
 OUT = Path(__file__).resolve().parent / "out" / "inspect.json"
 MODULE_COUNTS = {"lora_unet_": 722, "lora_te1_": 72, "lora_te2_": 192}     # SDXL, sd-scripts' LoRA

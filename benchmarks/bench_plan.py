@@ -23,9 +23,9 @@ import time
 from datetime import date
 from pathlib import Path
 
-from workbench.config import TrainConfig
+from workbench.config.schema import TrainConfig
 from workbench.fileio import write_json_atomic
-from workbench.plan import make_plan
+from workbench.planning.plan import make_plan
 
 OUT = Path(__file__).resolve().parent / "out" / "plan.json"
 FOLDERS = 10

@@ -16,9 +16,9 @@ import time
 from datetime import date
 from pathlib import Path
 
-from workbench.config import SCHEDULERS, TrainConfig
+from workbench.config.schema import SCHEDULERS, TrainConfig
 from workbench.fileio import write_json_atomic
-from workbench.schedules import make_schedule
+from workbench.planning.schedules import make_schedule
 
 OUT = Path(__file__).resolve().parent / "out" / "schedule.json"
 RUNS = 21

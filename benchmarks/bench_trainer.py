@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 def trainer_seconds(cfg, work: Path) -> list[float]:
     """s_per_step of every step `workbench train` ran, but each epoch's first (it follows a save)."""
-    from workbench.config import save_toml
-    from workbench.runs import read_metrics
+    from workbench.config.schema import save_toml
+    from workbench.runs.registry import read_metrics
     save_toml(cfg, work / "bench.toml")
     env = {**os.environ, "WORKBENCH_HOME": str(work / "home")}
     done = subprocess.run([sys.executable, "-m", "workbench", "train", str(work / "bench.toml"), "--run-dir",
@@ -47,7 +47,7 @@ def bare_seconds(cfg, epochs: int) -> list[float]:
 
     from trainer.data import epoch_batches, load_pixels
     from trainer.network_registry import create_network
-    from workbench.plan import make_plan
+    from workbench.planning.plan import make_plan
     torch.set_num_threads(cfg.num_cpu_threads_per_process)
     torch.manual_seed(0)
     folder = cfg.pretrained_model_name_or_path
@@ -91,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "trainer.json"))
     args = parser.parse_args(argv)
-    from workbench.config import load_toml
-    from workbench.demo import build_demo
+    from workbench.config.schema import load_toml
+    from workbench.models.demo import build_demo
     from workbench.quiet import quiet_libraries
     quiet_libraries()
     with tempfile.TemporaryDirectory() as tmp:

@@ -84,9 +84,9 @@ def random_models(name: str, device, tiny_dir: Path):
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
     from trainer.models import CONFIG_DIR, FAMILIES, Models, load_models
-    from workbench.config import TrainConfig
-    from workbench.demo import build_demo, write_tokenizer
-    from workbench.modelinfo import ModelInfo
+    from workbench.config.schema import TrainConfig
+    from workbench.models.demo import build_demo, write_tokenizer
+    from workbench.models.modelinfo import ModelInfo
     if name == "tiny-sd1":
         return load_models(TrainConfig(pretrained_model_name_or_path=str(build_demo(tiny_dir).sd1_model)))
     folder = CONFIG_DIR / ("sdxl-base" if name == "sdxl" else "sd15")
@@ -126,7 +126,7 @@ def run_cell(cell: Cell, warmup: int, steps: int, tiny_dir: Path) -> dict:
     from accelerate.state import AcceleratorState
 
     from trainer.stepper import WEIGHT_DTYPES, Stepper
-    from workbench.config import TrainConfig
+    from workbench.config.schema import TrainConfig
     cfg = TrainConfig(network_dim=16, network_alpha=16.0, mixed_precision=cell.precision,
                       gradient_checkpointing=cell.gradient_checkpointing, optimizer_type=cell.optimizer,
                       learning_rate=1e-4, lr_scheduler="constant", train_batch_size=cell.batch,

@@ -119,7 +119,7 @@ def trainer_stepper(setup: Setup, backend: str):
     from accelerate import Accelerator
 
     from trainer.stepper import MicroBatch, Stepper
-    from workbench.config import TrainConfig
+    from workbench.config.schema import TrainConfig
     cfg = TrainConfig(network_dim=16, network_alpha=16.0, mixed_precision="bf16", optimizer_type="AdamW",
                       learning_rate=1e-4, lr_scheduler="constant", train_batch_size=setup.batch,
                       network_train_unet_only=True, cache_text_encoder_outputs=True, max_grad_norm=1.0,

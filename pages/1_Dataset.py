@@ -7,20 +7,20 @@ import streamlit as st
 
 from ui.caption_job import job_strip
 from ui.caption_panel import caption_panel
-from ui.common import setup_page
 from ui.dataset_bulk import bulk_panel
 from ui.dataset_charts import bucket_panel, tag_chart
-from ui.dataset_data import load_dataset, load_layout
 from ui.dataset_findings import findings_panel
-from ui.dataset_folders import folder_field
 from ui.dataset_grid import image_filter, image_grid
 from ui.dataset_masks import mask_toggle
 from ui.dataset_problems import problems_panel
 from ui.dataset_subsets import subsets_panel
 from ui.dataset_table import caption_table
-from ui.params_state import show_flash
-from workbench.dataset_tables import filter_images
+from ui.shared_data import load_dataset, load_layout
+from ui.shared_folders import folder_field
+from ui.shared_page import setup_page
+from ui.shared_state import show_flash
 from workbench.errors import UserError
+from workbench.views.dataset_tables import filter_images
 
 cfg = setup_page("Dataset")
 st.title("Dataset")

@@ -5,16 +5,16 @@ with their breakdown; the LR schedule chart; config files in and out. Every edit
 workspace's current.toml at once, so a refresh keeps it."""
 import streamlit as st
 
-from ui.common import setup_page
 from ui.params_fields import show_findings
 from ui.params_io import import_report, kohya_panel, toml_panel
 from ui.params_model_pick import model_pick_panel
-from ui.params_state import show_flash
 from ui.params_summary import lr_chart, model_panel, steps_panel
 from ui.params_topic import topic_fields
-from workbench.config import FIELDS, GROUPS
-from workbench.config_topics import where
-from workbench.validate import validate
+from ui.shared_page import setup_page
+from ui.shared_state import show_flash
+from workbench.config.schema import FIELDS, GROUPS
+from workbench.config.topics import where
+from workbench.config.validate import validate
 
 cfg = setup_page("Parameters")
 st.title("Parameters")

@@ -1,16 +1,17 @@
 """Training: start a run of the current config, watch it live, stop it, open past runs.
-Everything shown is rebuilt from the run dirs on disk (workbench.runs), never kept only in the
+Everything shown is rebuilt from the run dirs on disk (workbench.runs.registry), never kept only in the
 session, so a refresh, a closed browser or a restarted app shows the same runs."""
 import streamlit as st
 
-from ui.common import setup_page
-from ui.params_state import show_flash
+from ui.shared_page import setup_page
+from ui.shared_state import show_flash
 from ui.training_history import delete_panel, run_picker, selected_run, tensorboard_panel
 from ui.training_live import live_view
 from ui.training_queue import queue_panel
 from ui.training_samples import compare_panel
 from ui.training_start import start_panel
-from workbench import run_queue, runs
+from workbench.runs import queue as run_queue
+from workbench.runs import registry as runs
 
 cfg = setup_page("Training")
 st.title("Training")

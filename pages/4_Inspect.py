@@ -3,7 +3,6 @@ two, and load the settings one was trained with into Parameters. Reads headers o
 streams the file); a bad file shows the same one-line sentence as `workbench inspect`."""
 import streamlit as st
 
-from ui.common import setup_page
 from ui.inspect_compare import comparison_section
 from ui.inspect_pick import pick_lora
 from ui.inspect_settings import use_settings_section
@@ -17,8 +16,9 @@ from ui.inspect_view import (
     tags_section,
     training_section,
 )
+from ui.shared_page import setup_page
 from workbench.errors import UserError
-from workbench.inspect import compare, describe
+from workbench.lora.inspect import compare, describe
 
 cfg = setup_page("Inspect")
 st.title("Inspect")

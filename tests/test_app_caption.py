@@ -14,7 +14,7 @@ from tests.caption_models import build_tagger
 from tests.conftest import make_image
 from workbench import workspace
 from workbench.captioning import jobs
-from workbench.config import TrainConfig
+from workbench.config.schema import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = str(ROOT / "pages" / "1_Dataset.py")

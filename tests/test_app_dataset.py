@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.conftest import make_image
 from workbench import workspace
-from workbench.config import TrainConfig
+from workbench.config.schema import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = str(ROOT / "pages" / "1_Dataset.py")

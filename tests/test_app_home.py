@@ -12,7 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from workbench import workspace
-from workbench.config import TrainConfig
+from workbench.config.schema import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -44,7 +44,7 @@ def test_first_start_builds_the_demo_once_and_says_it_has_random_weights():
     demo): they used to run two builds that collided, "Directory not empty" in both tabs."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from ui.common import build_demo_once
+    from ui.shared_page import build_demo_once
     assert not workspace.current_config_path().exists()
     with ThreadPoolExecutor(max_workers=2) as pool:
         problems = list(pool.map(lambda _: build_demo_once(), range(2)))

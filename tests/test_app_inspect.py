@@ -13,8 +13,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from workbench import workspace
-from workbench.config import TrainConfig
-from workbench.hashes import model_hash_file
+from workbench.config.schema import TrainConfig
+from workbench.lora.hashes import model_hash_file
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")

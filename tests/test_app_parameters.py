@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.conftest import make_image
 from workbench import workspace
-from workbench.config import FIELDS, TrainConfig, load_toml, to_toml
+from workbench.config.schema import FIELDS, TrainConfig, load_toml, to_toml
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = str(ROOT / "pages" / "2_Parameters.py")

@@ -15,8 +15,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import diffusers_stub
-from workbench import runs, workspace
-from workbench.config import TrainConfig, save_toml
+from workbench import workspace
+from workbench.config.schema import TrainConfig, save_toml
+from workbench.runs import registry as runs
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -52,7 +53,7 @@ def dead_pid() -> int:
 
 def write_run(cfg: TrainConfig, name: str, state: str, steps: int, pid: int, error: str = "",
               log: str = "", outputs=()) -> Path:
-    """A run dir exactly as the trainer leaves it (the contract in workbench/runs.py)."""
+    """A run dir exactly as the trainer leaves it (the contract in workbench/runs/registry.py)."""
     run_dir = workspace.runs_dir() / name
     run_dir.mkdir(parents=True)
     save_toml(cfg, run_dir / "config.toml")
@@ -97,7 +98,7 @@ def test_renders_with_no_runs(cfg):
 def test_start_panel_says_how_long_the_run_is(cfg, monkeypatch):
     """The number to check before pressing Start: the plan's steps, next to the button."""
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")        # no GPU, on any machine: the fast path's CPU answer
-    from workbench.plan import make_plan
+    from workbench.planning.plan import make_plan
     plan = make_plan(cfg)
     at = run_page()
     assert f"**{plan.total_steps} steps** ({plan.epochs} epoch(s) of {plan.steps_per_epoch} steps" in texts(at)
@@ -190,7 +191,7 @@ def test_start_refuses_a_second_run_on_the_same_output_and_stop_ends_it(cfg, mon
 
 @pytest.mark.slow
 def test_tensorboard_button_starts_one_server_in_its_own_session_and_reuses_it(cfg):
-    from workbench import tensorboard
+    from workbench.runs import tensorboard
     at = run_page()
     at.button[-1].click().run()           # "Start TensorBoard", the page's last button
     assert not at.exception, at.exception
@@ -213,7 +214,8 @@ def test_tensorboard_button_starts_one_server_in_its_own_session_and_reuses_it(c
 
 
 def test_tensorboard_stop_button_ends_it_and_leaves_no_defunct_process(cfg):
-    from workbench import runs, tensorboard
+    from workbench.runs import registry as runs
+    from workbench.runs import tensorboard
     at = run_page()
     at.button[-1].click().run()           # "Start TensorBoard"
     board = tensorboard.running()
@@ -250,7 +252,7 @@ def write_samples(run_dir: Path, steps, prompts=("a cat", "a cat, night"), missi
     `missing`: (step, prompt index) never rendered."""
     from PIL import Image
 
-    from workbench.sample_prompts import sample_file_name, when_tag
+    from workbench.runs.sample_prompts import sample_file_name, when_tag
     (run_dir / "samples").mkdir()
     events = []
     for step in steps:

@@ -1,5 +1,5 @@
 """Buckets against a second, straightforward implementation written here from the issue's text
-(not from workbench/buckets.py), over many random sizes and parameters; plus the named rules."""
+(not from workbench/planning/buckets.py), over many random sizes and parameters; plus the named rules."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from workbench.buckets import Bucketer, BucketError, BucketSpec, cover_size, crop_box, make_bucket_resolutions
+from workbench.planning.buckets import Bucketer, BucketError, BucketSpec, cover_size, crop_box, make_bucket_resolutions
 
 # ---------------------------------------------------------------- the issue's text, literally
 
@@ -171,9 +171,9 @@ def test_assignment_is_memoised_per_size():
 
 def test_min_and_max_bucket_reso_are_rounded_to_the_step_as_sd_scripts_does(tmp_path):
     from tests.conftest import make_image
-    from workbench.buckets import bucket_range
-    from workbench.config import TrainConfig
-    from workbench.plan import make_plan
+    from workbench.config.schema import TrainConfig
+    from workbench.planning.buckets import bucket_range
+    from workbench.planning.plan import make_plan
     assert bucket_range(200, 1000, 64) == (192, 1024)
     assert bucket_range(256, 1024, 64) == (256, 1024)
     assert bucket_range(250, 1030, 64) == (192, 1088)

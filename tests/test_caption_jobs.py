@@ -18,7 +18,7 @@ from workbench.captioning.models import resolve_model
 from workbench.captioning.run import CHANGED_ON_DISK, CaptionRun, collect_items
 from workbench.captioning.settings import CaptionSettings
 from workbench.captioning.wd14 import Tagger
-from workbench.captions import pending_undos, undo_last
+from workbench.dataset.captions import pending_undos, undo_last
 from workbench.errors import UserError
 
 

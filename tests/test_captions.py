@@ -7,9 +7,9 @@ import json
 import pytest
 
 from tests.conftest import make_image
-from workbench import captions
-from workbench.captions import BulkOp, CaptionConflict
-from workbench.dataset import scan
+from workbench.dataset import captions
+from workbench.dataset.captions import BulkOp, CaptionConflict
+from workbench.dataset.scan import scan
 from workbench.errors import UserError
 
 

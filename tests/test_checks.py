@@ -5,8 +5,8 @@ import json
 
 from tests.conftest import make_image, run_cli, write_caption, write_checkpoint, write_config
 from tests.test_modelinfo import SD1, SDXL
-from workbench.checks import BackgroundCheck, cuda_available, failing, run_checks
-from workbench.config import TrainConfig, new_config
+from workbench.config.schema import TrainConfig, new_config
+from workbench.runs.preflight import BackgroundCheck, cuda_available, failing, run_checks
 
 
 def clean_setup(tmp_path, **changes) -> TrainConfig:
@@ -203,7 +203,7 @@ def test_background_check_reports_progress_and_the_same_findings(tmp_path):
 
 
 def test_background_check_never_reports_nothing_when_it_failed(tmp_path, monkeypatch):
-    import workbench.checks as checks
+    import workbench.runs.preflight as checks
 
     def broken(*args):
         raise RuntimeError("disk on fire")
@@ -239,8 +239,8 @@ def test_an_incomplete_diffusers_folder_is_an_error_before_the_run(tmp_path):
 
 
 def test_xformers_needs_a_gpu():
-    from workbench.checks import hardware_findings
-    from workbench.config import TrainConfig
+    from workbench.config.schema import TrainConfig
+    from workbench.runs.preflight import hardware_findings
 
     def xformers(cfg, cuda):
         return [f.level for f in hardware_findings(cfg, cuda) if f.field == "xformers"]

@@ -100,8 +100,8 @@ def test_import_and_help_load_no_heavy_library():
 
 
 def test_core_modules_and_commands_load_no_heavy_library():
-    modules = ["workbench", "workbench.config", "workbench.validate", "workbench.dataset", "workbench.buckets",
-               "workbench.plan", "workbench.schedules", "workbench.checks", "workbench.kohya", "workbench.modelinfo",
+    modules = ["workbench", "workbench.config.schema", "workbench.config.validate", "workbench.dataset.scan", "workbench.planning.buckets",
+               "workbench.planning.plan", "workbench.planning.schedules", "workbench.runs.preflight", "workbench.config.kohya", "workbench.models.modelinfo",
                "workbench.commands.plan", "workbench.commands.schedule", "workbench.commands.check",
                "workbench.commands.import_kohya", "workbench.commands.export"]
     code = (f"import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\n"

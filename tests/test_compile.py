@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from workbench.config import load_toml
-from workbench.demo import build_demo
+from workbench.config.schema import load_toml
+from workbench.models.demo import build_demo
 
 pytestmark = pytest.mark.slow
 # (images, latent height, latent width): four buckets of a 128-px run at batch 2

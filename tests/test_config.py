@@ -5,7 +5,7 @@ import pytest
 import tomllib
 
 from tests.conftest import write_config
-from workbench.config import (
+from workbench.config.schema import (
     FIELDS,
     GROUPS,
     ConfigError,

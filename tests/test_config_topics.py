@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from workbench.config import ADVANCED, FIELDS, GROUPS, TrainConfig, opt, to_toml
-from workbench.config_topics import MORE, SECTIONS, field_label, field_section, sections_of, where, widget_label
+from workbench.config.schema import ADVANCED, FIELDS, GROUPS, TrainConfig, opt, to_toml
+from workbench.config.topics import MORE, SECTIONS, field_label, field_section, sections_of, where, widget_label
 
 
 def test_every_field_has_a_label_a_topic_and_a_section_of_that_topic():

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import make_image, write_caption
-from workbench.dataset import DatasetError, parse_subset_name, scan
+from workbench.dataset.scan import DatasetError, parse_subset_name, scan
 
 
 def test_subset_names_split_on_the_first_underscore():

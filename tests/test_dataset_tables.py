@@ -4,8 +4,9 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import make_image
-from workbench.config import new_config
-from workbench.dataset_tables import (
+from workbench.config.schema import new_config
+from workbench.planning.plan import make_plan
+from workbench.views.dataset_tables import (
     ImageFilter,
     bucket_assignment_rows,
     bucket_histogram_rows,
@@ -14,7 +15,6 @@ from workbench.dataset_tables import (
     subset_rows,
     top_tags,
 )
-from workbench.plan import make_plan
 
 
 @pytest.fixture

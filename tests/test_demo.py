@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from workbench.demo import RANDOM_WEIGHTS_NOTE, TRIGGER, build_demo
-from workbench.modelinfo import model_info
-from workbench.plan import make_plan
-from workbench.validate import errors, validate
+from workbench.config.validate import errors, validate
+from workbench.models.demo import RANDOM_WEIGHTS_NOTE, TRIGGER, build_demo
+from workbench.models.modelinfo import model_info
+from workbench.planning.plan import make_plan
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,7 +79,7 @@ def test_diffusers_loads_both_models_with_real_shapes(demo):
 
 
 def test_the_configs_are_valid_and_plan_several_buckets(demo):
-    from workbench.config import load_toml
+    from workbench.config.schema import load_toml
     for path, sdxl in ((demo.config, False), (demo.config_sdxl, True)):
         cfg, unknown = load_toml(path)
         assert unknown == [] and cfg.sdxl is sdxl
@@ -96,8 +96,8 @@ def test_the_configs_are_valid_and_plan_several_buckets(demo):
 
 def test_the_demo_passes_its_own_preflight_without_errors_or_duplicates(demo):
     """A newcomer's first `workbench check` on the demo must not flag the demo itself."""
-    from workbench.checks import run_checks
-    from workbench.config import load_toml
+    from workbench.config.schema import load_toml
+    from workbench.runs.preflight import run_checks
     cfg, _ = load_toml(demo.config)
     findings = run_checks(cfg, cuda=False)
     assert [f.line() for f in findings if f.level == "error"] == []

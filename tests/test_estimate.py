@@ -8,9 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from workbench import runs, workspace
-from workbench.config import TrainConfig, save_toml
-from workbench.estimate import GPU_TABLE, estimate
+from workbench import workspace
+from workbench.config.schema import TrainConfig, save_toml
+from workbench.planning.estimate import GPU_TABLE, estimate
+from workbench.runs import registry as runs
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from workbench.config import TrainConfig
-from workbench.face_crop import face_crop_box, face_from_name
-from workbench.validate import validate
+from workbench.config.schema import TrainConfig
+from workbench.config.validate import validate
+from workbench.dataset.face_crop import face_crop_box, face_from_name
 
 
 def test_face_from_the_file_name():
@@ -69,6 +69,6 @@ def planned(path: Path, size, bucket):
     """The planned use of one image, as the plan makes it without buckets (cover, then cut)."""
     from types import SimpleNamespace
 
-    from workbench.buckets import cover_size
+    from workbench.planning.buckets import cover_size
     info = SimpleNamespace(path=path, size=size)
     return SimpleNamespace(info=info, bucket=bucket, resized=cover_size(*size, bucket))

@@ -1,14 +1,14 @@
-"""The fast path's decision (workbench/fast_path.py): compile on a CUDA GPU when the plan's steps win
+"""The fast path's decision (workbench/planning/fast_path.py): compile on a CUDA GPU when the plan's steps win
 back the compile, never on the CPU unless torch_compile asks, and one switch turns it off; the
 export to sd-scripts leaves the workbench-only switch out and says so."""
 from __future__ import annotations
 
 import pytest
 
-from workbench import fast_path
-from workbench.config import new_config
-from workbench.kohya import export_sd_scripts
-from workbench.validate import validate
+from workbench.config.kohya import export_sd_scripts
+from workbench.config.schema import new_config
+from workbench.config.validate import validate
+from workbench.planning import fast_path
 
 
 def steps_that_pay(sdxl: bool) -> int:

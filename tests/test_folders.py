@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import make_image
-from workbench import folders
-from workbench.dataset import scan
+from workbench.dataset import folders
+from workbench.dataset.scan import scan
 from workbench.errors import UserError
 
 
@@ -76,7 +76,7 @@ def test_same_repeats_is_a_no_op(root):
 def test_fingerprint_changes_on_caption_write_and_rename_not_on_reads(root):
     import os
 
-    from workbench.captions import write_caption
+    from workbench.dataset.captions import write_caption
     for folder in (root, root / "10_sks dog"):       # older than the clock tick of the writes below
         os.utime(folder, ns=(10**9, 10**9))
     before = folders.fingerprint([root])

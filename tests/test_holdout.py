@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 
 from tests.test_plan import config
-from workbench import holdout
-from workbench.config import TrainConfig
-from workbench.plan import make_plan
-from workbench.validate import validate
+from workbench.config.schema import TrainConfig
+from workbench.config.validate import validate
+from workbench.planning import holdout
+from workbench.planning.plan import make_plan
 
 
 def test_counts_are_sd_scripts_ceil_and_round():
@@ -72,7 +72,7 @@ def test_check_findings_for_validation():
 
 
 def test_the_step_breakdown_says_what_is_held_out_and_what_remains(tmp_path):
-    from workbench.step_breakdown import breakdown
+    from workbench.views.step_breakdown import breakdown
     cfg = config(tmp_path, {"2_sks": [(512, 512)] * 7}, max_train_epochs=1, validation_split=0.5, validation_seed=1,
                  validate_every_n_steps=10)
     lines = breakdown(make_plan(cfg), cfg).lines()

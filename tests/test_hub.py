@@ -15,8 +15,8 @@ import pytest
 
 from tests.fake_hub import FakeHub
 from tests.hub_cache import fill_hub_cache
-from workbench.demo import build_demo
-from workbench.hub import choose_files, is_repo_id
+from workbench.models.demo import build_demo
+from workbench.models.hub import choose_files, is_repo_id
 
 ROOT = Path(__file__).resolve().parents[1]
 REPO = "acme/tiny-sd1"
@@ -58,7 +58,7 @@ def cli(env: dict, *args) -> subprocess.CompletedProcess:
 
 
 def repo_config(tmp_path: Path, demo, model: str, **values) -> Path:
-    from workbench.config import load_toml, save_toml
+    from workbench.config.schema import load_toml, save_toml
     cfg, _ = load_toml(demo.config)
     path = tmp_path / "repo.toml"
     save_toml(cfg.replace(pretrained_model_name_or_path=model, output_dir=str(tmp_path / "out"), **values), path)

@@ -50,9 +50,9 @@ def test_check_names_huge_images_and_what_they_cost(tmp_path, dataset):
 
 def test_thumbnails_and_the_trainer_load_huge_images(tmp_path, dataset):
     from trainer.data import load_pixels
-    from workbench.config import new_config
-    from workbench.plan import make_plan
-    from workbench.thumbnails import render
+    from workbench.config.schema import new_config
+    from workbench.dataset.thumbnails import render
+    from workbench.planning.plan import make_plan
     assert render(dataset / "2_cat" / "bomb-size.png", side=64)[:2] == b"\xff\xd8"      # a JPEG
     plan = make_plan(new_config(train_data_dir=str(dataset)))
     image = next(im for im in plan.images if im.info.path.name == "bomb-size.png")

@@ -14,8 +14,8 @@ import pytest
 from safetensors.numpy import save_file
 
 from tests.conftest import run_cli, write_checkpoint
-from workbench.config import TrainConfig
-from workbench.inspect import (
+from workbench.config.schema import TrainConfig
+from workbench.lora.inspect import (
     MetadataError,
     bucket_info,
     check_hash,
@@ -406,7 +406,7 @@ def test_header_path_reads_little_and_imports_no_torch(tmp_path):
 import sys
 def rchar():
     return int(next(l for l in open("/proc/self/io") if l.startswith("rchar")).split()[1])
-from workbench.inspect import describe, check_hash
+from workbench.lora.inspect import describe, check_hash
 before = rchar()
 inspection = describe({str(path)!r})
 described = rchar() - before

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workbench.config import TrainConfig
-from workbench.outputs import removed_epoch, removed_step, superseded
-from workbench.validate import validate
+from workbench.config.schema import TrainConfig
+from workbench.config.validate import validate
+from workbench.runs.outputs import removed_epoch, removed_step, superseded
 
 
 def test_epoch_rule_keeps_the_last_n_saves():

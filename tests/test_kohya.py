@@ -9,8 +9,8 @@ import pytest
 import tomllib
 
 from tests.conftest import run_cli, write_config
-from workbench.config import ConfigError, TrainConfig, load_toml, new_config
-from workbench.kohya import export_sd_scripts, import_file, import_sd_scripts, split_args
+from workbench.config.kohya import export_sd_scripts, import_file, import_sd_scripts, split_args
+from workbench.config.schema import ConfigError, TrainConfig, load_toml, new_config
 
 # kohya_ss v23-style LoRA config: numbers as strings and "", secrets filled in
 STANDARD_SD15 = {
@@ -125,7 +125,7 @@ def test_loha_preset(tmp_path):
     assert cfg.caption_extension == ".none-use-foldername" and cfg.bucket_reso_steps == 1
     assert (cfg.multires_noise_iterations, cfg.multires_noise_discount, cfg.noise_offset) == (8, 0.2, 0.0)
     assert report["noise_offset"] == ("ignored", "noise_offset_type is Multires: the kohya_ss GUI does not pass it")
-    from workbench.validate import validate
+    from workbench.config.validate import validate
     assert any(f.field == "bucket_reso_steps" and f.level == "error" for f in validate(cfg))
 
 
@@ -156,7 +156,7 @@ def test_legacy_keys(tmp_path):
 def test_unsupported_network_type_is_kept_for_check_to_refuse(tmp_path):
     cfg = imported(tmp_path, {"LoRA_type": "Kohya DyLoRA", "epoch": 1}).config
     assert cfg.network_module == "networks.dylora"
-    from workbench.validate import validate
+    from workbench.config.validate import validate
     assert any(f.field == "network_module" and "networks.lora" in f.message for f in validate(cfg))
 
 
@@ -248,7 +248,7 @@ def test_sd_scripts_toml_uses_sd_scripts_defaults_for_missing_keys(tmp_path):
 
 
 def test_our_own_toml_imports_unchanged(tmp_path):
-    from workbench.config import save_toml
+    from workbench.config.schema import save_toml
     cfg = TrainConfig(network_dim=12, seed=7)
     assert import_file(save_toml(cfg, tmp_path / "ours.toml")).config == cfg
 
@@ -352,7 +352,7 @@ def test_every_exported_key_is_a_real_sd_scripts_argument():
 def test_export_then_import_gives_the_same_job():
     cfg = everything_set()
     again, _ = import_sd_scripts(tomllib.loads(export_sd_scripts(cfg).toml()))
-    from workbench.config import from_dict
+    from workbench.config.schema import from_dict
     back = from_dict(again)[0]
     assert back.replace(num_cpu_threads_per_process=cfg.num_cpu_threads_per_process) == cfg
 

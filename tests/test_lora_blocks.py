@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from tests.test_network import config, make_network
-from workbench.config import ConfigError, TrainConfig
-from workbench.kohya import import_file
-from workbench.lora_blocks import block_count, block_index, lr_weights, parse_blocks
-from workbench.validate import validate
+from workbench.config.kohya import import_file
+from workbench.config.schema import ConfigError, TrainConfig
+from workbench.config.validate import validate
+from workbench.lora.blocks import block_count, block_index, lr_weights, parse_blocks
 
 
 def test_block_index_of_sd_and_sdxl_names():
@@ -108,7 +108,7 @@ def test_the_guis_block_keys_become_network_args_for_standard_lora(tmp_path):
 
 
 def test_the_lr_chart_draws_the_weighted_blocks():
-    from workbench.schedule_chart import chart_frames
+    from workbench.views.schedule_chart import chart_frames
     cfg = TrainConfig(learning_rate=1e-4, lr_scheduler="constant", lr_warmup_steps=0,
                       network_args=["down_lr_weight=1,0.5,0.5,0.25"])
     curves, _ = chart_frames(cfg, total_steps=10, steps_per_epoch=5, epochs=2)

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from workbench.config import ConfigError, TrainConfig
-from workbench.kohya import import_file
-from workbench.schedule_chart import chart_frames
-from workbench.schedules import make_schedule
-from workbench.validate import validate
+from workbench.config.kohya import import_file
+from workbench.config.schema import ConfigError, TrainConfig
+from workbench.config.validate import validate
+from workbench.planning.schedules import make_schedule
+from workbench.views.schedule_chart import chart_frames
 
 
 def test_a_parts_own_ratio_wins_over_the_common_one():

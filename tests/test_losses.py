@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from trainer import losses, noise
-from workbench.config import TrainConfig
+from workbench.config.schema import TrainConfig
 
 # an error of 1 and of -0.5 between prediction and target, in one sample
 PRED = torch.tensor([[[[1.0, -0.5]]]])

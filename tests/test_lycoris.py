@@ -6,7 +6,7 @@ import torch
 
 from tests.kohya_naming import kohya_names
 from tests.test_network import make_network, save_lora, saved_names, text_output, tiny_text_encoder, unet_output
-from workbench.config import TrainConfig
+from workbench.config.schema import TrainConfig
 from workbench.errors import UserError
 
 # The tensors each algorithm writes per module, in the names A1111 / ComfyUI read.

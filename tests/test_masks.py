@@ -1,4 +1,4 @@
-"""Loss masks (workbench/masks.py): where they come from, the preflight on a mask folder, the
+"""Loss masks (workbench/dataset/masks.py): where they come from, the preflight on a mask folder, the
 Dataset page's overlay, and the config rules of masked_loss / alpha_mask."""
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from workbench.config import TrainConfig, new_config
-from workbench.masks import OVERLAY_RGB, load_mask, mask_findings, mask_source, overlay
-from workbench.validate import validate
+from workbench.config.schema import TrainConfig, new_config
+from workbench.config.validate import validate
+from workbench.dataset.masks import OVERLAY_RGB, load_mask, mask_findings, mask_source, overlay
 
 
 def rgba(path: Path, size=(64, 32), transparent_left=True) -> Path:

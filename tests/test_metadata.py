@@ -10,11 +10,11 @@ import sys
 import pytest
 
 from tests.conftest import make_image
-from workbench import metadata
-from workbench.buckets import Bucketer, BucketSpec
-from workbench.config import TrainConfig
-from workbench.lora_metadata import config_from_metadata
-from workbench.plan import make_plan
+from workbench.config.schema import TrainConfig
+from workbench.lora import write_metadata as metadata
+from workbench.lora.read_metadata import config_from_metadata
+from workbench.planning.buckets import Bucketer, BucketSpec
+from workbench.planning.plan import make_plan
 
 ISSUE_KEYS = """ss_network_module ss_network_dim ss_network_alpha ss_network_args ss_network_dropout ss_learning_rate
 ss_unet_lr ss_text_encoder_lr ss_num_train_images ss_num_reg_images ss_num_batches_per_epoch ss_num_epochs ss_epoch
@@ -121,7 +121,7 @@ def test_the_frozen_config_rebuilds_the_run(run):
 
 
 def test_workbench_modules_do_not_import_torch():
-    code = ("import sys, workbench.metadata, workbench.demo, workbench.commands.train, workbench.commands.demo; "
+    code = ("import sys, workbench.lora.write_metadata, workbench.models.demo, workbench.commands.train, workbench.commands.demo; "
             "heavy = [m for m in ('torch', 'diffusers', 'transformers', 'streamlit') if m in sys.modules]; "
             "print(heavy); sys.exit(bool(heavy))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -10,10 +10,11 @@ import json
 
 import pytest
 
-from workbench import __version__, metadata
-from workbench.config import load_toml
-from workbench.demo import build_demo
-from workbench.plan import make_plan
+from workbench import __version__
+from workbench.config.schema import load_toml
+from workbench.lora import write_metadata as metadata
+from workbench.models.demo import build_demo
+from workbench.planning.plan import make_plan
 
 # the run, not the job: times, the session, the base model's and the file's hashes, sd-scripts' commit
 RUN_DEPENDENT = {"ss_session_id", "ss_training_started_at", "ss_training_finished_at", "ss_sd_model_hash",

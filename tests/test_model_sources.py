@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import diffusers_stub, write_checkpoint
 from tests.hub_cache import fill_hub_cache
-from workbench import model_sources
+from workbench.models import sources as model_sources
 
 ROOT = Path(__file__).resolve().parents[1]
 SD1_KEYS = {"model.diffusion_model.input_blocks.0.0.weight": (4, 4), "cond_stage_model.transformer.x": (2,)}
@@ -62,7 +62,7 @@ def test_recent_models_come_first_newest_first_and_once(tmp_path):
 
 
 def test_the_hugging_face_cache_lists_whole_diffusers_repos(tmp_path, workspace):
-    from workbench.demo import build_demo
+    from workbench.models.demo import build_demo
     demo = build_demo(tmp_path / "demo")
     cache = tmp_path / "hf"
     fill_hub_cache(cache, "acme/tiny-sdxl", demo.sdxl_model)

@@ -6,8 +6,8 @@ import json
 import pytest
 
 from tests.conftest import write_checkpoint
-from workbench.config import TrainConfig
-from workbench.modelinfo import ModelError, contradiction, model_info
+from workbench.config.schema import TrainConfig
+from workbench.models.modelinfo import ModelError, contradiction, model_info
 
 UNET_KEY = "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight"
 SD1 = {"cond_stage_model.transformer.text_model.embeddings.token_embedding.weight": (8, 4), UNET_KEY: (320, 768)}
@@ -66,7 +66,7 @@ def test_what_cannot_be_told_is_a_clear_error(tmp_path):
 
 def test_an_incomplete_diffusers_folder_names_what_is_missing(tmp_path):
     from tests.conftest import diffusers_stub
-    from workbench.modelinfo import missing_components
+    from workbench.models.modelinfo import missing_components
     folder = diffusers_stub(tmp_path / "m")
     assert missing_components(folder, "sd1") == []
     (folder / "vae" / "diffusion_pytorch_model.safetensors").unlink()

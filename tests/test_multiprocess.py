@@ -15,13 +15,13 @@ import pytest
 
 from trainer.data import accumulation_groups, process_share
 from trainer.processes import process_seed
-from workbench import runs
-from workbench.config import load_toml
-from workbench.demo import build_demo
+from workbench.config.schema import load_toml
 from workbench.errors import UserError
-from workbench.hashes import model_hash_file
-from workbench.plan import count_steps, make_plan
-from workbench.safetensors_header import metadata_of, read_header
+from workbench.lora.hashes import model_hash_file
+from workbench.lora.header import metadata_of, read_header
+from workbench.models.demo import build_demo
+from workbench.planning.plan import count_steps, make_plan
+from workbench.runs import registry as runs
 
 ROOT = Path(__file__).resolve().parents[1]
 PROCESSES = 2

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tests.kohya_naming import kohya_names
-from workbench.config import TrainConfig
+from workbench.config.schema import TrainConfig
 from workbench.errors import UserError
 
 TINY_SIZE = 8   # latent pixels of the tiny UNet

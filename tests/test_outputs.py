@@ -1,8 +1,8 @@
-"""Output names (workbench/outputs.py): what a run writes, what is refused, the free name offered."""
+"""Output names (workbench/runs/outputs.py): what a run writes, what is refused, the free name offered."""
 from __future__ import annotations
 
-from workbench import outputs
-from workbench.config import TrainConfig
+from workbench.config.schema import TrainConfig
+from workbench.runs import outputs
 
 
 def test_planned_outputs_skip_the_last_epoch_and_existing_ones_are_refused(tmp_path):

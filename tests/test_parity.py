@@ -11,9 +11,10 @@ import torch
 
 from tests.conftest import make_image
 from trainer import models, optim, sampling, saving
-from workbench import metadata, sample_prompts
-from workbench.config import TrainConfig
-from workbench.plan import make_plan
+from workbench.config.schema import TrainConfig
+from workbench.lora import write_metadata as metadata
+from workbench.planning.plan import make_plan
+from workbench.runs import sample_prompts
 
 
 @pytest.fixture
@@ -181,7 +182,7 @@ def test_prompt_options_in_any_case_and_steps_within_1_to_1000():
 
 @pytest.fixture(scope="module")
 def sd1_models(tmp_path_factory):
-    from workbench.demo import build_demo
+    from workbench.models.demo import build_demo
     demo = build_demo(tmp_path_factory.getbasetemp() / "demo")
     return models.load_models(TrainConfig(pretrained_model_name_or_path=str(demo.sd1_model)))
 

@@ -6,8 +6,8 @@ import math
 import pytest
 
 from tests.conftest import make_image, write_caption
-from workbench.config import TrainConfig
-from workbench.plan import PlanError, balance_reg_repeats, count_steps, make_plan
+from workbench.config.schema import TrainConfig
+from workbench.planning.plan import PlanError, balance_reg_repeats, count_steps, make_plan
 
 
 def folders(root, spec):

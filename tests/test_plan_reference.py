@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from tests.conftest import load_reference, make_image
-from workbench.config import TrainConfig
-from workbench.plan import make_plan
+from workbench.config.schema import TrainConfig
+from workbench.planning.plan import make_plan
 
 CASES = load_reference("plan-cases.json")
 
@@ -52,7 +52,7 @@ def test_plan_matches_reference(case, tmp_path):
 def test_plan_cli_json_matches_reference(tmp_path):
     case = CASES[2]  # has reg balancing
     cfg = build_case(case, tmp_path)
-    from workbench.config import save_toml
+    from workbench.config.schema import save_toml
     path = save_toml(cfg, tmp_path / "c.toml")
     out = subprocess.run([sys.executable, "-m", "workbench", "plan", str(path), "--json"],
                          capture_output=True, text=True, check=True)

@@ -1,9 +1,9 @@
-"""weighted_captions' prompt syntax (workbench/prompt_weights.py), on sd-scripts' documented examples."""
+"""weighted_captions' prompt syntax (workbench/dataset/prompt_weights.py), on sd-scripts' documented examples."""
 from __future__ import annotations
 
 import pytest
 
-from workbench.prompt_weights import weighted_runs
+from workbench.dataset.prompt_weights import weighted_runs
 
 
 @pytest.mark.parametrize("text, runs", [

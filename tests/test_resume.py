@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from workbench import runs
-from workbench.config import load_toml, save_toml
-from workbench.demo import build_demo
-from workbench.resume import resume_config
+from workbench.config.schema import load_toml, save_toml
+from workbench.models.demo import build_demo
+from workbench.runs import registry as runs
+from workbench.runs.resume import resume_config
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]

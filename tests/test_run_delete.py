@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from workbench import runs, workspace
-from workbench.config import TrainConfig
-from workbench.run_delete import delete_run
+from workbench import workspace
+from workbench.config.schema import TrainConfig
+from workbench.runs import registry as runs
+from workbench.runs.delete import delete_run
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,11 +7,13 @@ import json
 import time
 
 from tests.conftest import make_image
-from workbench import run_queue, runs, workspace
-from workbench.config import TrainConfig
-from workbench.estimate import estimate
-from workbench.run_estimate import ESTIMATE_FILE, estimate_check, read_estimate
-from workbench.training_view import history_rows
+from workbench import workspace
+from workbench.config.schema import TrainConfig
+from workbench.planning.estimate import estimate
+from workbench.runs import queue as run_queue
+from workbench.runs import registry as runs
+from workbench.runs.estimate_record import ESTIMATE_FILE, estimate_check, read_estimate
+from workbench.views.training import history_rows
 
 
 def dataset_config(tmp_path, **changes) -> TrainConfig:

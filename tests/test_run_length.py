@@ -14,8 +14,8 @@ from streamlit.testing.v1 import AppTest
 from tests.conftest import make_image, run_cli, write_config
 from tests.test_app_parameters import PAGE
 from workbench import workspace
-from workbench.config import TrainConfig, load_toml, new_config
-from workbench.validate import validate
+from workbench.config.schema import TrainConfig, load_toml, new_config
+from workbench.config.validate import validate
 
 STEPS_PER_EPOCH = 18          # 12 images × 3 repeats, batch 2: 18 batches (one bucket)
 
@@ -109,8 +109,8 @@ def test_the_trainer_runs_max_train_steps_and_records_them(tmp_path):
     """Steps only, in the middle of an epoch: the trainer stops at that step, and ss_max_train_steps /
     ss_num_epochs say what ran (18 demo steps per epoch: 20 steps is 2 epochs)."""
     from tests.test_trainer import train_in_process
-    from workbench.demo import build_demo
-    from workbench.safetensors_header import metadata_of, read_header
+    from workbench.lora.header import metadata_of, read_header
+    from workbench.models.demo import build_demo
     demo = build_demo(tmp_path / "demo")
     cfg, _ = load_toml(demo.config)
     cfg = cfg.replace(output_dir=str(tmp_path / "out"), max_train_epochs=None, max_train_steps=20,

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from workbench import run_queue, runs
-from workbench.config import load_toml, save_toml
-from workbench.demo import build_demo
+from workbench.config.schema import load_toml, save_toml
+from workbench.models.demo import build_demo
+from workbench.runs import queue as run_queue
+from workbench.runs import registry as runs
 
 ROOT = Path(__file__).resolve().parents[1]
 WAIT_S = 300          # a generous bound on a tiny CPU run; no assertion depends on it

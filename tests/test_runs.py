@@ -1,4 +1,4 @@
-"""The run-dir contract (workbench/runs.py): run dirs, launching the real trainer process, the
+"""The run-dir contract (workbench/runs/registry.py): run dirs, launching the real trainer process, the
 lock against a second run of the same output, liveness against pid reuse, stopping while the
 trainer is still starting, and the incremental metrics reader."""
 from __future__ import annotations
@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from workbench import runs
-from workbench.config import TrainConfig, new_config
+from workbench.config.schema import TrainConfig, new_config
+from workbench.runs import registry as runs
 
 
 def config(tmp_path, **changes) -> TrainConfig:
@@ -34,7 +34,7 @@ def wait_for(predicate, timeout=60.0):
 def test_create_run_freezes_the_config_and_never_reuses_a_run_dir(tmp_path):
     cfg = config(tmp_path, train_batch_size=3)
     run_dir = runs.create_run(cfg, tmp_path / "run")
-    frozen, _ = __import__("workbench.config", fromlist=["load_toml"]).load_toml(run_dir / "config.toml")
+    frozen, _ = __import__("workbench.config.schema", fromlist=["load_toml"]).load_toml(run_dir / "config.toml")
     assert frozen == cfg
     with pytest.raises(runs.RunError, match="already holds a run"):
         runs.create_run(cfg, run_dir)

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import save, save_file
 
-from workbench.hashes import hashes_of_bytes, legacy_hash_stream, model_hash_file, model_hash_stream
-from workbench.safetensors_header import HeaderError, metadata_of, read_header, read_scalars, shortest, tensor_entries
+from workbench.lora.hashes import hashes_of_bytes, legacy_hash_stream, model_hash_file, model_hash_stream
+from workbench.lora.header import HeaderError, metadata_of, read_header, read_scalars, shortest, tensor_entries
 
 META = {"ss_tag_frequency": json.dumps({"5_猫": {"猫": 3, "café": 2}}, ensure_ascii=False), "ss_network_dim": "4"}
 

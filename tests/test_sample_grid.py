@@ -1,13 +1,13 @@
-"""sample_grid: real PNGs named as the trainer names them (workbench.sample_prompts, which
+"""sample_grid: real PNGs named as the trainer names them (workbench.runs.sample_prompts, which
 trainer/sampling.py calls) become rows by epoch/step × columns by prompt, aligned, with gaps."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from tests.conftest import make_image
-from workbench.config import new_config, save_toml
-from workbench.sample_grid import When, build_grid, run_grid, run_prompts, side_by_side
-from workbench.sample_prompts import parse_sample_name, sample_file_name, when_tag
+from workbench.config.schema import new_config, save_toml
+from workbench.runs.sample_prompts import parse_sample_name, sample_file_name, when_tag
+from workbench.views.sample_grid import When, build_grid, run_grid, run_prompts, side_by_side
 
 T0 = 1_800_000_000.0        # a fixed local time for the names' stamps (seconds since the epoch)
 PROMPTS = "# a comment\nlorat, red circle --w 128 --h 128 --d 1\n\nlorat, yellow square --n blurry\n"

@@ -1,11 +1,11 @@
-"""LR chart data: curves from workbench.schedules, markers at the right steps."""
+"""LR chart data: curves from workbench.planning.schedules, markers at the right steps."""
 from __future__ import annotations
 
 import math
 
-from workbench.config import TrainConfig
-from workbench.schedule_chart import chart_frames, markers, sampled_steps
-from workbench.schedules import make_schedule
+from workbench.config.schema import TrainConfig
+from workbench.planning.schedules import make_schedule
+from workbench.views.schedule_chart import chart_frames, markers, sampled_steps
 
 
 def marks(cfg, total, per_epoch, epochs):

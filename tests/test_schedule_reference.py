@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from tests.conftest import load_reference
-from workbench.config import TrainConfig, save_toml
-from workbench.schedules import lr_lambda, make_schedule
+from workbench.config.schema import TrainConfig, save_toml
+from workbench.planning.schedules import lr_lambda, make_schedule
 
 CASES = load_reference("schedule-cases.json")
 

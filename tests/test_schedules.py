@@ -5,8 +5,8 @@ import math
 
 import pytest
 
-from workbench.config import TrainConfig
-from workbench.schedules import has_warmup, lr_lambda, make_schedule, warmup_steps_for
+from workbench.config.schema import TrainConfig
+from workbench.planning.schedules import has_warmup, lr_lambda, make_schedule, warmup_steps_for
 
 
 def test_warmup_int_is_steps_and_float_below_one_is_a_ratio():

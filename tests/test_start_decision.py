@@ -1,4 +1,4 @@
-"""One start decision (workbench.runs.start_blockers): the Training page, `workbench train` and the
+"""One start decision (workbench.runs.registry.start_blockers): the Training page, `workbench train` and the
 trainer itself refuse the same config with the same lines, every blocker at once."""
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from streamlit.testing.v1 import AppTest
 
 from tests.conftest import diffusers_stub, make_image, run_cli
 from workbench import workspace
-from workbench.checks import cuda_available
-from workbench.config import TrainConfig, save_toml
+from workbench.config.schema import TrainConfig, save_toml
 from workbench.errors import UserError
-from workbench.runs import start_blockers
+from workbench.runs.preflight import cuda_available
+from workbench.runs.registry import start_blockers
 
 
 def three_blockers(tmp_path) -> TrainConfig:

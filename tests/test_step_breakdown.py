@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import make_image
-from workbench.config import TrainConfig
-from workbench.plan import make_plan
-from workbench.schedules import stop_text_encoder_step
-from workbench.step_breakdown import breakdown, warmup_of
+from workbench.config.schema import TrainConfig
+from workbench.planning.plan import make_plan
+from workbench.planning.schedules import stop_text_encoder_step
+from workbench.views.step_breakdown import breakdown, warmup_of
 
 
 @pytest.fixture

@@ -77,12 +77,12 @@ def test_the_circle_finder_finds_one():
 
 def test_every_network_module_the_config_offers_has_a_builder():
     from trainer.network_registry import BUILDERS
-    from workbench.config import NETWORK_MODULES
+    from workbench.config.schema import NETWORK_MODULES
     assert set(BUILDERS) == set(NETWORK_MODULES)
 
 
 def test_the_optimizers_and_samplers_the_config_offers_are_the_trainers():
     from trainer.optim import OPTIMIZERS as BUILT
     from trainer.sampling import SAMPLERS as BUILT_SAMPLERS
-    from workbench.config import OPTIMIZERS, SAMPLERS
+    from workbench.config.schema import OPTIMIZERS, SAMPLERS
     assert set(BUILT) == set(OPTIMIZERS) and set(BUILT_SAMPLERS) == set(SAMPLERS)

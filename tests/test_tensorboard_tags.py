@@ -4,8 +4,8 @@ logs the first group again as lr/textencoder unless network_train_unet_only and 
 lr/group<i>; D-Adaptation / Prodigy add lr/d*lr/… for each."""
 from __future__ import annotations
 
-from workbench import tensorboard_tags as tags
-from workbench.config import new_config
+from workbench.config.schema import new_config
+from workbench.runs import tensorboard_tags as tags
 
 
 def test_text_encoder_and_unet():

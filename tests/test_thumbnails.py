@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import make_image
-from workbench import thumbnails
+from workbench.dataset import thumbnails
 from workbench.errors import UserError
 from workbench.workspace import thumbs_dir
 

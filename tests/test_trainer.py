@@ -17,12 +17,12 @@ import pytest
 
 from tests.kohya_naming import kohya_names
 from tests.test_metadata_sd_scripts import DEMO_JOB, RUN_DEPENDENT, WORKBENCH_KEYS
-from workbench import runs
-from workbench.config import TrainConfig, from_dict, load_toml
-from workbench.demo import build_demo
-from workbench.plan import make_plan
-from workbench.safetensors_header import metadata_of, read_header, tensor_entries
-from workbench.schedules import make_schedule
+from workbench.config.schema import TrainConfig, from_dict, load_toml
+from workbench.lora.header import metadata_of, read_header, tensor_entries
+from workbench.models.demo import build_demo
+from workbench.planning.plan import make_plan
+from workbench.planning.schedules import make_schedule
+from workbench.runs import registry as runs
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +62,7 @@ def sd1_run(demo, tmp_path_factory):
     base = tmp_path_factory.mktemp("sd1")
     cfg = demo_config(demo, base / "out", max_train_epochs=2, sample_every_n_epochs=2)
     config_path = base / "config.toml"
-    from workbench.config import save_toml
+    from workbench.config.schema import save_toml
     save_toml(cfg, config_path)
     env = {**os.environ, "WORKBENCH_HOME": str(base / "home")}
     command = [sys.executable, "-m", "workbench", "train", str(config_path), "--run-dir", str(base / "run")]
@@ -331,7 +331,7 @@ def test_existing_output_is_refused_at_start_and_left_alone(demo, tmp_path):
 
 
 def test_workbench_train_prints_the_error_and_exits_non_zero(demo, tmp_path):
-    from workbench.config import save_toml
+    from workbench.config.schema import save_toml
     cfg = demo_config(demo, tmp_path / "out", pretrained_model_name_or_path=str(tmp_path / "gone"))
     save_toml(cfg, tmp_path / "config.toml")
     done = subprocess.run([sys.executable, "-m", "workbench", "train", str(tmp_path / "config.toml"),
@@ -344,7 +344,7 @@ def test_workbench_train_prints_the_error_and_exits_non_zero(demo, tmp_path):
 
 
 def test_workbench_train_refused_for_existing_outputs_creates_nothing(demo, tmp_path):
-    from workbench.config import save_toml
+    from workbench.config.schema import save_toml
     out = tmp_path / "out"
     out.mkdir()
     (out / "demo-lora.safetensors").write_bytes(b"precious")
@@ -427,7 +427,7 @@ def test_latents_cached_on_disk_are_reused_and_uncached_flipped_batches_train(de
 def test_ctrl_c_on_workbench_train_stops_the_trainer_which_saves_first(demo, tmp_path):
     import signal
 
-    from workbench.config import save_toml
+    from workbench.config.schema import save_toml
     save_toml(demo_config(demo, tmp_path / "out", max_train_epochs=100, sample_every_n_epochs=None),
               tmp_path / "config.toml")
     run_dir = tmp_path / "run"

@@ -12,7 +12,7 @@ from PIL import Image
 
 from tests.test_trainer import demo_config, of_kind, train_in_process
 from tests.test_trainer_options import from_ss_keys, saved_metadata
-from workbench.demo import build_demo
+from workbench.models.demo import build_demo
 
 pytestmark = pytest.mark.slow
 
@@ -106,19 +106,19 @@ def test_conditioning_masks_and_what_sd_scripts_records(demo, tmp_path):
     # sd-scripts records none of masked_loss / alpha_mask / conditioning_data_dir; workbench_config keeps them
     assert not [k for k in meta if "mask" in k or "conditioning" in k]
     assert from_ss_keys(meta)[0].masked_loss is False
-    from workbench.lora_metadata import config_from_metadata
+    from workbench.lora.read_metadata import config_from_metadata
     back, _ = config_from_metadata(meta)
     assert back.masked_loss and back.conditioning_data_dir == str(masks)
 
 
 def test_a_missing_mask_is_refused_before_the_start(demo, tmp_path):
-    from workbench.checks import Progress, dataset_findings
+    from workbench.runs.preflight import Progress, dataset_findings
     masks = tmp_path / "masks"
     masks.mkdir()
     cfg = short_run(demo, tmp_path / "out", masked_loss=True, conditioning_data_dir=str(masks))
     errors = [f for f in dataset_findings(cfg, Progress()) if f.level == "error"]
     assert [f.field for f in errors] == ["conditioning_data_dir"] and len(errors[0].files) == 24
-    from workbench.runs import start_blockers
+    from workbench.runs.registry import start_blockers
     blockers = start_blockers(cfg)                       # the Training page, `workbench train` and the trainer
     assert len(blockers) == 1 and blockers[0].startswith("conditioning_data_dir: 24 training image(s) have no mask")
 
@@ -140,7 +140,7 @@ def test_face_crop_trains_without_buckets_and_is_recorded(demo, tmp_path):
     meta = saved_metadata(tmp_path / "out")
     assert meta["ss_face_crop_aug_range"] == "(1.5, 3.0)"                 # sd-scripts' parsed tuple
     assert from_ss_keys(meta)[0].face_crop_aug_range == "1.5,3.0"
-    from workbench.lora_metadata import training_parameters
+    from workbench.lora.read_metadata import training_parameters
     images = dict(dict(training_parameters(meta))["Images"])
     assert images["face_crop_aug_range"] == "(1.5, 3.0)"                  # Inspect shows it with the other image keys
     assert saved_metadata_default(demo, tmp_path)["ss_face_crop_aug_range"] == "None"
@@ -197,10 +197,10 @@ def test_xformers_missing_is_one_line(demo, tmp_path, monkeypatch):
     import importlib.util
 
     from tests.conftest import run_cli
-    from workbench.config import save_toml
+    from workbench.config.schema import save_toml
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "xformers" else real(name, *a))
-    from workbench.validate import validate
+    from workbench.config.validate import validate
     cfg = short_run(demo, tmp_path / "out", xformers=True)
     found = [f for f in validate(cfg) if f.field == "xformers"]
     assert found[0].level == "error" and "pip install xformers" in found[0].message
@@ -212,7 +212,7 @@ def test_xformers_missing_is_one_line(demo, tmp_path, monkeypatch):
 def test_weighted_captions_on_sdxl_long_captions(demo):
     """SDXL, 150 tokens (two windows): both encoders' rows scaled, the pooled output untouched."""
     from trainer import models as model_loading
-    from workbench.config import TrainConfig
+    from workbench.config.schema import TrainConfig
     models = model_loading.load_models(TrainConfig(pretrained_model_name_or_path=str(demo.sdxl_model), sdxl=True))
     models.weighted = True
     with torch.no_grad():

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from tests.test_trainer import demo_config, of_kind, train_in_process
-from workbench.demo import build_demo
-from workbench.lora_metadata import config_from_metadata
-from workbench.metadata import CONFIG_KEY
-from workbench.safetensors_header import metadata_of, read_header
+from workbench.lora.header import metadata_of, read_header
+from workbench.lora.read_metadata import config_from_metadata
+from workbench.lora.write_metadata import CONFIG_KEY
+from workbench.models.demo import build_demo
 
 pytestmark = pytest.mark.slow
 
@@ -105,8 +105,8 @@ def test_noise_options_train_and_are_recorded(demo, tmp_path):
 
 
 def saved_metadata_of_default(demo, tmp_path) -> dict[str, str]:
-    from workbench.metadata import RunFacts, training_metadata
-    from workbench.plan import make_plan
+    from workbench.lora.write_metadata import RunFacts, training_metadata
+    from workbench.planning.plan import make_plan
     cfg = short_run(demo, tmp_path / "plain")
     facts = RunFacts(seed=1, session_id=1, started_at=0.0, optimizer="AdamW", lr_scheduler="cosine",
                      network_dim=cfg.network_dim, network_alpha=cfg.network_alpha)
@@ -134,7 +134,7 @@ def test_loraplus_groups_train_at_ratio_times_the_base_and_are_logged(demo, tmp_
 def test_validation_loss_is_logged_per_step_and_epoch_and_recorded(demo, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from workbench.plan import make_plan
+    from workbench.planning.plan import make_plan
     cfg = short_run(demo, tmp_path / "out", max_train_steps=0, max_train_epochs=2, validation_split=0.2,
                     validation_seed=5, validate_every_n_steps=4, max_validation_steps=2)
     plan = make_plan(cfg)
@@ -196,9 +196,9 @@ def test_augmentations_and_caption_options_train_uncached_and_are_recorded(demo,
 def test_block_ranks_and_block_lrs_train_and_show_in_inspect(demo, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from workbench.inspect import describe
-    from workbench.lora_blocks import block_index
-    from workbench.lora_structure import modules_by_block
+    from workbench.lora.blocks import block_index
+    from workbench.lora.inspect import describe
+    from workbench.lora.structure import modules_by_block
     plain = short_run(demo, tmp_path / "plain", max_train_steps=1)
     assert train_in_process(plain, tmp_path / "run-plain")[0] == 0
     present = sorted({block_index(m.name, False) for m in describe(tmp_path / "plain" / "demo-lora.safetensors")
@@ -262,7 +262,7 @@ def test_fp8_base_stores_the_base_weights_in_fp8_and_trains(demo, tmp_path, flag
     import torch
 
     from trainer.recipe import Recipe
-    from workbench import runs
+    from workbench.runs import registry as runs
     cfg = short_run(demo, tmp_path / "out", mixed_precision="bf16", full_bf16=True, sample_every_n_steps=2,
                     **{flag: True})                  # samples render from the fp8 model too
     runs.create_run(cfg, tmp_path / "run")

@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from tests.kohya_naming import RESNET_NAMES, unet_prefixes
-from workbench import runs
-from workbench.config import load_toml
-from workbench.demo import build_demo
-from workbench.safetensors_header import metadata_of, read_header
+from workbench.config.schema import load_toml
+from workbench.lora.header import metadata_of, read_header
+from workbench.models.demo import build_demo
+from workbench.runs import registry as runs
 
 pytestmark = pytest.mark.slow
 VAE_ATTENTION_NAMES = (("group_norm.", "norm."), ("to_q.", "q."), ("to_k.", "k."), ("to_v.", "v."),

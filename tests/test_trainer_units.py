@@ -14,10 +14,10 @@ import torch
 
 from tests.conftest import make_image
 from trainer import data, optim, sampling, saving
-from workbench.config import TrainConfig, new_config, save_toml
+from workbench.config.schema import TrainConfig, new_config, save_toml
 from workbench.errors import UserError
-from workbench.plan import make_plan
-from workbench.schedules import curve, warmup_steps_for
+from workbench.planning.plan import make_plan
+from workbench.planning.schedules import curve, warmup_steps_for
 
 
 @pytest.fixture
@@ -338,7 +338,7 @@ def test_fp16_on_the_cpu_is_refused_before_loading_anything(tmp_path):
 @pytest.fixture(scope="module")
 def sd1(tmp_path_factory):
     from trainer.models import load_models
-    from workbench.demo import build_demo
+    from workbench.models.demo import build_demo
     demo = build_demo(tmp_path_factory.getbasetemp() / "demo")
     return load_models(TrainConfig(pretrained_model_name_or_path=str(demo.sd1_model)))
 
@@ -401,7 +401,7 @@ def test_max_token_length_reads_more_of_the_caption_and_keeps_the_first_window(s
 
 def test_a_pickle_checkpoint_is_read_without_code_and_its_family_checked(tmp_path):
     from trainer.models import checked_model_info
-    from workbench.modelinfo import ModelError
+    from workbench.models.modelinfo import ModelError
     path = tmp_path / "xl.ckpt"
     torch.save({"state_dict": {"conditioner.embedders.1.model.token_embedding.weight": torch.zeros(2, 2),
                                "model.diffusion_model.out.2.weight": torch.zeros(2)}}, path)
@@ -528,7 +528,7 @@ def test_random_crop_and_color_aug_change_an_image_at_each_use(tmp_path):
 
 
 def test_augmentations_are_refused_with_cached_latents():
-    from workbench.validate import validate
+    from workbench.config.validate import validate
     found = {f.field: f for f in validate(TrainConfig(max_train_epochs=1, color_aug=True, random_crop=True))}
     assert found["color_aug"].level == "error" and "cache_latents" in found["color_aug"].message
     assert found["random_crop"].level == "error"

@@ -9,11 +9,12 @@ import sys
 import pytest
 
 from tests.conftest import diffusers_stub
-from workbench import runs, workspace
-from workbench.config import TrainConfig
+from workbench import workspace
+from workbench.config.schema import TrainConfig
 from workbench.errors import UserError
-from workbench.runs import start_blockers, start_run
-from workbench.training_view import (
+from workbench.runs import registry as runs
+from workbench.runs.registry import start_blockers, start_run
+from workbench.views.training import (
     Ema,
     RunMetrics,
     diagnose,

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from workbench.config import OPTIMIZERS, SCHEDULERS, TrainConfig, new_config
-from workbench.validate import errors, validate
+from workbench.config.schema import OPTIMIZERS, SCHEDULERS, TrainConfig, new_config
+from workbench.config.validate import errors, validate
 
 CLEAN = new_config(optimizer_type="AdamW")
 
@@ -99,7 +99,7 @@ def test_required_paths_only_when_asked():
 
 
 def test_bucket_range_rounding_and_sdxl_clip_skip_are_noted():
-    from workbench.validate import validate
+    from workbench.config.validate import validate
     notes = {f.field: f for f in validate(new_config(min_bucket_reso=200, max_bucket_reso=1000))}
     assert notes["min_bucket_reso"].level == "note" and "used as 192" in notes["min_bucket_reso"].message
     assert "used as 1024" in notes["max_bucket_reso"].message

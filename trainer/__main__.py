@@ -23,7 +23,7 @@ def main(argv: list[str]) -> int:
         return 2
     if not (Path(argv[0]) / "config.toml").is_file():
         print(f"trainer: {Path(argv[0]) / 'config.toml'} not found; make the run with `workbench train` "
-              "(or workbench.runs.create_run)", file=sys.stderr)
+              "(or workbench.runs.registry.create_run)", file=sys.stderr)
         return 2
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _remember)
@@ -34,12 +34,12 @@ def main(argv: list[str]) -> int:
 
 
 def start_next_queued() -> None:
-    """The queue moves on when a trainer ends, app or no app (workbench.run_queue). Process 0
+    """The queue moves on when a trainer ends, app or no app (workbench.runs.queue). Process 0
     only; a failure to start the next run is that run's, said in its status, never this one's."""
     from trainer.processes import launched_rank
     if launched_rank() != 0:
         return
-    from workbench import run_queue
+    from workbench.runs import queue as run_queue
     try:
         started = run_queue.advance()
     except Exception as exc:    # noqa: BLE001 — this run has ended; its exit code stays its own

@@ -14,7 +14,7 @@ def attention_choice(cfg) -> str:
 
 def set_attention(unet, cfg) -> str:
     """Give every attention layer of the UNet the chosen processor; returns a line for the log.
-    xformers missing is refused before the run starts (workbench/validate.py)."""
+    xformers missing is refused before the run starts (workbench/config/validate.py)."""
     from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
     choice = attention_choice(cfg)
     if choice == "mem_eff_attn":

@@ -21,12 +21,12 @@ import numpy as np
 import torch
 
 from trainer import augment
-from workbench.buckets import crop_box, sdxl_crop_ltrb
-from workbench.dataset import DatasetError
-from workbench.face_crop import face_crop_box, face_from_name
+from workbench.dataset.face_crop import face_crop_box, face_from_name
+from workbench.dataset.images import UnreadableImage, open_image, pil_image
+from workbench.dataset.scan import DatasetError
 from workbench.fileio import write_bytes_atomic
-from workbench.images import UnreadableImage, open_image, pil_image
-from workbench.plan import Plan, PlannedImage
+from workbench.planning.buckets import crop_box, sdxl_crop_ltrb
+from workbench.planning.plan import Plan, PlannedImage
 
 
 @dataclass

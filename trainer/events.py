@@ -16,7 +16,7 @@ from collections import deque
 from pathlib import Path
 
 from trainer.trackers import close_wandb
-from workbench.runs import proc_start_time, write_status
+from workbench.runs.registry import proc_start_time, write_status
 
 STATUS_EVERY_S = 2.0       # seconds between status.json rewrites during steps
 LOG_EVERY_S = 10.0         # seconds between progress lines in trainer.log

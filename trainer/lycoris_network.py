@@ -31,7 +31,7 @@ from trainer.network import (
     unet_name_rule,
 )
 from workbench.errors import UserError
-from workbench.lora_names import canonical_lora_name, is_text_encoder_name
+from workbench.lora.names import canonical_lora_name, is_text_encoder_name
 
 DEFAULT_PRESET = "kohya"
 PRESET_ATTRIBUTES = ("ENABLE_CONV", "UNET_TARGET_REPLACE_MODULE", "UNET_TARGET_REPLACE_NAME",

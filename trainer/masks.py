@@ -1,4 +1,4 @@
-"""Loss masks per use (masked_loss / alpha_mask, workbench/masks.py finds them): each image's mask
+"""Loss masks per use (masked_loss / alpha_mask, workbench/dataset/masks.py finds them): each image's mask
 scaled, cut and mirrored exactly as its pixels were, as a (batch, H, W) tensor in [0, 1] at the
 bucket's pixel size; the step shrinks it to the latent size by area averaging and multiplies the
 loss by it (sd-scripts' apply_masked_loss). Masks of centre-cut uses are kept in memory (a bucket
@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from trainer.data import resized_image
-from workbench.buckets import crop_box
-from workbench.masks import load_mask, mask_source
+from workbench.dataset.masks import load_mask, mask_source
+from workbench.planning.buckets import crop_box
 
 
 class Masks:

@@ -6,7 +6,7 @@ how a prompt becomes UNet conditioning, and which diffusers pipeline samples. Th
 
 Loading: a diffusers folder, or a single-file checkpoint through diffusers' from_single_file with
 the component configs shipped in trainer/model_configs (never a hub). The family is read from the
-checkpoint (workbench/modelinfo.py, the rule preflight uses) and a contradiction with the v2/sdxl
+checkpoint (workbench/models/modelinfo.py, the rule preflight uses) and a contradiction with the v2/sdxl
 flags is refused before anything heavy is loaded.
 """
 from __future__ import annotations
@@ -20,9 +20,8 @@ import torch
 from trainer import token_windows, weighted_tokens
 from trainer.token_windows import CLIP_WINDOW
 from trainer.vae_file import load_vae
-from workbench.buckets import sdxl_crop_ltrb
-from workbench.hub import ensure_local, is_repo_id
-from workbench.modelinfo import (
+from workbench.models.hub import ensure_local, is_repo_id
+from workbench.models.modelinfo import (
     ModelError,
     ModelInfo,
     contradiction,
@@ -31,6 +30,7 @@ from workbench.modelinfo import (
     model_info,
     prediction_mismatch,
 )
+from workbench.planning.buckets import sdxl_crop_ltrb
 
 CONFIG_DIR = Path(__file__).parent / "model_configs"
 SINGLE_FILE_CONFIGS = {("sd1", False): "sd15", ("sd2", False): "sd21-512", ("sd2", True): "sd21-768-v",

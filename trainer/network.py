@@ -4,7 +4,7 @@ Targets: every Linear and 1x1 Conv2d inside the UNet's Transformer2DModel blocks
 inside the text encoders' CLIPAttention / CLIPMLP; with network_args conv_dim (and conv_alpha)
 also every Linear and Conv2d of ResnetBlock2D, Downsample2D and Upsample2D (3x3 convs at
 conv_dim, the rest at network_dim). Each target keeps its frozen weight W and gains
-ΔW = up · down · alpha / rank, added to its output. Names follow workbench/lora_names.py.
+ΔW = up · down · alpha / rank, added to its output. Names follow workbench/lora/names.py.
 
 `create_lora_network` builds networks.lora; trainer/lycoris_network.py builds lycoris.kohya on the
 same `Network`, which is what the trainer talks to; trainer/network_registry.py picks one by
@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 from workbench.errors import UserError
-from workbench.lora_blocks import BLOCK_ARGS, Blocks, block_index, parse_blocks
-from workbench.lora_names import (
+from workbench.lora.blocks import BLOCK_ARGS, Blocks, block_index, parse_blocks
+from workbench.lora.names import (
     UNET_PREFIX,
     canonical_lora_name,
     is_text_encoder_name,

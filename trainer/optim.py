@@ -4,7 +4,7 @@ optimizer_args are "key=value" strings whose values are Python literals (ast.lit
 sd-scripts). A builder may add the arguments sd-scripts adds (SGD's momentum, Adafactor's
 relative_step) to the dict it is given; ss_optimizer records them, as sd-scripts does.
 
-The schedule is a torch LambdaLR with one workbench.schedules.lr_lambda per param group, the very
+The schedule is a torch LambdaLR with one workbench.planning.schedules.lr_lambda per param group, the very
 function the app draws, so the preview is the curve run. Adafactor with its relative step uses
 transformers' AdafactorSchedule instead (its LR lives inside the optimizer).
 """
@@ -14,9 +14,9 @@ import ast
 
 import torch
 
-from workbench.config import parse_key_values
+from workbench.config.schema import parse_key_values
 from workbench.errors import UserError
-from workbench.schedules import lr_lambda, warmup_steps_for
+from workbench.planning.schedules import lr_lambda, warmup_steps_for
 
 
 def parse_optimizer_args(items: list[str]) -> dict:

@@ -21,16 +21,18 @@ from trainer import models as model_loading
 from trainer.events import LossWindow, RunEvents, StopRequest
 from trainer.masks import Masks
 from trainer.stepper import WEIGHT_DTYPES, MicroBatch, Stepper
-from workbench import fast_path, holdout, metadata, outputs
-from workbench import tensorboard_tags as tb_tags
-from workbench.config import load_toml
+from workbench.config.schema import load_toml
 from workbench.errors import UserError
-from workbench.hashes import hashes_of_bytes
-from workbench.plan import make_plan
+from workbench.lora import write_metadata as metadata
+from workbench.lora.hashes import hashes_of_bytes
+from workbench.planning import fast_path, holdout
+from workbench.planning.plan import make_plan
+from workbench.planning.schedules import stop_text_encoder_step
 from workbench.quiet import quiet_libraries
-from workbench.resume import STATE_FOLDER
-from workbench.runs import start_blockers
-from workbench.schedules import stop_text_encoder_step
+from workbench.runs import outputs
+from workbench.runs import tensorboard_tags as tb_tags
+from workbench.runs.registry import start_blockers
+from workbench.runs.resume import STATE_FOLDER
 
 SAVE_DTYPES = {"float": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -419,7 +421,7 @@ class Recipe:
             print(f"process {processes.launched_rank()}: {state}: {error}", file=sys.stderr, flush=True)
         fields = {"error": error} if error else {}
         self.events.emit("end", status=state, step=self.progress.step, **fields)
-        # the estimate of a later run with these settings reads it (workbench/estimate.py)
+        # the estimate of a later run with these settings reads it (workbench/planning/estimate.py)
         peak = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None
         self.events.status(state=state, step=self.progress.step, error=error, finished_at=time.time(),
                            peak_gpu_memory_bytes=peak)

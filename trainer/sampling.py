@@ -1,5 +1,5 @@
 """Sample images during training from a prompt file in kohya's format (read by
-workbench.sample_prompts, which the Training page's gallery reads too). Images go to
+workbench.runs.sample_prompts, which the Training page's gallery reads too). Images go to
 RUN_DIR/samples under sd-scripts' names, one sample event each.
 """
 from __future__ import annotations
@@ -8,9 +8,9 @@ import random
 from pathlib import Path
 
 from workbench.errors import UserError
-from workbench.sample_prompts import SamplePrompt, read_prompt_file, sample_file_name, when_tag  # noqa: F401
+from workbench.runs.sample_prompts import SamplePrompt, read_prompt_file, sample_file_name, when_tag  # noqa: F401
 
-# the prompts are read and the files named by workbench.sample_prompts, as the gallery reads them back
+# the prompts are read and the files named by workbench.runs.sample_prompts, as the gallery reads them back
 
 # sample_sampler -> (diffusers scheduler class, extra config); k_* are sd-scripts' aliases
 SAMPLERS = {
@@ -100,5 +100,5 @@ def prompt_embeddings(sample: SamplePrompt, encode) -> dict:
 
 def sample_path(samples_dir: Path, output_name: str, at: str, index: int, sample: SamplePrompt,
                 when: float | None = None) -> Path:
-    """Where a sample goes: samples_dir / sd-scripts' name (workbench.sample_prompts.sample_file_name)."""
+    """Where a sample goes: samples_dir / sd-scripts' name (workbench.runs.sample_prompts.sample_file_name)."""
     return samples_dir / sample_file_name(output_name, at, index, sample.seed, when)

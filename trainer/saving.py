@@ -15,7 +15,7 @@ import torch
 
 from workbench.errors import UserError
 from workbench.fileio import write_bytes_atomic
-from workbench.hashes import hashes_of_bytes, legacy_hash_stream
+from workbench.lora.hashes import hashes_of_bytes, legacy_hash_stream
 
 # ---------------------------------------------------------------- LoRA files
 

@@ -35,7 +35,7 @@ class Stepper:
 
     def __init__(self, cfg, models: model_loading.Models, accelerator, total_steps: int,
                  compile_unet: bool | None = None, log=print):
-        """compile_unet: the fast path's choice (workbench/fast_path.py); None: cfg.torch_compile."""
+        """compile_unet: the fast path's choice (workbench/planning/fast_path.py); None: cfg.torch_compile."""
         self.cfg, self.models, self.accelerator = cfg, models, accelerator
         self.device, self.dtype = accelerator.device, WEIGHT_DTYPES[cfg.mixed_precision]
         self.noise_scheduler = model_loading.noise_scheduler(cfg.v_parameterization)

@@ -2,12 +2,12 @@
 strategy_sd/strategy_sdxl.encode_tokens_with_weights). Each weighted run of the caption is tokenized
 on its own, the tokens joined and cut to max_token_length, each token carrying its run's weight;
 after encoding, every token's output row is multiplied by its weight (BOS, EOS and padding by 1).
-The prompt syntax itself is parsed in workbench/prompt_weights.py."""
+The prompt syntax itself is parsed in workbench/dataset/prompt_weights.py."""
 from __future__ import annotations
 
 import torch
 
-from workbench.prompt_weights import weighted_runs
+from workbench.dataset.prompt_weights import weighted_runs
 
 
 def weighted_ids(tokenizer, caption: str, max_tokens: int) -> tuple[list[int], list[float]]:

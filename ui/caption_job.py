@@ -6,10 +6,10 @@ from __future__ import annotations
 import streamlit as st
 
 from ui.dataset_bulk import undo_newest_edit
-from ui.dataset_data import forget_scan
+from ui.shared_data import forget_scan
 from workbench.captioning import jobs
 from workbench.captioning.summary import counts_line, eta_text, reason_lines
-from workbench.captions import pending_undos
+from workbench.dataset.captions import pending_undos
 
 REFRESH_S = 1.0          # seconds between looks at a running job
 SEEN_KEY = "captioner_seen"   # (job, images done) at the last full-page render

@@ -13,8 +13,8 @@ from workbench import workspace
 from workbench.captioning import jobs
 from workbench.captioning.recent import load_last, save_last
 from workbench.captioning.settings import EXISTING_POLICIES, CaptionSettings, cli_args, split_list
+from workbench.dataset.thumbnails import ThumbnailError, thumbnail
 from workbench.errors import UserError
-from workbench.thumbnails import ThumbnailError, thumbnail
 
 PREVIEW_IMAGES = 4
 PREVIEW_KEY = "captioner_preview"        # (settings, folder, rows) of the last preview in this session

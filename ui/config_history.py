@@ -11,9 +11,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui.params_state import flash
+from ui.shared_state import flash
 from workbench import workspace
-from workbench.config import TrainConfig, load_toml, save_toml
+from workbench.config.schema import TrainConfig, load_toml, save_toml
 from workbench.errors import UserError
 from workbench.fileio import write_json_atomic
 

@@ -6,11 +6,11 @@ import datetime
 
 import streamlit as st
 
-from ui.dataset_data import forget_scan
-from ui.params_state import flash, run_action
-from workbench.captions import BULK_KINDS, BulkOp, apply_changes, pending_undos, preview, undo_last
-from workbench.dataset_tables import caption_of
+from ui.shared_data import forget_scan
+from ui.shared_state import flash, run_action
+from workbench.dataset.captions import BULK_KINDS, BulkOp, apply_changes, pending_undos, preview, undo_last
 from workbench.errors import UserError
+from workbench.views.dataset_tables import caption_of
 
 PREVIEW_ROWS = 200
 

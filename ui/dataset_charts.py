@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from ui.tag_chart import tag_bar_chart
-from workbench.dataset_tables import bucket_assignment_rows, bucket_histogram_rows, reg_balance_note, top_tags
+from workbench.views.dataset_tables import bucket_assignment_rows, bucket_histogram_rows, reg_balance_note, top_tags
 
 
 def tag_chart(dataset, limit: int = 30) -> None:

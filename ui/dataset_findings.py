@@ -1,15 +1,15 @@
-"""Preflight findings (workbench.checks) with the files each one names.
+"""Preflight findings (workbench.runs.preflight) with the files each one names.
 
 Preflight decodes every image in full, so it runs when asked, in a background thread
-(workbench.checks.BackgroundCheck) with a progress bar, never on every rerun. The check object is
+(workbench.runs.preflight.BackgroundCheck) with a progress bar, never on every rerun. The check object is
 a server-side resource keyed on the config and the dataset's version, so a refresh while it runs
 finds it still running, and asking again after it finished shows the findings at once."""
 from __future__ import annotations
 
 import streamlit as st
 
-from workbench.checks import BackgroundCheck
-from workbench.folders import fingerprint
+from workbench.dataset.folders import fingerprint
+from workbench.runs.preflight import BackgroundCheck
 
 LEVELS = {"error": st.error, "warning": st.warning, "note": st.info}
 REQUESTED = "dataset_preflight_requested"

@@ -8,13 +8,13 @@ import math
 
 import streamlit as st
 
-from ui.dataset_data import forget_scan
 from ui.dataset_masks import mask_image
-from ui.params_state import flash, show_flash
-from workbench.captions import CaptionConflict, write_caption
-from workbench.dataset_tables import ImageFilter, caption_of, size_label
+from ui.shared_data import forget_scan
+from ui.shared_state import flash, show_flash
+from workbench.dataset.captions import CaptionConflict, write_caption
+from workbench.dataset.thumbnails import thumbnails
 from workbench.errors import UserError
-from workbench.thumbnails import thumbnails
+from workbench.views.dataset_tables import ImageFilter, caption_of, size_label
 
 PAGE_SIZE = 24          # images per grid page
 CAPTION_BOX_PX = 110    # about four lines of a caption

@@ -1,13 +1,13 @@
 """The Dataset grid's loss-mask view: a toggle (in the URL) that swaps each thumbnail for one with
-the part the loss ignores tinted red (workbench/masks.py draws it). Shown only when the config
+the part the loss ignores tinted red (workbench/dataset/masks.py draws it). Shown only when the config
 has masks: masked_loss with conditioning_data_dir, or alpha_mask."""
 from __future__ import annotations
 
 import streamlit as st
 
-from workbench.config import TrainConfig
+from workbench.config.schema import TrainConfig
+from workbench.dataset.masks import conditioning_mask_path, mask_source, overlay_jpeg
 from workbench.errors import UserError
-from workbench.masks import conditioning_mask_path, mask_source, overlay_jpeg
 
 SOURCES = {"conditioning": "the mask images in conditioning_data_dir", "alpha": "each image's alpha channel"}
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui.dataset_data import forget_scan
-from ui.params_state import flash, show_flash
-from workbench.captions import CaptionConflict, replace_undecodable
-from workbench.dataset import lossy_caption
+from ui.shared_data import forget_scan
+from ui.shared_state import flash, show_flash
+from workbench.dataset.captions import CaptionConflict, replace_undecodable
+from workbench.dataset.scan import lossy_caption
 from workbench.errors import UserError
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui.dataset_data import forget_scan
-from ui.params_state import flash
-from workbench.dataset_tables import subset_rows
+from ui.shared_data import forget_scan
+from ui.shared_state import flash
+from workbench.dataset.folders import rename_for_repeats, repeats_folder_name
 from workbench.errors import UserError
-from workbench.folders import rename_for_repeats, repeats_folder_name
+from workbench.views.dataset_tables import subset_rows
 
 PENDING = "dataset_rename_pending"      # (folder, repeats) waiting for confirmation
 

@@ -11,12 +11,12 @@ import hashlib
 
 import streamlit as st
 
-from ui.dataset_data import forget_scan
 from ui.dataset_grid import page_of
-from ui.params_state import flash, show_flash
-from workbench.captions import write_caption
-from workbench.dataset_tables import caption_of
+from ui.shared_data import forget_scan
+from ui.shared_state import flash, show_flash
+from workbench.dataset.captions import write_caption
 from workbench.errors import UserError
+from workbench.views.dataset_tables import caption_of
 
 ROWS_PER_PAGE = 50
 NOTICES = "captions_table"     # flash slot right above the table, where the edit was made

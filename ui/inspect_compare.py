@@ -1,11 +1,11 @@
-"""Two LoRAs side by side: what differs in structure and metadata (workbench.inspect.compare)."""
+"""Two LoRAs side by side: what differs in structure and metadata (workbench.lora.inspect.compare)."""
 from __future__ import annotations
 
 import streamlit as st
 
 from workbench.commands.inspect import fact
-from workbench.inspect import Comparison
-from workbench.lora_metadata import short
+from workbench.lora.inspect import Comparison
+from workbench.lora.read_metadata import short
 
 NAMES_SHOWN = 50     # module names listed per difference
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from workbench import runs, workspace
+from workbench import workspace
 from workbench.fileio import write_bytes_atomic
-from workbench.training_view import lora_files
+from workbench.runs import registry as runs
+from workbench.views.training import lora_files
 
 NONE = "—"
 

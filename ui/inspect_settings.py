@@ -1,4 +1,4 @@
-""""Use these settings": the LoRA's training config (workbench.inspect.config_from_metadata)
+""""Use these settings": the LoRA's training config (workbench.lora.inspect.config_from_metadata)
 becomes the current config, and the Parameters page opens on it. The config it replaces is kept
 (ui.config_history), and a file that stores no training settings offers nothing to use."""
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import streamlit as st
 
 from ui.config_history import replace_config
-from ui.params_state import flash
-from workbench.config import TrainConfig
-from workbench.inspect import Inspection, config_from_metadata
+from ui.shared_state import flash
+from workbench.config.schema import TrainConfig
+from workbench.lora.inspect import Inspection, config_from_metadata
 
 # a LoRA made elsewhere keeps no usable paths: these stay as the current config has them
 PATH_FIELDS = ("pretrained_model_name_or_path", "train_data_dir", "reg_data_dir", "output_dir")

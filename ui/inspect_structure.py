@@ -11,7 +11,7 @@ from pathlib import Path
 import altair as alt
 import streamlit as st
 
-from workbench.inspect import Inspection, modules_by_block
+from workbench.lora.inspect import Inspection, modules_by_block
 
 
 def structure_section(i: Inspection) -> None:

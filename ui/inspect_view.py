@@ -1,6 +1,6 @@
 """One LoRA on the Inspect page: the summary, the hash check, and its metadata decoded (training
 parameters, the training comment, dataset folders, buckets, tag frequency, everything as stored).
-The decoding is workbench.inspect's; a section whose metadata cannot be decoded says why."""
+The decoding is workbench.lora.inspect's; a section whose metadata cannot be decoded says why."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,7 +10,7 @@ import streamlit as st
 
 from ui.tag_chart import tag_bar_chart
 from workbench.errors import UserError
-from workbench.inspect import Inspection, bucket_info, check_hash, dataset_dirs, tag_frequency, training_parameters
+from workbench.lora.inspect import Inspection, bucket_info, check_hash, dataset_dirs, tag_frequency, training_parameters
 
 TOP_TAGS = 40        # tags in the frequency chart
 

@@ -4,7 +4,7 @@ except lr_warmup_steps, which is edited as "% of steps" or as steps.
 
 A widget shows the value on disk; an edit is saved to current.toml at once (from its on_change
 callback, so the rest of the page already sees it), after the same coercion a TOML load does. A
-value that cannot be coerced, or that the trainer would refuse (workbench.validate.unrunnable), is
+value that cannot be coerced, or that the trainer would refuse (workbench.config.validate.unrunnable), is
 not saved; its error stays next to the field.
 """
 from __future__ import annotations
@@ -15,15 +15,15 @@ from typing import Any
 
 import streamlit as st
 
-from ui.common import save_config
-from ui.dataset_folders import folder_browser
-from ui.params_state import current_config, sync_widget
-from workbench.config import FIELDS, field_type, from_dict
-from workbench.config_topics import field_label, widget_label
+from ui.shared_config import current_config, save_config
+from ui.shared_folders import folder_browser
+from ui.shared_state import sync_widget
+from workbench.config.schema import FIELDS, field_type, from_dict
+from workbench.config.topics import field_label, widget_label
+from workbench.config.validate import unrunnable
 from workbench.errors import UserError
-from workbench.hub import is_repo_id
-from workbench.schedules import warmup_steps_for
-from workbench.validate import unrunnable
+from workbench.models.hub import is_repo_id
+from workbench.planning.schedules import warmup_steps_for
 
 ERRORS = "params_errors"     # field -> message of a value that could not be saved
 PERCENT, STEPS = "% of steps", "steps"     # the two units lr_warmup_steps is edited in

@@ -1,5 +1,5 @@
 """Configs in and out: save/load a TOML by path, download/upload it, import a kohya_ss GUI JSON or
-sd-scripts TOML (workbench.kohya, with its per-key report) and export the sd-scripts command.
+sd-scripts TOML (workbench.config.kohya, with its per-key report) and export the sd-scripts command.
 Loading replaces the current config on disk; saving never overwrites a file unless asked to."""
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from pathlib import Path
 import streamlit as st
 
 from ui.config_history import replace_config, restore_button
-from ui.params_state import current_config, flash, run_action
+from ui.shared_config import current_config
+from ui.shared_state import flash, run_action
 from workbench import workspace
-from workbench.config import load_toml, save_toml, to_toml
+from workbench.config.kohya import export_sd_scripts, import_file
+from workbench.config.schema import load_toml, save_toml, to_toml
 from workbench.errors import UserError
-from workbench.kohya import export_sd_scripts, import_file
 
 
 def _save_to(key: str, overwrite_key: str) -> None:

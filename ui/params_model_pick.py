@@ -1,12 +1,12 @@
 """Pick the base model from a list instead of typing a path: recent models, the Hugging Face
-cache, and the A1111 / ComfyUI folders the user added once (workbench.model_sources)."""
+cache, and the A1111 / ComfyUI folders the user added once (workbench.models.sources)."""
 from __future__ import annotations
 
 import streamlit as st
 
-from ui.common import save_config
-from ui.params_state import current_config, flash, run_action
-from workbench.model_sources import add_model_folder, quick_pick
+from ui.shared_config import current_config, save_config
+from ui.shared_state import flash, run_action
+from workbench.models.sources import add_model_folder, quick_pick
 
 
 def _use(value: str) -> None:

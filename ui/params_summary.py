@@ -5,15 +5,14 @@ from __future__ import annotations
 import altair as alt
 import streamlit as st
 
-from ui.common import save_config
-from ui.dataset_data import load_plan
-from ui.params_state import current_config
-from workbench.checks import repo_model_info
+from ui.shared_config import current_config, save_config
+from ui.shared_data import load_plan
 from workbench.errors import UserError
-from workbench.hub import is_repo_id
-from workbench.modelinfo import contradiction, model_info
-from workbench.schedule_chart import chart_frames
-from workbench.step_breakdown import breakdown
+from workbench.models.hub import is_repo_id
+from workbench.models.modelinfo import contradiction, model_info
+from workbench.runs.preflight import repo_model_info
+from workbench.views.schedule_chart import chart_frames
+from workbench.views.step_breakdown import breakdown
 
 REPO_CHECK_TTL_S = 60     # a repo id is looked up again after this many seconds (a download may have ended)
 # the UNet's curve, then the text encoder's (px; dash pattern in px on/off)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ui.params_fields import field_widget, lr_warmup_widget, show_findings
-from workbench.config_topics import sections_of
+from workbench.config.topics import sections_of
 
 COLUMNS = 3     # sections per row; a topic with fewer leaves the rest empty, so widths stay the same
 

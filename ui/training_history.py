@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui.params_state import run_action
-from workbench import tensorboard
-from workbench.run_delete import delete_run, saved_files
-from workbench.runs import RunInfo
-from workbench.training_view import history_rows
+from ui.shared_state import run_action
+from workbench.runs import tensorboard
+from workbench.runs.delete import delete_run, saved_files
+from workbench.runs.registry import RunInfo
+from workbench.views.training import history_rows
 
 HISTORY_HELP = {      # what the estimate-vs-actual columns mean, on hover over their headers
     "estimate": st.column_config.TextColumn(help="what the start panel estimated when the run was started: total "

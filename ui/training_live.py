@@ -8,13 +8,15 @@ from pathlib import Path
 import altair as alt
 import streamlit as st
 
-from ui.params_state import flash
+from ui.shared_state import flash
 from ui.training_history import history_table
 from ui.training_samples import sample_gallery
-from workbench import run_queue, runs, training_view
 from workbench.errors import UserError
-from workbench.resume import RESUMABLE_STATES, latest_state, resume_config
-from workbench.training_view import RunMetrics, diagnose, output_files, progress, run_error
+from workbench.runs import queue as run_queue
+from workbench.runs import registry as runs
+from workbench.runs.resume import RESUMABLE_STATES, latest_state, resume_config
+from workbench.views import training as training_view
+from workbench.views.training import RunMetrics, diagnose, output_files, progress, run_error
 
 REFRESH_S = 1.5          # seconds between refreshes of a running run
 IDLE_REFRESH_S = 5.0     # seconds between looks for a run started elsewhere, while none is active

@@ -1,13 +1,13 @@
 """The Training page's queue: runs waiting for the GPU, in the order they will start, with
-buttons to move them or take them out (workbench.run_queue; the queue lives on disk)."""
+buttons to move them or take them out (workbench.runs.queue; the queue lives on disk)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import streamlit as st
 
-from ui.params_state import run_action
-from workbench import run_queue
+from ui.shared_state import run_action
+from workbench.runs import queue as run_queue
 
 
 def queue_panel() -> None:

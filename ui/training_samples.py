@@ -1,16 +1,16 @@
 """The Training page's sample gallery: the run's samples as a grid (rows = epoch or step, newest
 first; columns = the prompts, their text as header; a gap where a sample is missing), and one
 prompt of two runs side by side, rows aligned by epoch/step. The grid comes from
-workbench.sample_grid; this module only draws it."""
+workbench.views.sample_grid; this module only draws it."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import streamlit as st
 
-from workbench.runs import RunInfo
-from workbench.sample_grid import SampleGrid, run_grid, side_by_side
-from workbench.thumbnails import ThumbnailError, thumbnail
+from workbench.dataset.thumbnails import ThumbnailError, thumbnail
+from workbench.runs.registry import RunInfo
+from workbench.views.sample_grid import SampleGrid, run_grid, side_by_side
 
 ROWS_SHOWN = 4          # newest rows drawn at once; a slider reaches the older ones
 WHEN_WIDTH = 1          # relative width of the row-label column (each prompt's column is 3)

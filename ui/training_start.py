@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui.common import save_config
-from ui.dataset_data import load_plan
-from ui.params_state import flash
-from workbench import fast_path, run_queue, runs
-from workbench.checks import cuda_available
-from workbench.config import TrainConfig
+from ui.shared_config import save_config
+from ui.shared_data import load_plan
+from ui.shared_state import flash
+from workbench.config.schema import TrainConfig
 from workbench.errors import UserError
-from workbench.estimate import estimate, gpu_name
-from workbench.outputs import existing_outputs, free_output_name, lora_path
-from workbench.runs import start_blockers
+from workbench.planning import fast_path
+from workbench.planning.estimate import estimate, gpu_name
+from workbench.runs import queue as run_queue
+from workbench.runs import registry as runs
+from workbench.runs.outputs import existing_outputs, free_output_name, lora_path
+from workbench.runs.preflight import cuda_available
+from workbench.runs.registry import start_blockers
 
 
 def start_panel(cfg: TrainConfig) -> None:

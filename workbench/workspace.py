@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from workbench.config import TrainConfig, load_toml, save_toml
+from workbench.config.schema import TrainConfig, load_toml, save_toml
 
 
 def home() -> Path:

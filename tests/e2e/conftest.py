@@ -72,7 +72,8 @@ def wait_healthy(server: Server, timeout_s: float) -> bool:
 
 def stop_server(server: Server) -> None:
     """Stop the server, and any trainer or TensorBoard it left running in its workspace."""
-    from workbench import runs, tensorboard
+    from workbench.runs import registry as runs
+    from workbench.runs import tensorboard
     with mock.patch.dict(os.environ, {"WORKBENCH_HOME": str(server.home)}):
         for info in runs.list_runs():
             runs.stop(info.dir)
@@ -139,5 +140,5 @@ def param_field(page, name: str):
     """Config field `name`'s input on the Parameters page, found by its label as a person reads it:
     the kohya_ss words with the sd-scripts key beside them (the input's accessible name; a checkbox
     whose label is long has the key on a line of its own: ui.params_fields.checkbox_label)."""
-    from workbench.config_topics import widget_label
+    from workbench.config.topics import widget_label
     return page.get_by_label(widget_label(name), exact=True)

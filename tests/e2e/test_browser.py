@@ -185,8 +185,8 @@ def test_training_runs_the_demo_to_the_end_and_lists_the_lora(page, server):
 
 def _final_lora(server) -> Path:
     """The run's final LoRA: <output_dir>/<output_name>.safetensors of the demo config."""
-    from workbench.config import load_toml
-    from workbench.runs import list_runs
+    from workbench.config.schema import load_toml
+    from workbench.runs.registry import list_runs
     (run,) = list_runs(server.home / "runs")
     cfg, _ = load_toml(run.dir / "config.toml")
     lora = Path(cfg.output_dir) / f"{cfg.output_name}.safetensors"

@@ -107,7 +107,9 @@ def wait_for(predicate, what: str, timeout_s: float = 600) -> None:
 
 def test_queue_on_the_training_page_survives_a_restart_and_moves_on_with_the_browser_closed(
         browser, tmp_path_factory):
-    from workbench import run_queue, runs, workspace
+    from workbench import workspace
+    from workbench.runs import queue as run_queue
+    from workbench.runs import registry as runs
     home = tmp_path_factory.mktemp("queue-home")
     srv = start_server(home, ARTIFACTS / "streamlit-queue.log")
     long_run = None
@@ -169,7 +171,8 @@ def test_queue_on_the_training_page_survives_a_restart_and_moves_on_with_the_bro
 # ---------------------------------------------------------------- resume
 
 def test_a_stopped_run_offers_resume_and_continues_where_it_stopped(page, server):
-    from workbench import runs, workspace
+    from workbench import workspace
+    from workbench.runs import registry as runs
     open_page(page, server)
     with with_home(server.home):
         cfg = workspace.load_current()
@@ -205,7 +208,8 @@ CLI_RUN = "29991231-235959-cli-run"      # named like a run dir, the newest: the
 
 
 def test_an_open_training_page_notices_a_run_started_elsewhere(page, server, tmp_path):
-    from workbench import runs, workspace
+    from workbench import workspace
+    from workbench.runs import registry as runs
     open_page(page, server)
     page.goto(f"{server.url}/Training")
     wait_idle(page)

@@ -32,7 +32,7 @@ def server(tmp_path_factory):
 
 def train(server, name: str, epochs: int) -> Path:
     """`workbench train` on the demo config (the one the app saved as current.toml), renamed."""
-    from workbench.config import load_toml, save_toml
+    from workbench.config.schema import load_toml, save_toml
     cfg, _ = load_toml(server.home / "current.toml")
     config = save_toml(cfg.replace(output_name=name, max_train_epochs=epochs), server.home / f"{name}.toml")
     run_dir = server.home / "runs" / f"20260101-00000{epochs}-{name}"

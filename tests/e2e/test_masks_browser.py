@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 @pytest.fixture(scope="module")
 def masked_server(tmp_path_factory):
-    from workbench.config import TrainConfig, save_toml
+    from workbench.config.schema import TrainConfig, save_toml
     home = tmp_path_factory.mktemp("e2e-masks")
     folder = home / "data" / "2_blue"
     folder.mkdir(parents=True)

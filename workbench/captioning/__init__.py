@@ -10,7 +10,7 @@ its own process, `python -m workbench.captioning.worker JOB_DIR`).
     sentences.py the transformers captioner (BLIP, GIT, Florence-2 …)
     run.py       the loop over images in batches: stop after a batch, atomic conflict-aware writes,
                  one undo-journal entry for the whole run
-    jobs.py      job folders for the app: launch, status, stop (like workbench/runs.py)
+    jobs.py      job folders for the app: launch, status, stop (like workbench/runs/registry.py)
     worker.py    the job process
 
 Nothing heavy (numpy, onnxruntime, torch, transformers) is imported at module level.

@@ -25,7 +25,7 @@ from workbench import workspace
 from workbench.captioning.settings import CaptionSettings, cli_args
 from workbench.errors import UserError
 from workbench.fileio import write_json_atomic
-from workbench.runs import PROJECT_ROOT, pid_alive, proc_start_time, read_status, trainer_env, write_status
+from workbench.runs.registry import PROJECT_ROOT, pid_alive, proc_start_time, read_status, trainer_env, write_status
 
 ACTIVE_STATES = ("starting", "loading", "running")
 _children: set[int] = set()      # worker pids this process started, reaped without blocking

@@ -1,4 +1,4 @@
-"""A caption run's entry in the bulk-edit undo journal (workbench/captions.py reads and undoes it).
+"""A caption run's entry in the bulk-edit undo journal (workbench/dataset/captions.py reads and undoes it).
 
 With the run's first write the entry appears: `<time_ns>.json` naming the run, its process (while
 it writes, undo refuses) and a side file `<time_ns>.jsonl` to which each batch's records are
@@ -13,9 +13,9 @@ import os
 import time
 from pathlib import Path
 
-from workbench.captions import default_journal_dir
+from workbench.dataset.captions import default_journal_dir
 from workbench.fileio import write_json_atomic
-from workbench.runs import proc_start_time
+from workbench.runs.registry import proc_start_time
 
 
 class RunJournal:

@@ -6,7 +6,7 @@ prefix tags, it returns the first line to write, or None when the image is left 
 from __future__ import annotations
 
 from workbench.captioning.tags import tag_key
-from workbench.captions import join_tags, prepend_tag, split_tags
+from workbench.dataset.captions import join_tags, prepend_tag, split_tags
 
 
 def merged_line(existing: str | None, new: list[str], policy: str, prefix: tuple[str, ...] = ()) -> str | None:

@@ -21,11 +21,11 @@ from workbench.captioning.sentences import SentenceCaptioner
 from workbench.captioning.settings import CaptionSettings, split_list, unused_options
 from workbench.captioning.threads import parallel_map
 from workbench.captioning.wd14 import Tagger
-from workbench.captions import first_line, read_text, with_first_line
-from workbench.dataset import caption_path, find_subset_folders, list_images, parse_subset_name
+from workbench.dataset.captions import first_line, read_text, with_first_line
+from workbench.dataset.images import open_image as opened
+from workbench.dataset.scan import caption_path, find_subset_folders, list_images, parse_subset_name
 from workbench.errors import UserError
 from workbench.fileio import write_text_atomic
-from workbench.images import open_image as opened
 
 WRITTEN, SKIPPED, FAILED = "written", "skipped", "failed"
 CHANGED_ON_DISK = "caption changed on disk during the run; left as it is now"
@@ -207,7 +207,7 @@ def _open_or_error(path: Path):
 
 
 def open_image(path: Path):
-    """The decoded image: all pixels read now, so a truncated file fails here, named (workbench.images)."""
+    """The decoded image: all pixels read now, so a truncated file fails here, named (workbench.dataset.images)."""
     with opened(path) as im:
         im.load()                  # the pixels stay usable once the file is closed
         return im

@@ -18,7 +18,7 @@ from workbench.captioning.journal import RunJournal
 from workbench.captioning.run import CaptionRun, collect_items, load_model
 from workbench.captioning.stopping import StopAfterBatch
 from workbench.errors import UserError
-from workbench.runs import proc_start_time, write_status
+from workbench.runs.registry import proc_start_time, write_status
 
 
 def main(job_dir: Path) -> int:

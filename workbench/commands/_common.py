@@ -4,9 +4,9 @@ from __future__ import annotations
 import json
 import sys
 
-from workbench.config import TrainConfig, load_toml
+from workbench.config.schema import TrainConfig, load_toml
+from workbench.config.validate import errors, validate
 from workbench.errors import UserError
-from workbench.validate import errors, validate
 
 
 def load_config(path: str, warn_unknown: bool = True) -> TrainConfig:

@@ -1,9 +1,9 @@
 """`workbench check CONFIG [--json]`."""
 from __future__ import annotations
 
-from workbench.checks import failing, run_checks
 from workbench.commands._common import print_json
-from workbench.config import load_toml
+from workbench.config.schema import load_toml
+from workbench.runs.preflight import failing, run_checks
 
 DESCRIPTION = """preflight: what would fail or silently surprise before a run.
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from workbench import workspace
-from workbench.demo import RANDOM_WEIGHTS_NOTE, build_demo
+from workbench.models.demo import RANDOM_WEIGHTS_NOTE, build_demo
 
 
 def add_arguments(parser) -> None:

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from workbench.commands._common import load_config, refuse_config_errors
-from workbench.kohya import export_sd_scripts, write_new
+from workbench.config.kohya import export_sd_scripts, write_new
 
 DESCRIPTION = """the sd-scripts job that runs the same training: its config TOML (sd-scripts' own key
 names, workbench-only keys left out) and the `accelerate launch ... train_network.py

@@ -1,7 +1,7 @@
 """`workbench import-kohya IN -o OUT.toml [--force]`."""
 from __future__ import annotations
 
-from workbench.kohya import import_file, write_new
+from workbench.config.kohya import import_file, write_new
 
 DESCRIPTION = """convert a kohya_ss GUI config JSON or an sd-scripts config TOML into a workbench config.
 

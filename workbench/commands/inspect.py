@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from workbench.commands._common import print_json
 from workbench.errors import UserError
-from workbench.inspect import (
+from workbench.lora.inspect import (
     Inspection,
     MetadataError,
     bucket_info,
@@ -17,7 +17,7 @@ from workbench.inspect import (
     to_json,
     training_parameters,
 )
-from workbench.lora_metadata import PARAMETER_GROUPS, short
+from workbench.lora.read_metadata import PARAMETER_GROUPS, short
 
 # keys the readable report decodes in their own section (everything else is listed as stored)
 DECODED_KEYS = {key for keys in PARAMETER_GROUPS.values() for key in keys} | {

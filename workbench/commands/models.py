@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from workbench.commands._common import print_json
-from workbench.model_sources import add_model_folder, quick_pick
+from workbench.models.sources import add_model_folder, quick_pick
 
 DESCRIPTION = """base models to pick from, each with its family: the models recent runs used, the
 diffusers repos in the Hugging Face cache (HF_HUB_CACHE / HF_HOME), and the checkpoints in the

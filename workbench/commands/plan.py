@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 
 from workbench.commands._common import load_config, print_json, refuse_config_errors
-from workbench.estimate import estimate, gpu_name
-from workbench.plan import Plan, make_plan
-from workbench.runs import list_runs
+from workbench.planning.estimate import estimate, gpu_name
+from workbench.planning.plan import Plan, make_plan
+from workbench.runs.registry import list_runs
 
 
 def add_arguments(parser) -> None:

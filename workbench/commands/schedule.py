@@ -5,8 +5,8 @@ import sys
 
 from workbench.commands._common import load_config, print_json, refuse_config_errors
 from workbench.errors import UserError
-from workbench.plan import make_plan
-from workbench.schedules import make_schedule
+from workbench.planning.plan import make_plan
+from workbench.planning.schedules import make_schedule
 
 
 def add_arguments(parser) -> None:

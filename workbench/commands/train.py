@@ -11,12 +11,12 @@ import sys
 import time
 from pathlib import Path
 
-from workbench import run_queue
 from workbench.commands._common import load_config
 from workbench.errors import UserError
-from workbench.model_sources import remember_recent
-from workbench.resume import resume_config
-from workbench.runs import MetricsTail, start_blockers, start_run
+from workbench.models.sources import remember_recent
+from workbench.runs import queue as run_queue
+from workbench.runs.registry import MetricsTail, start_blockers, start_run
+from workbench.runs.resume import resume_config
 
 POLL_S = 0.25            # seconds between reads of metrics.jsonl
 BAR_WIDTH = 24
