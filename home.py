@@ -1,5 +1,5 @@
 """LoRA Workbench — the Home page: what the workbench is, where its workspace lives, the four
-jobs with links. app.py lists it and the pages of pages/ (st.navigation)."""
+jobs with links. app.py lists it and the pages of app_pages/ (st.navigation)."""
 import streamlit as st
 
 from ui.shared_page import on_demo, setup_page
@@ -15,13 +15,13 @@ st.markdown(
 
 # Material icons: Streamlit ships their font; emoji need one the browser may lack (a box instead)
 JOBS = (
-    ("pages/1_Dataset.py", "Dataset", ":material/photo_library:",
+    ("app_pages/1_Dataset.py", "Dataset", ":material/photo_library:",
      "look at your images, edit captions, see the buckets and preflight findings"),
-    ("pages/2_Parameters.py", "Parameters", ":material/tune:",
+    ("app_pages/2_Parameters.py", "Parameters", ":material/tune:",
      "every option with its help, total steps with the breakdown, the LR curve"),
-    ("pages/3_Training.py", "Training", ":material/monitoring:",
+    ("app_pages/3_Training.py", "Training", ":material/monitoring:",
      "start a run, watch loss and LR live, stop it, open past runs"),
-    ("pages/4_Inspect.py", "Inspect", ":material/search:",
+    ("app_pages/4_Inspect.py", "Inspect", ":material/search:",
      "look inside a LoRA: metadata, structure, hash check, compare two"),
 )
 for page, label, icon, what in JOBS:

@@ -93,7 +93,7 @@ def _refreshes(at, run_dir: Path) -> list[dict]:
     metrics = run_dir / "metrics.jsonl"
     written = 0
     results = []
-    at.switch_page("pages/3_Training.py")
+    at.switch_page("app_pages/3_Training.py")
     for target in (1_000, 10_000, 100_000):
         written = _append_steps(metrics, written, target)
         at.run()                                      # the session's cache catches up to `target`

@@ -45,7 +45,7 @@ def timed(fn):
 
 def render_page():
     from streamlit.testing.v1 import AppTest
-    at = AppTest.from_file(str(ROOT / "pages" / "1_Dataset.py"), default_timeout=120)
+    at = AppTest.from_file(str(ROOT / "app_pages" / "1_Dataset.py"), default_timeout=120)
     at.run()
     if at.exception:
         raise SystemExit(f"the page raised: {at.exception[0].message}")

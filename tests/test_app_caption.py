@@ -17,7 +17,7 @@ from workbench.captioning import jobs
 from workbench.config.schema import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = str(ROOT / "pages" / "1_Dataset.py")
+PAGE = str(ROOT / "app_pages" / "1_Dataset.py")
 pytestmark = pytest.mark.slow       # each run starts a model process
 
 

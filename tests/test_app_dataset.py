@@ -12,7 +12,7 @@ from workbench import workspace
 from workbench.config.schema import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = str(ROOT / "pages" / "1_Dataset.py")
+PAGE = str(ROOT / "app_pages" / "1_Dataset.py")
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from workbench.config.schema import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
-PAGES = ("pages/1_Dataset.py", "pages/2_Parameters.py", "pages/3_Training.py", "pages/4_Inspect.py")
+PAGES = ("app_pages/1_Dataset.py", "app_pages/2_Parameters.py", "app_pages/3_Training.py", "app_pages/4_Inspect.py")
 
 
 def run_home() -> AppTest:
@@ -30,7 +30,7 @@ def test_home_links_the_four_jobs_and_names_the_workspace(tmp_path):
     at = run_home()
     assert at.title[0].value == "LoRA Workbench"
     links = at.get("page_link")
-    # the url path Streamlit gives each file of pages/ (it resolved every one: a missing page raises)
+    # the url path Streamlit gives each file of app_pages/ (it resolved every one: a missing page raises)
     assert [link.proto.page for link in links] == ["Dataset", "Parameters", "Training", "Inspect"]
     assert [link.proto.label for link in links] == ["Dataset", "Parameters", "Training", "Inspect"]
     text = "\n".join(m.value for m in at.markdown)

@@ -61,7 +61,7 @@ def inspect_page(**query) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=60)
     for key, value in query.items():
         at.query_params[key] = str(value)
-    at.switch_page("pages/4_Inspect.py").run()
+    at.switch_page("app_pages/4_Inspect.py").run()
     assert not at.exception, at.exception
     return at
 

@@ -14,7 +14,7 @@ from workbench import workspace
 from workbench.config.schema import FIELDS, TrainConfig, load_toml, to_toml
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = str(ROOT / "pages" / "2_Parameters.py")
+PAGE = str(ROOT / "app_pages" / "2_Parameters.py")
 
 
 @pytest.fixture

@@ -78,7 +78,7 @@ def run_page(**query) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=30)
     for key, value in query.items():
         at.query_params[key] = value
-    at.switch_page("pages/3_Training.py").run()
+    at.switch_page("app_pages/3_Training.py").run()
     assert not at.exception, at.exception
     return at
 

@@ -74,7 +74,7 @@ def test_the_training_page_shows_the_estimate_beside_the_step_count(tmp_path):
     workspace.save_current(cfg)
     finished(cfg, "20260101-000000-earlier", [1.5] * 10)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.switch_page("pages/3_Training.py").run()
+    at.switch_page("app_pages/3_Training.py").run()
     assert not at.exception, at.exception
     line = next(m.value for m in at.markdown if "120 steps" in m.value)
     assert "About 3 min (120 steps × 1.500 s/step, measured by run 20260101-000000-earlier" in line

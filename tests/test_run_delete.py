@@ -48,7 +48,7 @@ def test_the_training_page_asks_before_deleting(tmp_path):
     run_dir, lora = finished_run(tmp_path, "old")
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.query_params["run"] = run_dir.name
-    at.switch_page("pages/3_Training.py").run()
+    at.switch_page("app_pages/3_Training.py").run()
     assert not at.exception, at.exception
     assert run_dir.is_dir()                       # nothing happens before the confirmation button
     at.button(key=f"delete-{run_dir.name}").click().run()

@@ -64,7 +64,7 @@ def test_the_training_page_refuses_with_the_same_lines(tmp_path):
     cfg = three_blockers(tmp_path)
     workspace.save_current(cfg)
     at = AppTest.from_file(str(Path(__file__).parents[1] / "app.py"), default_timeout=60)
-    at.switch_page("pages/3_Training.py").run()
+    at.switch_page("app_pages/3_Training.py").run()
     at.button(key="start").click().run()
     shown = " ".join(e.value for e in at.error if "Not started" in e.value)
     assert all(p in shown for p in start_blockers(cfg))

@@ -1,1 +1,1 @@
-"""Streamlit helpers shared by app.py and pages/ (this package may import streamlit; workbench/ may not)."""
+"""Streamlit helpers shared by app.py and app_pages/ (this package may import streamlit; workbench/ may not)."""

@@ -36,4 +36,4 @@ def use_settings_section(i: Inspection, current: TrainConfig) -> None:
                  "LoRA was trained with, and open Parameters (the current one can be restored there)"):
         replace_config(cfg.replace(**kept), f"Used the settings of {i.path.name}")
         flash("success", f"Loaded the training settings of {i.path.name}")
-        st.switch_page("pages/2_Parameters.py")
+        st.switch_page("app_pages/2_Parameters.py")

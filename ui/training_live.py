@@ -154,4 +154,4 @@ def _output_row(path: str) -> None:
     text = f"`{path}`" + (f" ({size:.1f} MB)" if size is not None else " (missing on disk)")
     left, right = st.columns([4, 1])
     left.markdown(text)
-    right.page_link("pages/4_Inspect.py", label="Inspect", icon=":material/search:", query_params={"file": path})
+    right.page_link("app_pages/4_Inspect.py", label="Inspect", icon=":material/search:", query_params={"file": path})

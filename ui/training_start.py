@@ -23,7 +23,7 @@ def start_panel(cfg: TrainConfig) -> None:
     target = lora_path(cfg)
     st.markdown(f"{_steps_line(cfg)} · model `{cfg.pretrained_model_name_or_path or '(not set)'}` · "
                 f"data `{cfg.train_data_dir or '(not set)'}` · writes `{target}`")
-    st.page_link("pages/2_Parameters.py", label="Change the parameters", icon=":material/tune:")
+    st.page_link("app_pages/2_Parameters.py", label="Change the parameters", icon=":material/tune:")
     _offer_free_name(cfg)
     training = run_queue.busy()
     parallel = False

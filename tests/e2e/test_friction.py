@@ -192,7 +192,7 @@ def test_a_stopped_run_offers_resume_and_continues_where_it_stopped(page, server
     wait_idle(page)
     expect(page.get_by_text("Run 20000101-000000-stopped-run — stopped")).to_be_visible()
     shot(page, "13-4-training-stopped-offers-resume")
-    page.get_by_role("button", name="Resume").click()
+    page.get_by_role("button", name="Resume", exact=True).click()
     run_header = page.get_by_test_id("stMain").locator("h3").filter(has_text=re.compile(r"^Run \S+ — "))
     expect(run_header).to_contain_text(re.compile(r"to-resume — (starting|running|finished)"), timeout=60_000)
     expect(run_header).to_contain_text("finished", timeout=600_000)
@@ -223,3 +223,18 @@ def test_an_open_training_page_notices_a_run_started_elsewhere(page, server, tmp
         assert runs.read_status(server.home / "runs" / CLI_RUN)["state"] == "finished"
     # no click, no reload: the page's idle refresh finds the new run and shows it
     expect(page.get_by_text(f"Run {CLI_RUN} — finished")).to_be_visible(timeout=60_000)
+
+
+def test_a_fresh_server_opened_at_a_page_still_names_home(page, tmp_path):
+    """A first visit straight to /Training (a bookmark, a link from the README) on a server that has
+    not served the home page yet: Streamlit used to run the page from a pages/ folder on its own,
+    without app.py's page list, and the sidebar's first entry read "app"."""
+    fresh = start_server(tmp_path / "home", ARTIFACTS / "streamlit-fresh.log")
+    try:
+        page.goto(f"{fresh.url}/Training")
+        wait_idle(page)
+        links = page.get_by_test_id("stSidebarNav").get_by_role("link")
+        expect(links).to_have_text(["Home", "Dataset", "Parameters", "Training", "Inspect"])
+        expect(page.get_by_test_id("stException")).to_have_count(0)
+    finally:
+        stop_server(fresh)
