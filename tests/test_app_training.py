@@ -327,3 +327,20 @@ def test_a_long_run_lists_its_newest_saves_and_folds_the_rest(cfg, tmp_path):
     inside = " ".join(m.value for m in folded.markdown)
     assert all(p.name in inside for p in saves[:3]) and not any(p.name in inside for p in saves[3:])
     assert saves[-1].name in texts(at)
+
+
+def test_equal_unet_and_text_encoder_rates_stay_two_visible_curves(cfg):
+    """The live LR chart draws equal rates as the Parameters page does: the UNet's curve wide and
+    pale underneath, the text encoder's thin and dashed on top (one hid the other before)."""
+    run_dir = write_run(cfg, "20260101-000000-equal", "finished", TOTAL, dead_pid())
+    events = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    for e in events:
+        if e["event"] == "step":
+            e["lr_te"] = e["lr_unet"]
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    spec = json.loads(run_page().get("vega_lite_chart")[1].proto.spec)
+    assert spec["title"] == "Learning rate per group"
+    encoding = spec["encoding"]
+    widths = dict(zip(encoding["strokeWidth"]["scale"]["domain"], encoding["strokeWidth"]["scale"]["range"]))
+    dashes = dict(zip(encoding["strokeDash"]["scale"]["domain"], encoding["strokeDash"]["scale"]["range"]))
+    assert widths["UNet"] > widths["Text encoder"] and dashes["Text encoder"] != dashes["UNet"]

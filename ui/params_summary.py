@@ -5,6 +5,7 @@ from __future__ import annotations
 import altair as alt
 import streamlit as st
 
+from ui.shared_charts import overlapping_curves
 from ui.shared_config import current_config, save_config
 from ui.shared_data import load_plan
 from workbench.errors import UserError
@@ -16,7 +17,6 @@ from workbench.views.step_breakdown import breakdown
 
 REPO_CHECK_TTL_S = 60     # a repo id is looked up again after this many seconds (a download may have ended)
 # the UNet's curve, then the text encoder's (px; dash pattern in px on/off)
-CURVE_COLOURS, CURVE_WIDTHS, CURVE_DASHES = ["#9ecae9", "#1f4e99"], [6, 2], [[1, 0], [6, 3]]
 # marker kind -> (legend name, colour)
 MARKERS = {"warmup": ("warmup ends", "#2ca02c"), "restart": ("restart", "#9467bd"),
            "stop_te": ("text encoder stops", "#d62728"), "save": ("save", "#7f7f7f")}
@@ -90,11 +90,7 @@ def lr_chart(cfg, plan) -> None:
     names = list(dict.fromkeys(curves.curve))
     lines = alt.Chart(curves).mark_line().encode(
         x=alt.X("step:Q", title="optimizer step"), y=alt.Y("lr:Q", title="learning rate", axis=alt.Axis(format="~e")),
-        color=alt.Color("curve:N", title="curve", scale=alt.Scale(domain=names, range=CURVE_COLOURS[:len(names)])),
-        strokeWidth=alt.StrokeWidth("curve:N", legend=None, scale=alt.Scale(domain=names,
-                                                                             range=CURVE_WIDTHS[:len(names)])),
-        strokeDash=alt.StrokeDash("curve:N", legend=None, scale=alt.Scale(domain=names,
-                                                                           range=CURVE_DASHES[:len(names)])),
+        **overlapping_curves("curve", names, "curve"),
         tooltip=["curve", "step", alt.Tooltip("lr:Q", format=".3e")])
     kinds = [k for k in MARKERS if k in set(markers.kind)]
     markers["marker"] = [MARKERS[k][0] for k in markers.kind]

@@ -8,6 +8,7 @@ from pathlib import Path
 import altair as alt
 import streamlit as st
 
+from ui.shared_charts import overlapping_curves
 from ui.shared_state import flash
 from ui.training_history import history_table
 from ui.training_samples import sample_gallery
@@ -121,15 +122,24 @@ def _charts(metrics: RunMetrics) -> None:
         return
     loss, lr = st.columns(2)
     loss.altair_chart(_line(metrics.loss_frame(), "loss", "series", "Loss (raw and smoothed)"))
-    lr.altair_chart(_line(metrics.lr_frame(), "lr", "group", "Learning rate per group"))
+    lr.altair_chart(_lr_lines(metrics.lr_frame()))
+
+
+def _lr_lines(frame) -> alt.Chart:
+    """The UNet and text-encoder LRs as the Parameters page draws them: equal rates stay two curves."""
+    names = list(dict.fromkeys(frame["group"]))
+    return (alt.Chart(frame, title="Learning rate per group").mark_line()
+            .encode(x=alt.X("step:Q", title="optimizer step"),
+                    y=alt.Y("lr:Q", title="lr", scale=alt.Scale(zero=True), axis=alt.Axis(format=".2e")),
+                    **overlapping_curves("group", names, None),
+                    tooltip=["step", "group", alt.Tooltip("lr:Q", format=".4g")]))
 
 
 def _line(frame, y: str, color: str, title: str) -> alt.Chart:
+    # the loss zoomed to its range: its trend is the point
     return (alt.Chart(frame, title=title).mark_line()
             .encode(x=alt.X("step:Q", title="optimizer step"),
-                    # loss: zoom to its range (the trend is the point); lr: from 0, as the schedule is drawn
-                    y=alt.Y(f"{y}:Q", title=y, scale=alt.Scale(zero=y == "lr"),
-                            axis=alt.Axis(format=".2e" if y == "lr" else ".3f")),
+                    y=alt.Y(f"{y}:Q", title=y, scale=alt.Scale(zero=False), axis=alt.Axis(format=".3f")),
                     color=alt.Color(f"{color}:N", title=None),
                     tooltip=["step", color, alt.Tooltip(f"{y}:Q", format=".4g")]))
 
