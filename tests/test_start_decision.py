@@ -12,7 +12,7 @@ from workbench import workspace
 from workbench.config.schema import TrainConfig, save_toml
 from workbench.errors import UserError
 from workbench.runs.preflight import cuda_available
-from workbench.runs.registry import start_blockers
+from workbench.runs.registry import start_blockers, where_to_fix
 
 
 def three_blockers(tmp_path) -> TrainConfig:
@@ -77,3 +77,19 @@ def test_a_missing_dataset_folder_is_reported_beside_the_other_blockers(tmp_path
     assert any(p.startswith("pretrained_model_name_or_path:") for p in problems)
     assert any(p.startswith("output_name:") for p in problems)
     assert any("nowhere" in p and "not found" in p for p in problems)
+
+
+def test_the_training_page_says_where_each_blocker_is_fixed(tmp_path):
+    """Not "fix these in Parameters" for everything: a field's line names its Parameters topic, a
+    missing dataset folder the Dataset page."""
+    cfg = three_blockers(tmp_path).replace(bucket_reso_steps=64, train_data_dir=str(tmp_path / "nowhere"))
+    workspace.save_current(cfg)
+    at = AppTest.from_file(str(Path(__file__).parents[1] / "app.py"), default_timeout=60)
+    at.switch_page("app_pages/3_Training.py").run()
+    at.button(key="start").click().run()
+    shown = " ".join(e.value for e in at.error if "Not started" in e.value)
+    assert "in Parameters first" not in shown
+    assert "**Parameters › Model › Base model" in shown and "**Parameters › Folders › Output" in shown
+    assert f"**Dataset**: {[p for p in start_blockers(cfg) if 'nowhere' in p][0]}" in shown
+    assert where_to_fix("learning_rate: -1 is below the minimum 0.0") == \
+        "Parameters › Learning rate & schedule › Learning rates › Learning rate"

@@ -15,7 +15,7 @@ from workbench.runs import queue as run_queue
 from workbench.runs import registry as runs
 from workbench.runs.outputs import existing_outputs, free_output_name, lora_path
 from workbench.runs.preflight import cuda_available
-from workbench.runs.registry import start_blockers
+from workbench.runs.registry import start_blockers, where_to_fix
 
 
 def start_panel(cfg: TrainConfig) -> None:
@@ -72,7 +72,7 @@ def _offer_free_name(cfg: TrainConfig) -> None:
 def _start(cfg: TrainConfig, parallel: bool) -> None:
     problems = start_blockers(cfg)
     if problems:
-        st.error("Not started — fix these in Parameters first:\n\n" + "\n".join(f"- {p}" for p in problems))
+        st.error("Not started — fix these first:\n\n" + "\n".join(f"- **{where_to_fix(p)}**: {p}" for p in problems))
         return
     try:
         run_dir, started = run_queue.start_or_queue(cfg, parallel=parallel)

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench import workspace
-from workbench.config.schema import TrainConfig, load_toml, save_toml
+from workbench.config.schema import FIELDS, TrainConfig, load_toml, save_toml
+from workbench.config.topics import where
 from workbench.config.validate import errors, validate
 from workbench.dataset.masks import mask_findings
 from workbench.errors import UserError
@@ -159,6 +160,19 @@ def start_blockers(cfg: TrainConfig, num_processes: int = 1) -> list[str]:
     except UserError as exc:       # the dataset: a missing folder, no images …
         return problems + [str(exc)]
     return problems + _mask_blockers(cfg, plan)
+
+
+# blockers about these keys are fixed on the Dataset page (its folders, the image and mask files)
+DATASET_KEYS = ("train_data_dir", "reg_data_dir", "conditioning_data_dir", "masked_loss", "alpha_mask")
+
+
+def where_to_fix(blocker: str) -> str:
+    """Where the user fixes one start_blockers line: "Parameters › Topic › Section › Label" for a
+    config key, "Dataset" for the folders and files the plan reads (its lines name no key)."""
+    key = blocker.partition(":")[0].strip()
+    if key in FIELDS and key not in DATASET_KEYS:
+        return f"Parameters › {where(key)}"
+    return "Dataset"
 
 
 def _mask_blockers(cfg: TrainConfig, plan) -> list[str]:
