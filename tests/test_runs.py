@@ -110,3 +110,10 @@ def test_a_background_trainer_is_reaped_and_leaves_no_zombie(tmp_path):
     with pytest.raises(ChildProcessError):
         os.waitpid(proc.pid, os.WNOHANG)     # already reaped by reap_children
     assert json.loads((run_dir / "status.json").read_text())["pid"] == proc.pid
+
+
+def test_the_trainer_starts_from_the_checkout_root():
+    """The trainer runs with the checkout as its cwd and first PYTHONPATH entry, wherever the
+    registry module sits in the package (it moved into workbench/runs/ once and pointed at workbench/)."""
+    assert (runs.PROJECT_ROOT / "trainer" / "__main__.py").is_file()
+    assert runs.trainer_env()["PYTHONPATH"].split(os.pathsep)[0] == str(runs.PROJECT_ROOT)

@@ -36,7 +36,7 @@ from workbench.runs.estimate_record import record_estimate
 from workbench.runs.metrics_file import MetricsTail, read_metrics  # noqa: F401  (the run-dir API: runs.read_metrics)
 from workbench.runs.preflight import cuda_available, hardware_findings, model_findings, output_findings
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]      # the checkout: workbench/runs/registry.py
 ACTIVE_STATES = ("starting", "running")
 _children: set[int] = set()   # pids this process launched, reaped without blocking
 
