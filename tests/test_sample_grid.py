@@ -7,7 +7,7 @@ from pathlib import Path
 from tests.conftest import make_image
 from workbench.config.schema import new_config, save_toml
 from workbench.runs.sample_prompts import parse_sample_name, sample_file_name, when_tag
-from workbench.views.sample_grid import When, build_grid, run_grid, run_prompts, side_by_side
+from workbench.views.sample_grid import When, build_grid, has_samples, run_grid, run_prompts, side_by_side
 
 T0 = 1_800_000_000.0        # a fixed local time for the names' stamps (seconds since the epoch)
 PROMPTS = "# a comment\nlorat, red circle --w 128 --h 128 --d 1\n\nlorat, yellow square --n blurry\n"
@@ -111,3 +111,12 @@ def test_a_prompt_the_other_run_lacks_falls_back_to_the_same_index(tmp_path):
     compared = side_by_side(run_grid(mine), run_grid(theirs), 0)
     assert (compared.other_index, compared.same_text) == (0, False)
     assert side_by_side(run_grid(mine), run_grid(theirs), 1).other_index is None
+
+
+def test_has_samples_is_true_only_for_a_run_with_a_named_sample(tmp_path):
+    run = tmp_path / "run"
+    assert not has_samples(run)
+    make_image(run / "samples" / "notes.png", (8, 8))
+    assert not has_samples(run)
+    make_image(run / "samples" / sample_file_name("lora", when_tag(1, 6), 0, None, T0), (8, 8))
+    assert has_samples(run)

@@ -10,7 +10,7 @@ import streamlit as st
 
 from workbench.dataset.thumbnails import ThumbnailError, thumbnail
 from workbench.runs.registry import RunInfo
-from workbench.views.sample_grid import SampleGrid, run_grid, side_by_side
+from workbench.views.sample_grid import SampleGrid, has_samples, run_grid, side_by_side
 
 ROWS_SHOWN = 4          # newest rows drawn at once; a slider reaches the older ones
 WHEN_WIDTH = 1          # relative width of the row-label column (each prompt's column is 3)
@@ -74,7 +74,7 @@ def compare_panel(selected: RunInfo | None, infos: list[RunInfo]) -> None:
     if selected is None:
         return
     grid = run_grid(selected.dir)
-    others = [info for info in infos if info.name != selected.name and run_grid(info.dir).rows]
+    others = [info for info in infos if info.name != selected.name and has_samples(info.dir)]
     if not grid.rows or not others:
         return
     st.subheader("Compare samples")

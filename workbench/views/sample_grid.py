@@ -72,6 +72,11 @@ def sample_files(run_dir: Path) -> list[Path]:
     return [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
 
 
+def has_samples(run_dir: Path) -> bool:
+    """Whether the run has a sample image named as samples are (a folder listing, no config read)."""
+    return any(parse_sample_name(p.name) is not None for p in sample_files(run_dir))
+
+
 def run_prompts(run_dir: Path, sample_events: Iterable[dict] = ()) -> list[str]:
     """The prompt texts by index: what the run's sample events say it rendered (the file may have
     been edited since), else the prompt file its frozen config names; [] when neither is readable."""
