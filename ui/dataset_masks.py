@@ -3,6 +3,8 @@ the part the loss ignores tinted red (workbench/dataset/masks.py draws it). Show
 has masks: masked_loss with conditioning_data_dir, or alpha_mask."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from workbench.config.schema import TrainConfig
@@ -27,8 +29,6 @@ def mask_toggle(cfg) -> bool:
 @st.cache_data(max_entries=512, show_spinner=False)
 def _overlay(path: str, versions: tuple, masked_loss: bool, alpha_mask: bool, folder: str) -> bytes:
     """`versions`: the image's and its mask file's mtimes, so an edited mask is drawn again."""
-    from pathlib import Path
-
     cfg = TrainConfig(masked_loss=masked_loss, alpha_mask=alpha_mask, conditioning_data_dir=folder)
     return overlay_jpeg(Path(path), cfg)
 

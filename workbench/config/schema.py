@@ -57,14 +57,12 @@ def opt(default: Any, help: str, group: str, choices: tuple | None = None, *, se
 MODEL, FOLDERS, TRAINING, LEARNING, NETWORK, BUCKETS, CAPTIONS, SAVING, SAMPLES, VALIDATION, LOGGING, ADVANCED = (
     "Model", "Folders", "Training", "Learning rate & schedule", "Network", "Buckets", "Captions", "Saving",
     "Samples", "Validation", "Logging", "Advanced")
-SOURCE, BASIC = MODEL, TRAINING      # the topics' earlier names, for code written against them
 
 
 @dataclass
 class TrainConfig:
-    # Fields stay in the order they were added (the "# ---" lines mark the page groups of that
-    # time); the Parameters page orders them by topic and section, not by this order.
-    # --- source model
+    # Fields stay in the order they were added; the Parameters page orders them by topic and
+    # section (each field's `group` and `section`), not by this order.
     pretrained_model_name_or_path: str = opt("", "Base model: a diffusers folder, a .safetensors/.ckpt checkpoint file, or a Hugging Face repo id (owner/name).", MODEL, path="model", section="Base model", label="Pretrained model name or path")
     v2: bool = opt(False, "The base model is SD 2.x (OpenCLIP text encoder).", MODEL, section="Base model", label="SD 2.x model (v2)")
     v_parameterization: bool = opt(False, "Train with v-prediction (SD 2.x 768-v models).", MODEL, section="Base model", label="v-parameterization")
@@ -72,7 +70,6 @@ class TrainConfig:
     vae: str = opt("", "A separate VAE instead of the model's own: a .safetensors/.ckpt file or a diffusers folder (empty: the model's).", MODEL, path="file", section="VAE", label="VAE")
     no_half_vae: bool = opt(True, "Keep the VAE in float32 under fp16/bf16 (SDXL's VAE overflows in fp16). On here; kohya_ss's default is off.", MODEL, section="VAE", label="No half VAE")
     vae_batch_size: int = opt(4, "Images the VAE encodes at once while caching latents (sd-scripts' default 1; more is faster, needs more memory).", TRAINING, min=1, section="Caching", label="VAE batch size")
-    # --- folders
     train_data_dir: str = opt("", "Folder holding the <repeats>_<class tokens> image folders.", FOLDERS, path="dir", section="Images", label="Image folder")
     reg_data_dir: str = opt("", "Folder holding the regularisation <repeats>_<class> folders (optional).", FOLDERS, path="dir", section="Images", label="Regularisation folder")
     output_dir: str = opt("", "Where the LoRA files are written.", FOLDERS, path="dir", section="Output", label="Output folder")
@@ -84,9 +81,7 @@ class TrainConfig:
     wandb_run_name: str = opt("", "wandb run name (empty: wandb picks one).", LOGGING, section="Weights & Biases", label="WANDB run name")
     save_model_as: str = opt("safetensors", "File format of the LoRA: safetensors (recommended) or ckpt.", SAVING, choices=("safetensors", "ckpt"), section="Files", label="Save trained model as")
     training_comment: str = opt("", "Free text stored in the LoRA's metadata (ss_training_comment).", SAVING, section="Files", label="Training comment")
-    # --- masks for masked_loss (the Advanced topic's Masked loss section)
     conditioning_data_dir: str = opt("", "masked_loss: folder of mask images, one per training image with the same file stem (any image type, the image's size); white trains, black is ignored (the red channel is read). Empty: none.", ADVANCED, path="dir", section="Masked loss", label="Conditioning data (mask) folder")
-    # --- basic
     train_batch_size: int = opt(1, "Images per batch; a batch only ever holds images of one bucket.", TRAINING, min=1, section="Batches & length", label="Train batch size")
     # not set in a file = sd-scripts' "not given": steps decide then (new_config() writes an explicit epoch count)
     max_train_epochs: int | None = opt(None, "Epochs to train (kohya_ss's Epoch); when set it decides the total steps and max_train_steps is ignored (as in sd-scripts). Empty: max_train_steps decides.", TRAINING, min=1, section="Batches & length", label="Max train epoch")
@@ -117,7 +112,6 @@ class TrainConfig:
     max_bucket_reso: int = opt(2048, "Largest bucket side, in pixels.", BUCKETS, min=64, section="Bucket sizes", label="Maximum bucket resolution")
     bucket_reso_steps: int = opt(64, "Bucket sides are multiples of this (64 for SD1/SD2; 32 allowed for SDXL).", BUCKETS, min=8, section="Bucket sizes", label="Bucket resolution steps")
     bucket_no_upscale: bool = opt(False, "Never upscale: small images keep their size, bucketed to its multiple of bucket_reso_steps; min/max_bucket_reso are then ignored (off here, on in kohya_ss).", BUCKETS, section="Bucket sizes", label="Don't upscale bucket resolution")
-    # --- network
     network_module: str = opt("networks.lora", "networks.lora (kohya LoRA/LoCon) or lycoris.kohya (LoCon, LoHa, LoKr ... via network_args algo=).", NETWORK, choices=NETWORK_MODULES, section="Structure", label="Network module")
     network_dim: int = opt(8, "Rank of the LoRA (network_dim).", NETWORK, min=1, section="Structure", label="Network rank (Dimension)")
     network_alpha: float = opt(1.0, "Alpha: the update is scaled by alpha / rank. Usually ≤ rank.", NETWORK, min=0.0, section="Structure", label="Network alpha")
@@ -127,7 +121,6 @@ class TrainConfig:
     dim_from_weights: bool = opt(False, "Take rank and alpha from network_weights.", NETWORK, section="Continue from a LoRA", label="DIM from weights")
     network_train_unet_only: bool = opt(False, "Train the UNet only; the text encoder is left as it is.", NETWORK, section="Structure", label="Train UNet only")
     scale_weight_norms: float = opt(0.0, "Max norm of each module's weight update (0: off); larger ones are scaled down after each step.", NETWORK, min=0.0, section="Regularisation", label="Scale weight norms")
-    # --- advanced
     gradient_accumulation_steps: int = opt(1, "Batches whose gradients add up before one optimizer step.", TRAINING, min=1, section="Batches & length", label="Gradient accumulate steps")
     fp8_base: bool = opt(False, "Keep the base UNet's and text encoders' Linear/Conv weights in fp8 (needs fp16/bf16): about half their fp16 memory (SDXL UNet 5.1 → 2.6 GB, text encoders 1.6 → 0.8 GB).", TRAINING, section="Precision", label="fp8 base")
     fp8_base_unet: bool = opt(False, "fp8 for the UNet only; the text encoders stay in fp16/bf16 (SDXL: saves about 2.6 GB).", TRAINING, section="Precision", label="fp8 base UNet")
@@ -181,7 +174,6 @@ class TrainConfig:
     save_last_n_steps: int | None = opt(None, "Keep the save_every_n_steps files of only the last N steps: older ones are deleted (empty: keep all).", SAVING, min=1, section="Keep", label="Save last N steps")
     save_last_n_steps_state: int | None = opt(None, "Keep the step state folders of only the last N steps (empty: as save_last_n_steps).", SAVING, min=1, section="State & resume", label="Save last N steps state")
     resume: str = opt("", "Resume from a saved state folder (continues steps, LR schedule and data order).", SAVING, path="dir", section="State & resume", label="Resume from saved training state")
-    # --- masked loss, face crop, weighted captions, attention
     masked_loss: bool = opt(False, "Multiply the loss by a mask (from conditioning_data_dir, else the alpha channel with alpha_mask), shrunk to the latent size: black areas teach nothing.", ADVANCED, section="Masked loss", label="Masked loss")
     alpha_mask: bool = opt(False, "Use each image's alpha channel as its loss mask (transparent: not learned); masks the loss even without masked_loss, as in sd-scripts. Images without alpha train everywhere.", ADVANCED, section="Masked loss", label="Alpha mask")
     face_crop_aug_range: str = opt("", 'No buckets, no latent cache: crop around the face named in the file (<name>_<x>_<y>_<w>_<h>.png), face "low,high" times smaller than the resolution (e.g. "2.0,4.0"); empty: off.', ADVANCED, section="Augmentation", label="Face crop aug range")
@@ -189,12 +181,10 @@ class TrainConfig:
     mem_eff_attn: bool = opt(False, "Memory-efficient attention: sd-scripts' own chunked attention, here diffusers' sliced attention (set_attention_slice auto): less memory, slower. Wins over xformers and sdpa.", TRAINING, section="Speed & memory", label="Memory efficient attention")
     xformers: bool = opt(False, "xformers' memory-efficient attention in the UNet (pip install xformers; CUDA only). Wins over sdpa.", TRAINING, section="Speed & memory", label="CrossAttention: xformers")
     sdpa: bool = opt(True, "PyTorch's scaled_dot_product_attention in the UNet (fast, flash kernels on a GPU). On here; sd-scripts' default is off (its plain attention, used here when all three are off).", TRAINING, section="Speed & memory", label="CrossAttention: SDPA")
-    # --- samples
     sample_prompts: str = opt("", "Prompt file for sample images (one prompt per line, with --w --h --s --l --n --d).", SAMPLES, path="file", section="Prompts", label="Sample prompts")
     sample_every_n_epochs: int | None = opt(None, "Render the sample prompts every N epochs (empty: never).", SAMPLES, min=1, section="When", label="Sample every n epochs")
     sample_every_n_steps: int | None = opt(None, "Render the sample prompts every N steps; ignored when sample_every_n_epochs is set, as in sd-scripts (empty: never).", SAMPLES, min=1, section="When", label="Sample every n steps")
     sample_sampler: str = opt("euler_a", "Sampler for sample images.", SAMPLES, choices=SAMPLERS, section="Prompts", label="Sample sampler")
-    # --- validation
     validation_split: float = opt(0.0, "Fraction of each training folder's images held out to measure a validation loss (e.g. 0.1; 0: off). They no longer train, so the steps go down.", VALIDATION, min=0.0, section="Held-out images", label="Validation split")
     validation_seed: int | None = opt(None, "Seed that picks the held-out images (empty: the run's seed).", VALIDATION, min=0, section="Held-out images", label="Validation seed")
     validate_every_n_epochs: int | None = opt(None, "Validate after every Nth epoch (empty: after every epoch).", VALIDATION, min=1, section="When", label="Validate every N epochs")

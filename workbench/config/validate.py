@@ -4,8 +4,10 @@ Errors stop a run; warnings are shown next to their field in the app and by `wor
 """
 from __future__ import annotations
 
+import importlib.util
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 from workbench.config.schema import FIELDS, ConfigError, TrainConfig, parse_key_values, parse_resolution
 from workbench.lora.blocks import BLOCK_ARGS, parse_blocks
@@ -387,7 +389,6 @@ def _caption_tags(cfg: TrainConfig) -> list[Finding]:
 def _masks(cfg: TrainConfig) -> list[Finding]:
     """masked_loss needs masks; the conditioning folder is read only with masked_loss (sd-scripts:
     its mask dataset exists only then); alpha_mask masks the loss on its own."""
-    from pathlib import Path
     if cfg.masked_loss and not (cfg.conditioning_data_dir or cfg.alpha_mask):
         return [Finding("error", "masked_loss", "no masks: set conditioning_data_dir (a folder of mask images) "
                         "or alpha_mask (the images' alpha channel)")]
@@ -425,7 +426,6 @@ def _weighted_captions(cfg: TrainConfig) -> list[Finding]:
 
 def _attention(cfg: TrainConfig) -> list[Finding]:
     """sd-scripts' order: mem_eff_attn, else xformers, else sdpa; xformers must be installed."""
-    import importlib.util
     if cfg.xformers and not cfg.mem_eff_attn and importlib.util.find_spec("xformers") is None:
         return [Finding("error", "xformers", "the xformers package is not installed: pip install xformers, or use "
                         "sdpa (PyTorch's own, as fast on torch 2)")]

@@ -12,6 +12,7 @@ the thumbnail (`overlay`).
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from workbench.config.validate import Finding
@@ -81,7 +82,6 @@ def overlay(image: Path, mask, side: int = 256, square: bool = False):
 
 def overlay_jpeg(image: Path, cfg, side: int = 256) -> bytes:
     """The grid's square mask thumbnail of `image` under the config's mask source, as JPEG bytes."""
-    import io
     out = io.BytesIO()
     overlay(image, load_mask(image, cfg), side, square=True).save(out, "JPEG", quality=85)
     return out.getvalue()
